@@ -1,0 +1,137 @@
+"""The model port (``GenericTradingModel``), the candle array container and the ``sma-cross`` rule model.
+
+A model turns candles into class probabilities over (down, flat, up). Features are computed by one
+vectorized, causal function used both in backtests (over the whole series) and live (over a trailing
+window of ``lookback`` candles; the last row is the live value). Both give identical numbers because
+every feature at candle t is computed from the window ending at t with the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from engine.core.types import Action, Candle
+
+# Column order of predict_proba's output.
+DOWN, FLAT, UP = 0, 1, 2
+CLASSES: tuple[str, ...] = ("down", "flat", "up")
+
+
+@dataclass(frozen=True, slots=True)
+class CandleArrays:
+    """Columns of a candle series as numpy arrays (ts int64 ms, the rest float64)."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    @classmethod
+    def from_candles(cls, candles: list[Candle]) -> CandleArrays:
+        n = len(candles)
+        ts = np.fromiter((c.ts for c in candles), dtype=np.int64, count=n)
+        cols = np.array([(c.open, c.high, c.low, c.close, c.volume) for c in candles], dtype=np.float64)
+        cols = cols.reshape(n, 5)
+        return cls(ts, cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy(), cols[:, 3].copy(),
+                   cols[:, 4].copy())
+
+    def slice(self, start: int, stop: int) -> CandleArrays:
+        return CandleArrays(self.ts[start:stop], self.open[start:stop], self.high[start:stop],
+                            self.low[start:stop], self.close[start:stop], self.volume[start:stop])
+
+    def candle(self, i: int) -> Candle:
+        return Candle(int(self.ts[i]), float(self.open[i]), float(self.high[i]), float(self.low[i]),
+                      float(self.close[i]), float(self.volume[i]))
+
+
+@runtime_checkable
+class GenericTradingModel(Protocol):
+    """What the decision path needs from a model (rule-based or learned)."""
+
+    name: str
+    feature_names: tuple[str, ...]
+    lookback: int  # candles in the trailing window the features of one candle depend on
+
+    def features(self, candles: CandleArrays) -> np.ndarray:
+        """(n, len(feature_names)) float64, causal; rows without enough history are NaN."""
+        ...
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n, 3) probabilities of (down, flat, up); a NaN feature row gives a flat row."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        ...
+
+
+class TrainableModel(GenericTradingModel, Protocol):
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+def sma(values: np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average whose value at t uses exactly values[t-window+1 .. t] (NaN before)."""
+    out = np.full(values.shape[0], np.nan)
+    if values.shape[0] >= window:
+        out[window - 1:] = sliding_window_view(values, window).mean(axis=1)
+    return out
+
+
+def actions_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(action, confidence) per row: the most likely class, ENTER for up, EXIT for down."""
+    cls = np.argmax(proba, axis=1)
+    action = np.where(cls == UP, Action.ENTER, np.where(cls == DOWN, Action.EXIT, Action.HOLD)).astype(np.int8)
+    confidence = proba[np.arange(proba.shape[0]), cls]
+    return action, confidence
+
+
+class SmaCrossModel:
+    """Long-only SMA crossover: up when the fast SMA crosses above the slow one, down when below.
+
+    Crossing as backtesting.py's ``crossover`` defines it: ``a[-2] < b[-2] and a[-1] > b[-1]``.
+    """
+
+    def __init__(self, fast: int = 10, slow: int = 30) -> None:
+        if not (1 <= fast < slow):
+            raise ValueError(f"sma-cross needs 1 <= fast < slow, got fast={fast} slow={slow}")
+        self.fast = fast
+        self.slow = slow
+        self.name = f"sma-cross({fast},{slow})"
+        self.feature_names = ("sma_fast", "sma_slow", "sma_fast_prev", "sma_slow_prev")
+        self.lookback = slow + 1
+
+    def features(self, candles: CandleArrays) -> np.ndarray:
+        f = sma(candles.close, self.fast)
+        s = sma(candles.close, self.slow)
+        out = np.full((len(candles), 4), np.nan)
+        out[:, 0] = f
+        out[:, 1] = s
+        out[1:, 2] = f[:-1]
+        out[1:, 3] = s[:-1]
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        f, s, fp, sp = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
+        with np.errstate(invalid="ignore"):
+            up = (fp < sp) & (f > s)
+            down = (sp < fp) & (s > f)
+        proba = np.zeros((x.shape[0], 3))
+        proba[:, FLAT] = 1.0
+        proba[up] = (0.0, 0.0, 1.0)
+        proba[down] = (1.0, 0.0, 0.0)
+        return proba
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "rule", "fast": self.fast, "slow": self.slow,
+                "feature_names": list(self.feature_names)}

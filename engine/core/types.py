@@ -1,0 +1,162 @@
+"""Plain value types shared by the decision path, the feeds, the store and the bot.
+
+Everything here is a frozen dataclass or an enum: no I/O, no ORM, no Telegram.
+Times are integer milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+TIMEFRAME_MS: dict[str, int] = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+DAY_MS = 86_400_000
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Milliseconds in one candle of ``timeframe`` (``"5m"`` -> 300000)."""
+    try:
+        return TIMEFRAME_MS[timeframe]
+    except KeyError:
+        raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(TIMEFRAME_MS)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV candle; ``ts`` is the candle's open time."""
+
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    def problem(self) -> str | None:
+        """Why this candle is malformed, or None when it is sound (prev-candle checks live in the feed)."""
+        values = (self.open, self.high, self.low, self.close, self.volume)
+        if not all(math.isfinite(v) for v in values):
+            return "non-finite value"
+        if min(self.open, self.high, self.low, self.close) <= 0:
+            return "non-positive price"
+        if self.high < max(self.open, self.close):
+            return "high below open/close"
+        if self.low > min(self.open, self.close):
+            return "low above open/close"
+        if self.volume < 0:
+            return "negative volume"
+        return None
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Action(enum.IntEnum):
+    """What the model asks for on one candle (long only)."""
+
+    EXIT = -1
+    HOLD = 0
+    ENTER = 1
+
+
+class RiskState(enum.StrEnum):
+    """ACTIVE: all orders. REDUCING: only orders that reduce exposure (daily loss hit; resets next UTC day).
+    HALTED: only orders that reduce exposure, until an operator resumes (max drawdown hit)."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class ExitReason(enum.StrEnum):
+    SIGNAL = "signal"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    MANUAL = "manual"
+    END_OF_DATA = "end_of_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A risk or broker refusal: a value with a reason, never an exception."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A market order the decision path or an operator wants; it fills at the next candle's open.
+
+
+    Exactly one of ``quantity`` (base units), ``notional`` (quote amount) or ``fraction`` (of equity
+    at fill time) sizes it; sells are capped at what is held. ``order_id`` is deterministic
+    (symbol, decision candle, reason), which makes it the idempotency key across restarts.
+    """
+
+    order_id: str
+    symbol: str
+    side: Side
+    reason: str  # "signal", "manual", ...
+    decided_ts: int  # candle open time (or clock time for manual orders) of the decision
+    quantity: float | None = None
+    notional: float | None = None
+    fraction: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: int  # time of the fill (the candle's open time for market orders)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A closed round trip (entry fill(s) to exit fill)."""
+
+    symbol: str
+    side: str  # "long"
+    entry_time: int
+    exit_time: int
+    entry_price: float
+    exit_price: float
+    quantity: float
+    fee: float
+    pnl: float
+    exit_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    symbol: str
+    quantity: float
+    avg_price: float
+    entry_ts: int
+    mark_price: float
+    unrealized_pnl: float
+    stop_price: float | None
+    target_price: float | None
+    trail_price: float | None

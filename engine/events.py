@@ -1,0 +1,217 @@
+"""Typed engine events and the in-process bus.
+
+Events leave the engine two ways: on this bus for anything live, and in the store's outbox
+(written in the same transaction as the change they describe) for anything that must reach a
+person across a crash or a restart. ``to_payload`` / ``event_from_payload`` are the outbox codec.
+
+A failing subscriber is logged and never stops the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import structlog
+
+log = structlog.get_logger("engine.events")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """Base of all events. ``kind`` is the alert type name a chat can switch on, silent or off."""
+
+    kind: ClassVar[str] = "event"
+    ts: int  # ms UTC, from the engine's clock (candle time in a backtest)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled(EngineEvent):
+    kind: ClassVar[str] = "order_filled"
+    order_id: str
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    fee: float
+    reason: str
+    paper: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PositionOpened(EngineEvent):
+    kind: ClassVar[str] = "position_opened"
+    symbol: str
+    quantity: float
+    price: float
+    stop_price: float | None
+    target_price: float | None
+    paper: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed(EngineEvent):
+    kind: ClassVar[str] = "position_closed"
+    symbol: str
+    quantity: float
+    entry_price: float
+    exit_price: float
+    pnl: float
+    reason: str
+    paper: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectiveExitHit(EngineEvent):
+    """A stop-loss, take-profit or trailing stop was touched within a candle."""
+
+    kind: ClassVar[str] = "stop_hit"
+    symbol: str
+    trigger: str  # "stop_loss" | "take_profit" | "trailing_stop"
+    level: float
+    fill_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class RiskStateChanged(EngineEvent):
+    kind: ClassVar[str] = "risk_state"
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradingPaused(EngineEvent):
+    kind: ClassVar[str] = "paused"
+    paused: bool
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStale(EngineEvent):
+    kind: ClassVar[str] = "feed"
+    symbol: str
+    last_candle_ts: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecovered(EngineEvent):
+    kind: ClassVar[str] = "feed"
+    symbol: str
+    last_candle_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDegraded(EngineEvent):
+    kind: ClassVar[str] = "model"
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecovered(EngineEvent):
+    kind: ClassVar[str] = "model"
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class DailySummary(EngineEvent):
+    kind: ClassVar[str] = "daily_summary"
+    day: str  # YYYY-MM-DD
+    equity: float
+    pnl: float
+    pnl_pct: float
+    trades: int
+    fees: float
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStarted(EngineEvent):
+    kind: ClassVar[str] = "lifecycle"
+    mode: str
+    unclean_restart: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStopped(EngineEvent):
+    kind: ClassVar[str] = "lifecycle"
+    mode: str
+
+
+EVENT_TYPES: dict[str, type[EngineEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        OrderFilled,
+        PositionOpened,
+        PositionClosed,
+        ProtectiveExitHit,
+        RiskStateChanged,
+        TradingPaused,
+        FeedStale,
+        FeedRecovered,
+        ModelDegraded,
+        ModelRecovered,
+        DailySummary,
+        EngineStarted,
+        EngineStopped,
+    )
+}
+
+ALERT_KINDS: tuple[str, ...] = tuple(sorted({cls.kind for cls in EVENT_TYPES.values()}))
+
+
+def to_payload(event: EngineEvent) -> dict[str, Any]:
+    """Event -> JSON-able dict with its type name under ``"type"``."""
+    return {"type": type(event).__name__, **dataclasses.asdict(event)}
+
+
+def event_from_payload(payload: dict[str, Any]) -> EngineEvent:
+    data = dict(payload)
+    cls = EVENT_TYPES[data.pop("type")]
+    return cls(**data)
+
+
+Subscriber = Callable[[EngineEvent], Awaitable[None] | None]
+
+
+class EventBus:
+    """In-process publish/subscribe. Async subscribers run as tasks the bus keeps a reference to."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    def publish(self, event: EngineEvent) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                result = subscriber(event)
+            except Exception:
+                log.exception("subscriber_failed", subscriber=repr(subscriber), event=type(event).__name__)
+                continue
+            if result is not None:
+                task = asyncio.ensure_future(self._guard(subscriber, event, result))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(subscriber: Subscriber, event: EngineEvent, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("subscriber_failed", subscriber=repr(subscriber), event=type(event).__name__)
+
+    async def drain(self) -> None:
+        """Wait for async subscribers still running (used on shutdown and in tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
