@@ -160,3 +160,38 @@ class PositionView:
     stop_price: float | None
     target_price: float | None
     trail_price: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """What the decision path concluded on one candle, and why (for /signal and the signals table)."""
+
+    symbol: str
+    ts: int  # candle open time
+    action: int  # Action value
+    confidence: float
+    outcome: str  # "order", "hold", "filtered: ...", "refused: ...", "nothing to do: ..."
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """Everything one step of the engine changed, persisted by the store in ONE transaction.
+
+    ``candle_ts`` is set for a decision on a candle (unique per symbol: the idempotency key) and None
+    for an operator action (pause, resume, risk change, manual order) that changed state.
+    ``positions`` is the complete set of open positions after the step; ``core_state`` is the
+    JSON-able snapshot the engine restores itself from after a restart.
+    """
+
+    symbol: str | None
+    candle_ts: int | None
+    now_ms: int
+    orders: tuple[OrderRequest, ...]
+    fills: tuple[Fill, ...]
+    trades: tuple[Trade, ...]
+    events: tuple[object, ...]  # engine.events.EngineEvent instances
+    signal: SignalRecord | None
+    equity: float
+    cash: float
+    positions: tuple[PositionView, ...]
+    core_state: dict[str, object]
