@@ -1,0 +1,183 @@
+"""Typed configuration: environment variables (and an optional ``.env``) plus a TOML trading config.
+
+Each component receives only its section. An invalid value raises ``ConfigError`` with one line
+naming the field and the value; the entry points print it and exit with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engine.core.risk import Costs, RiskLimits, SignalFilters
+from engine.core.types import TIMEFRAME_MS
+
+DEFAULT_TRADING_CONFIG = Path(__file__).with_name("default.toml")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message is one line for a person."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TradingSection(_Section):
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT"], min_length=1)
+    timeframe: str = "5m"
+    update_interval: float = Field(300.0, gt=0, le=86_400)
+    strategy: Literal["sma-cross", "model"] = "sma-cross"
+    fast: int = Field(10, ge=1)
+    slow: int = Field(30, ge=2)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        out = [s.strip().upper() for s in value]
+        for s in out:
+            if not s.isalnum() or not 2 <= len(s) <= 20:
+                raise ValueError(f"symbol {s!r} must be 2-20 letters or digits, like BTCUSDT")
+        if len(set(out)) != len(out):
+            raise ValueError("symbols must not repeat")
+        return out
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        if value not in TIMEFRAME_MS:
+            raise ValueError(f"must be one of {', '.join(TIMEFRAME_MS)}")
+        return value
+
+
+class SignalFiltersSection(_Section):
+    min_confidence: float = Field(0.60, ge=0.0, le=1.0)
+    cooldown: float = Field(0.0, ge=0.0, le=30 * 86_400)
+
+    def to_core(self) -> SignalFilters:
+        return SignalFilters(min_confidence=self.min_confidence, cooldown_ms=int(self.cooldown * 1000))
+
+
+class RiskSection(_Section):
+    position_fraction: float = Field(0.2, ge=0.0, le=1.0)
+    max_position_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    max_total_exposure: float = Field(1.0, ge=0.0, le=1.0)
+    stop_loss_pct: float = Field(0.05, ge=0.0, le=0.99)
+    take_profit_pct: float = Field(0.0, ge=0.0, le=10.0)
+    trailing_stop_pct: float = Field(0.0, ge=0.0, le=0.99)
+    max_daily_loss_pct: float = Field(0.05, ge=0.0, le=1.0)
+    max_drawdown_pct: float = Field(0.20, ge=0.0, le=1.0)
+
+    def to_core(self) -> RiskLimits:
+        return RiskLimits(**self.model_dump())
+
+
+class PaperSection(_Section):
+    starting_cash: float = Field(10_000.0, gt=0, le=1e12)
+    fee_bps: float = Field(10.0, ge=0, le=1000)
+    slippage_bps: float = Field(5.0, ge=0, le=1000)
+
+    def to_core(self) -> Costs:
+        return Costs(fee_bps=self.fee_bps, slippage_bps=self.slippage_bps)
+
+
+class FeedSection(_Section):
+    source: Literal["exchange", "replay", "synthetic"] = "exchange"
+    stale_after: int = Field(3, ge=1, le=1000)
+    history: int = Field(500, ge=10, le=5000)
+    replay_files: list[Path] = Field(default_factory=list)
+
+
+class TradingConfig(_Section):
+    trading: TradingSection = Field(default_factory=TradingSection)
+    signal_filters: SignalFiltersSection = Field(default_factory=SignalFiltersSection)
+    risk: RiskSection = Field(default_factory=RiskSection)
+    paper: PaperSection = Field(default_factory=PaperSection)
+    feed: FeedSection = Field(default_factory=FeedSection)
+
+
+def _int_list(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        for p in parts:
+            if not p.lstrip("-").isdigit():
+                raise ValueError(f"{p!r} is not a numeric Telegram user id (usernames are not accepted)")
+        return [int(p) for p in parts]
+    return value
+
+
+class Settings(BaseSettings):
+    """Environment variables (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=False)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_viewer_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_api_base_url: str | None = None
+    telegram_api_file_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    database_url: SecretStr | None = None
+    exchange_base_url: str = "https://api.binance.com"
+    trading_config: Path | None = None
+    models_dir: Path = Path("models")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    timezone: str = "UTC"
+    daily_summary_time: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    sqlite_path: Path = Path("var/agent.db")
+
+    @field_validator("telegram_admin_ids", "telegram_viewer_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return _int_list(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _one_line(exc: ValidationError, where: str, *, env: bool = False) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "?"
+    if env:
+        loc = loc.upper()
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    if any(word in loc.lower() for word in ("token", "password", "database_url", "secret")):
+        shown = ""  # never echo a secret, even a malformed one
+    return f"{where}{loc}: {err['msg']}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, "invalid environment variable ", env=True)) from None
+
+
+def load_trading_config(path: Path | None = None) -> TradingConfig:
+    """The TOML trading config (``config/default.toml`` when no path is given)."""
+    source = path or DEFAULT_TRADING_CONFIG
+    try:
+        data = tomllib.loads(Path(source).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"trading config {source}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"trading config {source}: not valid TOML ({exc})") from None
+    try:
+        config = TradingConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, f"trading config {source}: ")) from None
+    if config.trading.fast >= config.trading.slow:
+        raise ConfigError(f"trading config {source}: trading.fast ({config.trading.fast}) must be below "
+                          f"trading.slow ({config.trading.slow})")
+    return config
