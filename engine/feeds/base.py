@@ -1,0 +1,104 @@
+"""The feed port: what every market-data feed (exchange, replay, synthetic) offers the engine.
+
+A feed delivers CLOSED candles only: a candle is closed when ``candle.ts + timeframe_ms(tf) <= now``
+by the feed's injected clock. Every batch goes through :func:`validate`, which drops unsound,
+duplicate, out-of-order and off-grid candles (reporting each one in ``FeedBatch.rejected``) and logs
+gaps in the time grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from engine.core.types import Candle, timeframe_ms
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_HISTORY = 500
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    """Validated closed candles (oldest first) and what was dropped from the source, with why."""
+
+    candles: tuple[Candle, ...]
+    rejected: tuple[tuple[Candle | None, str], ...] = ()
+
+    @property
+    def last_ts(self) -> int | None:
+        return self.candles[-1].ts if self.candles else None
+
+
+class FeedError(Exception):
+    """The feed could not deliver after its retries; the message says why (and holds no secrets)."""
+
+
+@runtime_checkable
+class Feed(Protocol):
+    symbol: str
+    timeframe: str
+    synthetic: bool  # True for the seeded synthetic feed, so its prices can be labelled as such
+
+    async def poll(self, after_ts: int | None) -> FeedBatch:
+        """CLOSED candles with ts > after_ts, oldest first, validated; the last ``history`` when None."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+def last_closed_ts(now_ms: int, timeframe: str) -> int:
+    """Open time of the newest candle that is closed at ``now_ms`` (may be negative near the epoch)."""
+    step = timeframe_ms(timeframe)
+    return (now_ms // step) * step - step
+
+
+def is_closed(ts: int, timeframe: str, now_ms: int) -> bool:
+    return ts + timeframe_ms(timeframe) <= now_ms
+
+
+def validate(candles: Iterable[Candle], after_ts: int | None, timeframe: str, *, symbol: str = "") -> FeedBatch:
+    """Keep sound candles with strictly increasing, on-grid ``ts > after_ts``; report the rest.
+
+    Candles at or before ``after_ts`` are not errors (already delivered) and are skipped silently
+    (debug log). A candle with ``Candle.problem()``, a duplicate, an out-of-order or an off-grid
+    candle is dropped, logged and listed in ``rejected``. Gaps are allowed and logged as warnings
+    with the number of missing candles (measured from ``after_ts`` too when it is given).
+    """
+    step = timeframe_ms(timeframe)
+    kept: list[Candle] = []
+    rejected: list[tuple[Candle | None, str]] = []
+    prev = after_ts
+
+    def reject(candle: Candle, reason: str) -> None:
+        rejected.append((candle, reason))
+        log.warning("feed.candle_dropped", symbol=symbol, timeframe=timeframe, ts=candle.ts, reason=reason)
+
+    for candle in candles:
+        if after_ts is not None and candle.ts <= after_ts and not kept:
+            log.debug("feed.candle_skipped", symbol=symbol, ts=candle.ts, reason="already delivered")
+            continue
+        problem = candle.problem()
+        if problem is not None:
+            reject(candle, problem)
+            continue
+        if candle.ts % step != 0:
+            reject(candle, f"ts {candle.ts} is off the {timeframe} grid")
+            continue
+        if prev is not None and candle.ts == prev:
+            reject(candle, f"duplicate ts {candle.ts}")
+            continue
+        if prev is not None and candle.ts < prev:
+            reject(candle, f"out-of-order ts {candle.ts} after {prev}")
+            continue
+        if prev is not None and candle.ts - prev > step and prev % step == 0:
+            missing = (candle.ts - prev) // step - 1
+            log.warning("feed.gap", symbol=symbol, timeframe=timeframe, after_ts=prev, next_ts=candle.ts,
+                        missing=missing)
+        kept.append(candle)
+        prev = candle.ts
+    return FeedBatch(tuple(kept), tuple(rejected))

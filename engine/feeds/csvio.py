@@ -1,0 +1,254 @@
+"""Candle CSV files: ``timestamp,open,high,low,close,volume``, timestamp = open time in ms UTC.
+
+``read_csv`` parses with numpy in one pass and validates with vectorized checks; only when something
+is wrong does it look at the file line by line to name the first bad line. Every problem raises
+:class:`CsvFormatError` with ``<file>:<line>: <problem>`` (1-based line numbers, the header is line 1).
+``write_csv`` writes floats as plain decimals (shortest repr, no exponent), so a file read back holds
+exactly the same float64 values.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.core.model import CandleArrays
+from engine.core.types import TIMEFRAME_MS, Candle, timeframe_ms
+
+HEADER = "timestamp,open,high,low,close,volume"
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+MAX_EXACT_INT = 2**53  # timestamps are parsed as float64; below this every integer is exact
+_INT = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+class CsvFormatError(ValueError):
+    """A candle CSV file is malformed; the message is ``<file>:<line>: <problem>``."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int, problem: str) -> None:
+        super().__init__(f"{os.fspath(path)}:{line}: {problem}")
+        self.path = os.fspath(path)
+        self.line = line
+        self.problem = problem
+
+
+def empty_arrays() -> CandleArrays:
+    f = np.empty(0, dtype=np.float64)
+    return CandleArrays(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), f.copy(), f.copy())
+
+
+def plain(x: float) -> str:
+    """Shortest round-trip decimal for ``x`` without an exponent (``1e-05`` -> ``0.00001``)."""
+    text = repr(float(x))
+    if "e" in text or "E" in text:
+        text = np.format_float_positional(x, unique=True, trim="-")
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+# --------------------------------------------------------------------------------------- reading
+
+
+def read_csv(path: str | os.PathLike[str], timeframe: str | None = None) -> CandleArrays:
+    """Load and validate a candle CSV; with ``timeframe`` also check every ts is on its grid."""
+    raw = Path(path).read_bytes()
+    newline = raw.find(b"\n")
+    header = (raw if newline < 0 else raw[:newline]).decode("utf-8", errors="replace").rstrip("\r")
+    if header != HEADER:
+        raise CsvFormatError(path, 1, f"header must be exactly {HEADER!r}, got {header[:80]!r}")
+    body = b"" if newline < 0 else raw[newline + 1:]
+    if not body.strip():
+        if body:
+            _scan_lines(path, body)  # blank lines only: name the first one
+        return empty_arrays()
+    expected_rows = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, comments=None, ndmin=2,
+                           encoding="utf-8")
+    except ValueError as exc:
+        _scan_lines(path, body)
+        raise CsvFormatError(path, 0, f"unreadable: {exc}") from None
+    if table.shape[0] != expected_rows or table.shape[1] != len(COLUMNS):
+        _scan_lines(path, body)
+        raise CsvFormatError(path, 0, f"expected {expected_rows} rows of {len(COLUMNS)} columns, "
+                                      f"read {table.shape[0]} of {table.shape[1]}")
+    arrays = _arrays_from_table(path, table)
+    check_arrays(arrays, path=path, timeframe=timeframe)
+    return arrays
+
+
+def _arrays_from_table(path: str | os.PathLike[str], table: np.ndarray) -> CandleArrays:
+    ts_f = table[:, 0]
+    bad = ~np.isfinite(ts_f) | (ts_f != np.floor(ts_f)) | (np.abs(ts_f) >= MAX_EXACT_INT)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CsvFormatError(path, i + 2, f"timestamp {ts_f[i]!r} is not an integer number of ms")
+    cols = [np.ascontiguousarray(table[:, k]) for k in range(1, 6)]
+    return CandleArrays(ts_f.astype(np.int64), cols[0], cols[1], cols[2], cols[3], cols[4])
+
+
+def check_arrays(arrays: CandleArrays, *, path: str | os.PathLike[str] = "<arrays>",
+                 timeframe: str | None = None, first_line: int = 2) -> None:
+    """Raise CsvFormatError for the first unsound row (row i is reported as line ``first_line + i``)."""
+    n = len(arrays)
+    if n == 0:
+        return
+    o, h, lo, c, v, ts = arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume, arrays.ts
+    with np.errstate(invalid="ignore"):
+        checks: list[tuple[np.ndarray, str]] = [
+            (~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)), "finite"),
+            (~((o > 0) & (h > 0) & (lo > 0) & (c > 0)), "positive"),
+            (h < np.maximum(o, c), "high"),
+            (lo > np.minimum(o, c), "low"),
+            (v < 0, "volume"),
+        ]
+    bad_rows = np.zeros(n, dtype=bool)
+    for mask, _ in checks:
+        bad_rows |= mask
+    order_bad = np.zeros(n, dtype=bool)
+    order_bad[1:] = np.diff(ts) <= 0
+    grid_bad = np.zeros(n, dtype=bool) if timeframe is None else (ts % timeframe_ms(timeframe) != 0)
+    any_bad = bad_rows | order_bad | grid_bad
+    if not any_bad.any():
+        return
+    i = int(np.argmax(any_bad))
+    line = first_line + i
+    candle = arrays.candle(i)
+    if bad_rows[i]:
+        raise CsvFormatError(path, line, _row_problem(candle))
+    if order_bad[i]:
+        prev = int(ts[i - 1])
+        what = "duplicate timestamp" if int(ts[i]) == prev else "timestamp out of order:"
+        raise CsvFormatError(path, line, f"{what} {int(ts[i])} not after previous {prev}")
+    raise CsvFormatError(path, line, f"timestamp {int(ts[i])} is off the {timeframe} grid")
+
+
+def _row_problem(c: Candle) -> str:
+    for name in COLUMNS[1:]:
+        value = getattr(c, name)
+        if not math.isfinite(value):
+            return f"{name} is not finite ({value!r})"
+    for name in COLUMNS[1:5]:
+        if getattr(c, name) <= 0:
+            return f"{name} {getattr(c, name)!r} is not positive"
+    if c.high < max(c.open, c.close):
+        return f"high {c.high!r} below max(open, close) {max(c.open, c.close)!r}"
+    if c.low > min(c.open, c.close):
+        return f"low {c.low!r} above min(open, close) {min(c.open, c.close)!r}"
+    return f"volume {c.volume!r} is negative"
+
+
+def _scan_lines(path: str | os.PathLike[str], body: bytes) -> None:
+    """Find the first line numpy could not parse and raise a CsvFormatError naming it."""
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for k, raw_line in enumerate(lines):
+        line_no = k + 2
+        text = raw_line.decode("utf-8", errors="replace").rstrip("\r")
+        if not text.strip():
+            raise CsvFormatError(path, line_no, "empty line")
+        fields = text.split(",")
+        if len(fields) != len(COLUMNS):
+            raise CsvFormatError(path, line_no, f"expected {len(COLUMNS)} fields, got {len(fields)}")
+        for name, field in zip(COLUMNS, fields, strict=True):
+            if not field.strip():
+                raise CsvFormatError(path, line_no, f"empty {name}")
+            pattern = _INT if name == "timestamp" else _NUMBER
+            if not pattern.fullmatch(field.strip()):
+                kind = "an integer" if name == "timestamp" else "a number"
+                raise CsvFormatError(path, line_no, f"{name} {field.strip()[:40]!r} is not {kind}")
+
+
+def read_last_timestamp(path: str | os.PathLike[str]) -> int | None:
+    """The timestamp of the last row, read from the file's tail (None for a header-only file)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        chunk = min(size, 4096)
+        while True:
+            f.seek(size - chunk)
+            tail = f.read(chunk)
+            lines = [ln for ln in tail.split(b"\n") if ln.strip()]
+            if len(lines) >= 2 or chunk == size:
+                break
+            chunk = min(size, chunk * 4)
+    if not lines:
+        return None
+    last = lines[-1].decode("utf-8", errors="replace").strip()
+    if last == HEADER:
+        return None
+    try:
+        return int(last.split(",", 1)[0])
+    except ValueError:
+        raise CsvFormatError(path, 0, f"last row {last[:80]!r} does not start with a timestamp") from None
+
+
+# --------------------------------------------------------------------------------------- writing
+
+
+def _as_arrays(data: CandleArrays | Sequence[Candle]) -> CandleArrays:
+    if isinstance(data, CandleArrays):
+        return data
+    return CandleArrays.from_candles(list(data)) if data else empty_arrays()
+
+
+def _rows(arrays: CandleArrays) -> list[str]:
+    cols = zip(arrays.ts.tolist(), arrays.open.tolist(), arrays.high.tolist(), arrays.low.tolist(),
+               arrays.close.tolist(), arrays.volume.tolist(), strict=True)
+    return [f"{t},{plain(o)},{plain(h)},{plain(lo)},{plain(c)},{plain(v)}\n" for t, o, h, lo, c, v in cols]
+
+
+def write_csv(path: str | os.PathLike[str], data: CandleArrays | Sequence[Candle]) -> int:
+    """Write candles (validated first) to ``path`` atomically; returns the number of rows."""
+    arrays = _as_arrays(data)
+    check_arrays(arrays, path=path)
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(HEADER + "\n")
+        f.writelines(_rows(arrays))
+    os.replace(tmp, target)
+    return len(arrays)
+
+
+def append_csv(path: str | os.PathLike[str], data: CandleArrays | Sequence[Candle]) -> int:
+    """Append candles to ``path`` (created with a header if absent); they must follow its last row."""
+    target = Path(path)
+    if not target.exists() or target.stat().st_size == 0:
+        return write_csv(target, data)
+    arrays = _as_arrays(data)
+    if len(arrays) == 0:
+        return 0
+    last = read_last_timestamp(target)
+    check_arrays(arrays, path=path)
+    if last is not None and int(arrays.ts[0]) <= last:
+        raise CsvFormatError(path, 0, f"cannot append ts {int(arrays.ts[0])}: file already ends at {last}")
+    with open(target, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        needs_newline = f.read(1) != b"\n"
+    with open(target, "a", encoding="utf-8", newline="\n") as f:
+        if needs_newline:
+            f.write("\n")
+        f.writelines(_rows(arrays))
+    return len(arrays)
+
+
+def symbol_from_filename(name: str | os.PathLike[str]) -> tuple[str, str]:
+    """``BTC_USDT-5m.csv`` -> ``("BTCUSDT", "5m")``; ``XRP_USDT_USDT-5m.csv`` (futures) -> XRPUSDT."""
+    stem = Path(name).name
+    if stem.endswith(".csv"):
+        stem = stem[: -len(".csv")]
+    pair, sep, timeframe = stem.rpartition("-")
+    if not sep or not pair or timeframe not in TIMEFRAME_MS:
+        raise ValueError(f"cannot read symbol and timeframe from {Path(name).name!r}; expected BASE_QUOTE-TF.csv")
+    parts = pair.split("_")
+    if len(parts) == 3 and parts[1] == parts[2]:
+        parts = parts[:2]  # BASE_QUOTE_SETTLE futures naming, settle == quote
+    return "".join(parts).upper(), timeframe
