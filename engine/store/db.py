@@ -1,0 +1,141 @@
+"""Database URLs, engines and migrations.
+
+One place decides how we talk to SQLite (local runs, tests) and PostgreSQL (hosted runs):
+
+* ``normalize_database_url`` turns whatever the environment gives us into an async SQLAlchemy URL;
+* ``redact_url`` makes a URL safe for logs;
+* ``create_engine`` builds the AsyncEngine (WAL, foreign keys, busy timeout and explicit
+  ``BEGIN IMMEDIATE`` transactions on SQLite; a bounded, pre-pinged pool on asyncpg);
+* ``migrate`` applies the Alembic migrations in ``engine/store/migrations`` up to head.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = structlog.get_logger("engine.store.db")
+
+STORE_DIR = Path(__file__).resolve().parent
+ALEMBIC_INI = STORE_DIR / "alembic.ini"
+MIGRATIONS_DIR = STORE_DIR / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_POOL_SIZE = 5
+PG_MAX_OVERFLOW = 5
+PG_POOL_RECYCLE_S = 1_800
+
+
+def normalize_database_url(url: str | None, default_sqlite_path: str | Path) -> str:
+    """An async SQLAlchemy URL for ``url``.
+
+    None or empty -> ``sqlite+aiosqlite:///<default_sqlite_path>``; ``postgres://`` (Heroku) and
+    ``postgresql://`` / ``postgresql+psycopg2://``-less plain forms -> ``postgresql+asyncpg://``;
+    plain ``sqlite://`` -> ``sqlite+aiosqlite://``. Anything else is returned unchanged.
+    """
+    if url is None or not url.strip():
+        return f"sqlite+aiosqlite:///{Path(default_sqlite_path)}"
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+_PASSWORD_RE = re.compile(r"^(?P<head>[^:/?#]+://[^:/?#@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        match = _PASSWORD_RE.match(url)
+        return f"{match['head']}***{match['tail']}" if match else url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine for ``url`` (already normalized), tuned for its backend."""
+    if is_sqlite(url):
+        engine = create_async_engine(url, **kwargs)
+        _tune_sqlite(engine)
+    else:
+        options: dict[str, Any] = {
+            "pool_size": PG_POOL_SIZE,
+            "max_overflow": PG_MAX_OVERFLOW,
+            "pool_pre_ping": True,
+            "pool_recycle": PG_POOL_RECYCLE_S,
+        }
+        options.update(kwargs)
+        engine = create_async_engine(url, **options)
+    log.debug("engine_created", url=redact_url(url), backend=engine.dialect.name)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, busy timeout, and SQLAlchemy-controlled ``BEGIN IMMEDIATE``.
+
+    The sqlite3 module's own transaction handling is switched off (it does not BEGIN before
+    SELECTs), so every SQLAlchemy transaction is a real SQLite transaction that takes the write
+    lock up front: a read-then-write unit of work can never fail with SQLITE_BUSY halfway.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """Alembic config pointing at our migrations; pass ``connection`` to run on it."""
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def migrate(url: str) -> None:
+    """Apply all Alembic migrations up to head on ``url``; a no-op when already at head."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to_head)
+    finally:
+        await engine.dispose()
+    log.info("migrated", url=redact_url(url))
