@@ -55,6 +55,7 @@ from engine.store.tables import (
 log = structlog.get_logger("engine.store")
 
 ALERT_MODES: tuple[str, ...] = ("on", "silent", "off")
+ORDER_STATUSES: tuple[str, ...] = ("pending", "filled", "cancelled", "refused")
 STATE_ID = 1
 MAX_ERROR_CHARS = 1_000
 DEFAULT_SQLITE_PATH = "data/trading.db"
@@ -249,6 +250,30 @@ class Store:
         if symbol is not None:
             query = query.where(SignalRow.symbol == symbol)
         return [_signal(row) for row in await self._scalars(query)]
+
+    async def order_status(self, order_id: str) -> str | None:
+        """"pending" | "filled" | "cancelled" | "refused", or None for an unknown order."""
+        async with self._sessions.begin() as session:
+            return await session.scalar(select(OrderRow.status).where(OrderRow.order_id == order_id))
+
+    async def set_order_status(self, order_id: str, status: str) -> bool:
+        """Mark an order "cancelled" or "refused" (or back to "pending"); False if it is unknown."""
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
+        statement = (
+            update(OrderRow)
+            .where(OrderRow.order_id == order_id)
+            .values(status=status, updated_at=now_ms())
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def pending_orders(self) -> list[OrderRequest]:
+        """Orders decided but not filled (nor cancelled or refused), oldest first."""
+        query = select(OrderRow).where(OrderRow.status == "pending").order_by(OrderRow.id)
+        return [_order(row) for row in await self._scalars(query)]
 
     async def ledger_invariants(self) -> dict[str, float]:
         """Figures that must agree after any crash: ledger vs cash, ledger fees vs fill fees.
@@ -735,6 +760,19 @@ def _signal_row(signal: SignalRecord) -> SignalRow:
         action=signal.action,
         confidence=signal.confidence,
         outcome=signal.outcome,
+    )
+
+
+def _order(row: OrderRow) -> OrderRequest:
+    return OrderRequest(
+        order_id=row.order_id,
+        symbol=row.symbol,
+        side=Side(row.side),
+        reason=row.reason,
+        decided_ts=row.decided_ts,
+        quantity=row.quantity,
+        notional=row.notional,
+        fraction=row.fraction,
     )
 
 
