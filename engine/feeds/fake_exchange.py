@@ -251,7 +251,7 @@ class FakeExchangeServer:
         self._runner = web.AppRunner(self.fake.app(), access_log=None, handler_cancellation=True,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         address = self._runner.addresses[0]
         self.port = int(address[1])
