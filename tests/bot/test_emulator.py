@@ -370,3 +370,34 @@ async def test_control_down_makes_connects_fail_then_recovers(emu: BotApiEmulato
         await asyncio.sleep(0.5)
         async with http.get(f"{emu.base_url}/bot{TOKEN}/getMe") as r:
             assert (await r.json())["result"]["username"] == USERNAME
+
+
+async def test_get_updates_offset_limit_and_webhook_conflict(emu: BotApiEmulator) -> None:
+    ids = [emu.send_message(CHAT, CHAT, f"m{i}") for i in range(3)]
+    api = f"{emu.base_url}/bot{TOKEN}"
+
+    async def get_updates(http: aiohttp.ClientSession, **params: str) -> list[int]:
+        async with http.post(f"{api}/getUpdates", data=params) as r:
+            return [u["update_id"] for u in (await r.json())["result"]]
+
+    async with aiohttp.ClientSession() as http:
+        assert await get_updates(http, limit="2") == ids[:2]
+        assert await get_updates(http, offset=str(ids[2])) == ids[2:]  # confirms the first two
+        assert await get_updates(http) == ids[2:]
+        assert await get_updates(http, offset=str(ids[2] + 1), timeout="0.2") == []  # waited, empty
+        async with http.post(f"{api}/setWebhook", data={"url": "https://example.test/hook"}) as r:
+            assert (await r.json())["result"] is True
+        async with http.post(f"{api}/getUpdates") as r:
+            assert r.status == 409
+        async with http.get(f"{api}/getWebhookInfo") as r:
+            assert (await r.json())["result"]["url"] == "https://example.test/hook"
+
+
+async def test_strict_chats_reject_unknown_chat() -> None:
+    emu = BotApiEmulator(token=TOKEN, bot_username=USERNAME, strict_chats=True)
+    async with emu.run():
+        emu.send_message(CHAT, CHAT, "hi")
+        async with make_bot(emu) as bot:
+            await bot.send_message(CHAT, "known chat")
+            with pytest.raises(BadRequest, match="Chat not found"):
+                await bot.send_message(CHAT + 1, "never talked to us")
