@@ -199,10 +199,17 @@ def _as_arrays(data: CandleArrays | Sequence[Candle]) -> CandleArrays:
     return CandleArrays.from_candles(list(data)) if data else empty_arrays()
 
 
+def _column_text(values: np.ndarray) -> list[str]:
+    """Shortest round-trip decimals of a float column (repr, rewritten only where it has an exponent)."""
+    floats = values.tolist()
+    texts = list(map(repr, floats))
+    return [t if "e" not in t else plain(x) for t, x in zip(texts, floats, strict=True)]
+
+
 def _rows(arrays: CandleArrays) -> list[str]:
-    cols = zip(arrays.ts.tolist(), arrays.open.tolist(), arrays.high.tolist(), arrays.low.tolist(),
-               arrays.close.tolist(), arrays.volume.tolist(), strict=True)
-    return [f"{t},{plain(o)},{plain(h)},{plain(lo)},{plain(c)},{plain(v)}\n" for t, o, h, lo, c, v in cols]
+    cols = zip(map(str, arrays.ts.tolist()), _column_text(arrays.open), _column_text(arrays.high),
+               _column_text(arrays.low), _column_text(arrays.close), _column_text(arrays.volume), strict=True)
+    return [",".join(row) + "\n" for row in cols]
 
 
 def write_csv(path: str | os.PathLike[str], data: CandleArrays | Sequence[Candle]) -> int:
