@@ -22,7 +22,8 @@ from engine.core.clock import Clock, LiveClock
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import FeedError
 from engine.feeds.csvio import CsvFormatError, append_csv, read_last_timestamp
-from engine.feeds.exchange import ExchangeFeed
+from engine.feeds.exchange import ExchangeFeed, Sleep
+from engine.logs import configure_logging
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +50,11 @@ def iso_utc(ts_ms: int) -> str:
 
 
 async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.PathLike[str], base_url: str,
-                   clock: Clock, progress: bool = True) -> DownloadResult:
-    """Fetch the closed candles of the last ``days`` (or since the file's last row) and append them."""
+                   clock: Clock, progress: bool = True, *, sleep: Sleep = asyncio.sleep) -> DownloadResult:
+    """Fetch the closed candles of the last ``days`` (or since the file's last row) and append them.
+
+    ``sleep`` is the retry-backoff sleep handed to the ExchangeFeed (tests pass a recorder).
+    """
     if days <= 0:
         raise ValueError("days must be > 0")
     step = timeframe_ms(timeframe)
@@ -62,7 +66,7 @@ async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.P
     if resumed_after is not None:
         start = resumed_after + step
     written, first, last, rejected = 0, None, None, 0
-    feed = ExchangeFeed(base_url, symbol, timeframe, clock)
+    feed = ExchangeFeed(base_url, symbol, timeframe, clock, sleep=sleep)
     bar = tqdm(total=max(0, (end - start) // step), unit="candle", desc=f"{symbol.upper()} {timeframe}",
                file=sys.stderr, disable=not progress, leave=False)
     try:
@@ -106,6 +110,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries only the summary line
     base_url = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     try:
         timeframe_ms(args.timeframe)

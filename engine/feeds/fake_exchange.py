@@ -40,6 +40,7 @@ from engine.core.clock import Clock
 from engine.core.model import CandleArrays
 from engine.core.types import timeframe_ms
 from engine.feeds.csvio import CsvFormatError, plain, read_csv, symbol_from_filename
+from engine.logs import configure_logging
 
 log = structlog.get_logger(__name__)
 
@@ -331,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=500,
                         help="candles already closed when the server starts (default 500)")
     args = parser.parse_args(argv)
+    configure_logging(level="INFO", stream=sys.stderr)  # stdout: only the "serving ... at URL" line
     try:
         markets, timeframe = load_markets(args.csv, args.timeframe)
     except (OSError, ValueError, CsvFormatError) as exc:

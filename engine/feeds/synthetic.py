@@ -38,7 +38,7 @@ class SyntheticSeries:
         self.start_price = start_price
         self.sigma = DAILY_VOL * math.sqrt(self.step_ms / DAY_MS)
         self.mean_volume = BASE_VOLUME * self.step_ms / 60_000
-        self._carry: list[float] = [math.log(start_price)]  # log close before block k
+        self._carry: list[float] = [0.0]  # cumulative log return before block k
         self._blocks: dict[int, np.ndarray] = {}
 
     def _raw(self, k: int) -> np.ndarray:
@@ -58,11 +58,12 @@ class SyntheticSeries:
             return cached
         while len(self._carry) <= k:  # carry only needs the return draws of earlier blocks
             j = len(self._carry) - 1
-            self._carry.append(self._carry[j] + float(np.sum(self.sigma * self._raw(j)[0])))
+            # exactly the last log close of block j, so the next open equals the previous close
+            self._carry.append(float((self._carry[j] + np.cumsum(self.sigma * self._raw(j)[0]))[-1]))
         draws = self._raw(k)
         log_close = self._carry[k] + np.cumsum(self.sigma * draws[0])
         log_open = np.concatenate(([self._carry[k]], log_close[:-1]))
-        op, cl = np.exp(log_open), np.exp(log_close)
+        op, cl = self.start_price * np.exp(log_open), self.start_price * np.exp(log_close)
         hi = np.maximum(op, cl) * np.exp(self.sigma * WICK_SCALE * draws[1])
         lo = np.minimum(op, cl) * np.exp(-self.sigma * WICK_SCALE * draws[2])
         vol = self.mean_volume * np.exp(0.5 * draws[3] - 0.125)
