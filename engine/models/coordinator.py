@@ -78,7 +78,7 @@ class DriftTracker:
         self._feat = np.arange(k)
 
     def _bin(self, x: np.ndarray) -> np.ndarray:
-        idx = (x[:, :, None] >= self.edges[None, :, :]).sum(axis=2)
+        idx: np.ndarray = (x[:, :, None] >= self.edges[None, :, :]).sum(axis=2)
         idx[~np.isfinite(x)] = self.nbins
         return idx
 
@@ -307,7 +307,7 @@ class ModelCoordinator:
 
     def _emit(self, event: EngineEvent) -> None:
         self._events.append(event)
-        log.warning("model_health", event=type(event).__name__, model=getattr(event, "model", ""),
+        log.warning("model_health", kind=type(event).__name__, model=getattr(event, "model", ""),
                     reason=getattr(event, "reason", ""))
         if self.on_event is not None:
             try:

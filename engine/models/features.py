@@ -68,10 +68,10 @@ LOOKBACK: int = max(
     EMA_SPAN_MULT * MACD_SLOW + EMA_SPAN_MULT * MACD_SIGNAL - 1,
 )
 
-_BLOCK_ROWS = 32_768
+_BLOCK_ROWS = 8_192
 _DAY_MS = 86_400_000
 _WEEK_MS = 7 * _DAY_MS
-_EPOCH_THURSDAY_MS = 3 * _DAY_MS  # 1970-01-01 was a Thursday; shift so that Monday 00:00 is phase 0
+_FIRST_MONDAY_MS = 4 * _DAY_MS  # 1970-01-05 was a Monday: Monday 00:00 UTC is phase 0
 
 
 _INDEX_CACHE: dict[tuple[int, int], np.ndarray] = {}
@@ -91,11 +91,13 @@ def _window_index(n: int, w: int) -> np.ndarray:
 
 def _windows(x: np.ndarray, w: int) -> np.ndarray:
     """Contiguous (n-w+1, w) copy of the sliding windows (row i = x[i .. i+w-1])."""
-    return x[_window_index(x.shape[0], w)]
+    out: np.ndarray = x[_window_index(x.shape[0], w)]
+    return out
 
 
 def _row_mean(win: np.ndarray) -> np.ndarray:
-    return np.add.reduce(win, axis=1) / win.shape[1]
+    out: np.ndarray = np.add.reduce(win, axis=1) / win.shape[1]
+    return out
 
 
 def _pad(values: np.ndarray, n: int) -> np.ndarray:
@@ -116,13 +118,20 @@ def _win_mean(x: np.ndarray, w: int) -> np.ndarray:
     return _pad(_row_mean(_windows(x, w)), n)
 
 
-def _win_std(x: np.ndarray, w: int) -> np.ndarray:
+def _win_mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed mean and population standard deviation (two-pass, per window)."""
     n = x.shape[0]
     if n < w:
-        return np.full(n, np.nan)
+        return np.full(n, np.nan), np.full(n, np.nan)
     win = _windows(x, w)
-    dev = win - _row_mean(win)[:, None]
-    return _pad(np.sqrt(_row_mean(dev * dev)), n)
+    mean = _row_mean(win)
+    win -= mean[:, None]
+    win *= win
+    return _pad(mean, n), _pad(np.sqrt(_row_mean(win)), n)
+
+
+def _win_std(x: np.ndarray, w: int) -> np.ndarray:
+    return _win_mean_std(x, w)[1]
 
 
 @lru_cache(maxsize=16)
@@ -131,7 +140,8 @@ def _ema_weights(span: int) -> np.ndarray:
     length = EMA_SPAN_MULT * span
     alpha = 2.0 / (span + 1.0)
     w = alpha * (1.0 - alpha) ** np.arange(length - 1, -1, -1, dtype=np.float64)
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 def _win_ema(x: np.ndarray, span: int) -> np.ndarray:
@@ -140,7 +150,9 @@ def _win_ema(x: np.ndarray, span: int) -> np.ndarray:
     n = x.shape[0]
     if n < w:
         return np.full(n, np.nan)
-    return _pad(np.add.reduce(_windows(x, w) * weights, axis=1), n)
+    win = _windows(x, w)
+    win *= weights
+    return _pad(np.add.reduce(win, axis=1), n)
 
 
 def _safe_ratio(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
@@ -190,13 +202,13 @@ def _block_features(c: CandleArrays) -> np.ndarray:
     tr = np.maximum(high - low, np.maximum(np.abs(high - prev_close), np.abs(low - prev_close)))
     cols.append(_safe_ratio(_pad(_win_mean(tr[1:], ATR_WINDOW), n), close, 0.0))
 
-    mid = _win_mean(close, BB_WINDOW)
-    sd = _win_std(close, BB_WINDOW)
+    mid, sd = _win_mean_std(close, BB_WINDOW)
     cols.append(_safe_ratio(close - (mid - 2.0 * sd), 4.0 * sd, 0.5))
     cols.append(_safe_ratio(4.0 * sd, mid, 0.0))
 
     logv = np.log1p(c.volume)
-    cols.append(_safe_ratio(logv - _win_mean(logv, VOLUME_WINDOW), _win_std(logv, VOLUME_WINDOW), 0.0))
+    vmean, vsd = _win_mean_std(logv, VOLUME_WINDOW)
+    cols.append(_safe_ratio(logv - vmean, vsd, 0.0))
 
     cols.append(_safe_ratio(close, _win_mean(close, SMA_WINDOW), np.nan) - 1.0)
 
@@ -206,7 +218,7 @@ def _block_features(c: CandleArrays) -> np.ndarray:
     cols.append(_safe_ratio(close - opn, opn, 0.0))
 
     tod = (c.ts % _DAY_MS).astype(np.float64) * (2.0 * np.pi / _DAY_MS)
-    dow = ((c.ts - _EPOCH_THURSDAY_MS) % _WEEK_MS).astype(np.float64) * (2.0 * np.pi / _WEEK_MS)
+    dow = ((c.ts - _FIRST_MONDAY_MS) % _WEEK_MS).astype(np.float64) * (2.0 * np.pi / _WEEK_MS)
     cols.extend((np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)))
 
     return np.column_stack(cols) if n else np.empty((0, len(FEATURE_NAMES)))

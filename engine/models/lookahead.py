@@ -117,7 +117,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _load_model(spec: str) -> GenericTradingModel:
     if spec == "sma-cross":
-        return SmaCrossModel()
+        rule: GenericTradingModel = SmaCrossModel()  # type: ignore[assignment]  # fixed-size name tuple
+        return rule
     from engine.models.catboost_model import CatBoostTradingModel
 
     return CatBoostTradingModel.load(Path(spec))

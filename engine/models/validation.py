@@ -322,7 +322,8 @@ def prepare(datasets: Sequence[Dataset], horizon: int, folds: int, fee_bps: floa
 def _rows(p: Prepared, start: int, stop: int) -> np.ndarray:
     idx = np.arange(start, stop)
     ok = np.isfinite(p.x[idx]).all(axis=1) & (p.y[idx] != NO_LABEL)
-    return idx[ok]
+    out: np.ndarray = idx[ok]
+    return out
 
 
 def walk_forward(prepared: Sequence[Prepared], params: CatBoostParams, *, horizon: int, folds: int,
@@ -369,8 +370,8 @@ def walk_forward(prepared: Sequence[Prepared], params: CatBoostParams, *, horizo
         bar.update(1)
         log.info("fold_done", fold=k + 1, log_loss=row["log_loss"], auc=row["auc"])
     bar.close()
-    y, p = np.concatenate(all_y), np.concatenate(all_p)
-    overall = classification_metrics(y, p, DOWN)
+    y, proba_all = np.concatenate(all_y), np.concatenate(all_p)
+    overall: dict[str, Any] = dict(classification_metrics(y, proba_all, DOWN))
     overall["baseline_accuracy"] = float(np.mean(y == np.concatenate(all_base)))
     rets = np.array([f["strategy_return"] for f in report.folds])
     bhs = np.array([f["buy_and_hold_return"] for f in report.folds])
