@@ -38,19 +38,30 @@ PG_POOL_RECYCLE_S = 1_800
 def normalize_database_url(url: str | None, default_sqlite_path: str | Path) -> str:
     """An async SQLAlchemy URL for ``url``.
 
-    None or empty -> ``sqlite+aiosqlite:///<default_sqlite_path>``; ``postgres://`` (Heroku) and
-    ``postgresql://`` / ``postgresql+psycopg2://``-less plain forms -> ``postgresql+asyncpg://``;
-    plain ``sqlite://`` -> ``sqlite+aiosqlite://``. Anything else is returned unchanged.
+    None or blank -> ``sqlite+aiosqlite:///<default_sqlite_path>``; Heroku's ``postgres://`` and
+    plain ``postgresql://`` -> ``postgresql+asyncpg://`` (a libpq ``sslmode=`` query parameter
+    becomes asyncpg's ``ssl=``); plain ``sqlite://`` -> ``sqlite+aiosqlite://``. Anything else,
+    e.g. an explicit driver, is returned unchanged.
     """
     if url is None or not url.strip():
         return f"sqlite+aiosqlite:///{Path(default_sqlite_path)}"
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
+            return _asyncpg_query("postgresql+asyncpg://" + url[len(prefix) :])
     if url.startswith("sqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
+
+
+def _asyncpg_query(url: str) -> str:
+    """asyncpg takes ``ssl=<mode>``, not libpq's ``sslmode=<mode>`` (which it would reject)."""
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        return url
+    mode = parsed.query["sslmode"]
+    parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return parsed.render_as_string(hide_password=False)
 
 
 _PASSWORD_RE = re.compile(r"^(?P<head>[^:/?#]+://[^:/?#@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
@@ -75,6 +86,7 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for ``url`` (already normalized), tuned for its backend."""
     if is_sqlite(url):
+        _ensure_sqlite_directory(url)
         engine = create_async_engine(url, **kwargs)
         _tune_sqlite(engine)
     else:
@@ -88,6 +100,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **options)
     log.debug("engine_created", url=redact_url(url), backend=engine.dialect.name)
     return engine
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

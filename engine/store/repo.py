@@ -14,7 +14,10 @@ Alerts (outbox -> deliveries) — fan-out at insert time:
     alerts do not come back later. Deliveries are returned ordered by outbox id, then chat; a
     sender must stop sending to a chat after a non-final failure within a batch, so that a later
     alert never overtakes an earlier one. A delivery is marked only after the send succeeds, so a
-    crash between the two can repeat one message (at-least-once at the Telegram edge).
+    crash between the two can repeat one message (at-least-once at the Telegram edge). Run one
+    sender per database. Outbox ids follow commit order as long as one engine writes steps (the
+    engine records its steps one at a time); concurrent writers on PostgreSQL could commit a
+    higher id first.
 """
 
 from __future__ import annotations

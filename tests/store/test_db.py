@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ EXPECTED_TABLES = {
     ("raw", "expected"),
     [
         ("postgres://u:p@h:5432/db", "postgresql+asyncpg://u:p@h:5432/db"),
-        ("postgresql://u:p@h/db?sslmode=require", "postgresql+asyncpg://u:p@h/db?sslmode=require"),
+        ("postgresql://u:p@h/db?sslmode=require", "postgresql+asyncpg://u:p@h/db?ssl=require"),
+        ("postgres://u:p%40ss@h/db?sslmode=require", "postgresql+asyncpg://u:p%40ss@h/db?ssl=require"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
         ("sqlite+aiosqlite:////abs/x.db", "sqlite+aiosqlite:////abs/x.db"),
@@ -109,3 +111,12 @@ async def test_sqlite_engine_is_tuned(db_url: str) -> None:
         await engine.dispose()
     assert (journal, foreign_keys) == ("wal", 1)
     assert busy >= 1000
+
+
+async def test_sqlite_directory_is_created(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'agent.db'}")
+    try:
+        assert store.backend == "sqlite"
+        assert (tmp_path / "nested" / "dir" / "agent.db").exists()
+    finally:
+        await store.close()

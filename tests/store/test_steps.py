@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -70,6 +71,14 @@ async def test_duplicate_candle_returns_false_and_writes_nothing(store: Store, d
     assert await store.record_step(replay) is False
     assert await row_counts(db_url) == before
     assert await store.load_core_state() == {"cash": 6_997.0, "paused": False, "risk_state": "ACTIVE"}
+
+
+async def test_concurrent_replays_of_one_candle_record_it_once(store: Store, db_url: str) -> None:
+    _, rec = _buy_step()
+    results = await asyncio.gather(*(store.record_step(rec) for _ in range(3)))
+    assert sorted(results) == [False, False, True]
+    counts = await row_counts(db_url)
+    assert (counts["decisions"], counts["orders"], counts["fills"], counts["equity_snapshots"]) == (1, 1, 1, 1)
 
 
 async def test_step_failing_midway_writes_nothing(store: Store, db_url: str) -> None:
