@@ -137,9 +137,10 @@ class ExchangeFeed:
         while cursor <= newest:
             page = await self._fetch_page(cursor, now, PAGE_LIMIT)
             raw.extend(page)
-            if len(page) < PAGE_LIMIT:
+            next_cursor = self._next_cursor(page, cursor)
+            if next_cursor is None:
                 break
-            cursor = max(c.ts for c in page) + 1
+            cursor = next_cursor
         closed = [c for c in raw if c.ts + self.step_ms <= now]
         batch = validate(closed, after_ts, self.timeframe, symbol=self.symbol)
         if after_ts is None and len(batch.candles) > self.history:
@@ -162,9 +163,25 @@ class ExchangeFeed:
             if batch.candles:
                 prev = batch.candles[-1].ts
             yield batch
-            if len(page) < limit:
+            next_cursor = self._next_cursor(page, cursor)
+            if next_cursor is None:
                 return
-            cursor = max(c.ts for c in page) + 1
+            cursor = next_cursor
+
+    def _next_cursor(self, page: list[Candle], cursor: int) -> int | None:
+        """Start of the next page: the grid point after the page's newest row (None: nothing more).
+
+        Paging goes on until caught up rather than stopping at a short page, so a page with rows
+        missing (an exchange hiccup) does not end a catch-up or a download early.
+        """
+        if not page:
+            return None
+        newest = max(c.ts for c in page)
+        nxt = (newest // self.step_ms + 1) * self.step_ms
+        if nxt <= cursor:  # the server ignored startTime: do not loop forever
+            log.warning("feed.paging_stuck", symbol=self.symbol, cursor=cursor, newest=newest)
+            return None
+        return nxt
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:

@@ -114,3 +114,13 @@ def test_cli_download_against_fake_exchange_process(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0  # SIGTERM is a clean shutdown
+
+
+async def test_short_page_from_a_gap_does_not_end_the_download(base_url: str, clock: SimClock,
+                                                               arrays: CandleArrays, tmp_path: Path,
+                                                               fake: FakeExchange) -> None:
+    fake.inject(Fault.GAP, row=100, span=3)  # the first page of 1000 comes back with 997 rows
+    result = await download(SYMBOL, TF, 5, tmp_path, base_url, clock, progress=False)
+    assert result.rows_written == 1437 and result.last_ts == int(arrays.ts[1999])
+    missing = {int(arrays.ts[i]) for i in (660, 661, 662)}
+    assert set(read_csv(result.path, TF).ts.tolist()) == set(arrays.ts[560:2000].tolist()) - missing

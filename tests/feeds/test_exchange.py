@@ -77,7 +77,7 @@ async def test_pages_over_more_than_1000_candles(make_feed: MakeFeed, arrays: Ca
     klines = [q for path, q in fake.request_log if path == "/api/v3/klines"]
     assert len(klines) == 2
     assert all(q["limit"] == "1000" for q in klines)
-    assert int(klines[1]["startTime"]) == int(arrays.ts[1499]) + 1
+    assert int(klines[1]["startTime"]) == int(arrays.ts[1500])
     catch_up = await feed.poll(int(arrays.ts[0]))  # a feed that was down for a long time
     assert catch_up.candles == expected(arrays, 1, 2000)
 
