@@ -21,7 +21,7 @@ from tqdm import tqdm
 from engine.core.clock import Clock, LiveClock
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import FeedError
-from engine.feeds.csvio import CsvFormatError, append_csv, read_last_timestamp
+from engine.feeds.csvio import CsvFormatError, append_csv, read_csv
 from engine.feeds.exchange import ExchangeFeed, Sleep
 from engine.logs import configure_logging
 
@@ -49,6 +49,14 @@ def iso_utc(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _existing_last_ts(path: Path, timeframe: str) -> int | None:
+    """Last timestamp of an existing output file, after checking the whole file (CsvFormatError if bad)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    existing = read_csv(path, timeframe)  # catches e.g. a half-written last row from an interrupted run
+    return int(existing.ts[-1]) if len(existing) else None
+
+
 async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.PathLike[str], base_url: str,
                    clock: Clock, progress: bool = True, *, sleep: Sleep = asyncio.sleep) -> DownloadResult:
     """Fetch the closed candles of the last ``days`` (or since the file's last row) and append them.
@@ -62,7 +70,7 @@ async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.P
     path.parent.mkdir(parents=True, exist_ok=True)
     end = (clock.now_ms() // step) * step  # open time of the current (unclosed) candle: exclusive end
     start = end - (int(days * DAY_MS) // step) * step
-    resumed_after = read_last_timestamp(path) if path.exists() else None
+    resumed_after = _existing_last_ts(path, timeframe)
     if resumed_after is not None:
         start = resumed_after + step
     written, first, last, rejected = 0, None, None, 0

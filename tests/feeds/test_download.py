@@ -14,7 +14,7 @@ import pytest
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays
 from engine.feeds.base import FeedError
-from engine.feeds.csvio import read_csv, write_csv
+from engine.feeds.csvio import CsvFormatError, read_csv, write_csv
 from engine.feeds.download import download, summary
 from engine.feeds.fake_exchange import FakeExchange, Fault
 from engine.feeds.synthetic import synthetic_arrays
@@ -124,3 +124,13 @@ async def test_short_page_from_a_gap_does_not_end_the_download(base_url: str, cl
     assert result.rows_written == 1437 and result.last_ts == int(arrays.ts[1999])
     missing = {int(arrays.ts[i]) for i in (660, 661, 662)}
     assert set(read_csv(result.path, TF).ts.tolist()) == set(arrays.ts[560:2000].tolist()) - missing
+
+
+async def test_resume_refuses_a_corrupt_file(base_url: str, clock: SimClock, arrays: CandleArrays,
+                                             tmp_path: Path) -> None:
+    path = tmp_path / f"{SYMBOL}-{TF}.csv"
+    write_csv(path, arrays.slice(0, 10))
+    with path.open("a") as f:
+        f.write(f"{int(arrays.ts[10])},30000.5")  # an interrupted append
+    with pytest.raises(CsvFormatError, match=rf"{path.name}:12: expected 6 fields, got 2"):
+        await download(SYMBOL, TF, 1, tmp_path, base_url, clock, progress=False)
