@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.core.model import CLASSES, CandleArrays, GenericTradingModel, SmaCrossModel
+from engine.logs import configure_logging
 
 DEFAULT_CUTS = 24
 
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.models.catboost_model import ModelLoadError
     from engine.models.validation import DataError, load_candles_csv
 
+    configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
     try:
         arrays = load_candles_csv(args.data).arrays
         model = _load_model(args.model)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from engine.logs import configure_logging
 from engine.models.catboost_model import CatBoostParams, check_catboost
 from engine.models.validation import (
     DataError,
@@ -101,6 +102,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the table and the summary
     try:
         return train(args)
     except DataError as exc:
