@@ -317,6 +317,7 @@ class TradingCore:
         trigger, level, price = hit
         price *= 1.0 - self.costs.slip_rate
         order_id = f"{symbol}-{candle.ts}-{trigger}"
+        res.orders.append(OrderRequest(order_id, symbol, Side.SELL, trigger, candle.ts, quantity=pos.quantity))
         res.events.append(ProtectiveExitHit(ts=candle.ts, symbol=symbol, trigger=trigger, level=level,
                                             fill_price=price))
         self._book(Fill(order_id, symbol, Side.SELL, pos.quantity, price,

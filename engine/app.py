@@ -1,0 +1,113 @@
+"""Composition root: builds the store, feeds, models, decision core, live engine and facade.
+
+Nothing else in the engine constructs its own dependencies; tests and the worker call ``build``
+with the parts they want to replace (a clock, feeds, a database URL).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from config.settings import ConfigError, Settings, TradingConfig
+from engine.core.clock import Clock, LiveClock
+from engine.core.model import GenericTradingModel, SmaCrossModel
+from engine.core.trading import TradingCore
+from engine.events import EventBus
+from engine.facade import EngineFacade
+from engine.feeds.base import Feed
+from engine.loop import LiveEngine
+from engine.store.db import normalize_database_url, redact_url
+from engine.store.repo import Store
+
+log = structlog.get_logger("engine.app")
+
+
+@dataclass
+class EngineApp:
+    settings: Settings
+    config: TradingConfig
+    store: Store
+    engine: LiveEngine
+    facade: EngineFacade
+    bus: EventBus
+    clock: Clock
+    unclean_restart: bool = False
+
+    async def start(self) -> None:
+        flags = await self.store.get_flags()
+        had_state = await self.store.load_core_state() is not None
+        self.unclean_restart = had_state and not flags.clean_shutdown
+        await self.store.set_flags(clean_shutdown=False)
+        await self.engine.start(unclean_restart=self.unclean_restart)
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.store.set_flags(clean_shutdown=True)
+        await self.store.close()
+
+
+def database_url(settings: Settings) -> str:
+    raw = settings.database_url.get_secret_value() if settings.database_url else None
+    return normalize_database_url(raw, settings.sqlite_path)
+
+
+def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict[str, Feed]:
+    tf = config.trading.timeframe
+    source = config.feed.source
+    feeds: dict[str, Feed] = {}
+    if source == "exchange":
+        from engine.feeds.exchange import ExchangeFeed
+
+        for s in config.trading.symbols:
+            feeds[s] = ExchangeFeed(settings.exchange_base_url, s, tf, clock, history=config.feed.history)
+    elif source == "synthetic":
+        from engine.feeds.synthetic import SyntheticFeed
+
+        for s in config.trading.symbols:
+            feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history)
+    else:
+        from engine.feeds.csvio import symbol_from_filename
+        from engine.feeds.replay import ReplayFeed
+
+        by_symbol = {symbol_from_filename(p.name)[0]: p for p in config.feed.replay_files}
+        for s in config.trading.symbols:
+            if s not in by_symbol:
+                raise ConfigError(f"feed.replay_files: no CSV for symbol {s} (name it like BTC_USDT-5m.csv)")
+            feeds[s] = ReplayFeed(by_symbol[s], s, tf, clock, history=config.feed.history)
+    return feeds
+
+
+def build_models(settings: Settings, config: TradingConfig) -> dict[str, GenericTradingModel]:
+    t = config.trading
+    if t.strategy == "sma-cross":
+        return {s: SmaCrossModel(t.fast, t.slow) for s in t.symbols}
+    from engine.models.registry import model_for_symbol
+
+    return {s: model_for_symbol(settings.models_dir, s) for s in t.symbols}
+
+
+async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
+                feeds: dict[str, Feed] | None = None, store: Store | None = None,
+                poll_interval: float | None = None, heartbeat_interval: float = 60.0, **extra: Any) -> EngineApp:
+    clock = clock or LiveClock()
+    if store is None:
+        url = database_url(settings)
+        log.info("database", url=redact_url(url))
+        store = await Store.open(url)
+    bus = EventBus()
+    feeds = feeds if feeds is not None else build_feeds(settings, config, clock)
+    models = build_models(settings, config)
+    core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
+                       filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
+    engine = LiveEngine(core=core, store=store, feeds=feeds, models=models, clock=clock, bus=bus,
+                        timeframe=config.trading.timeframe,
+                        poll_interval=poll_interval if poll_interval is not None else config.trading.update_interval,
+                        stale_after=config.feed.stale_after, heartbeat_interval=heartbeat_interval, **extra)
+    strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
+        f"sma-cross({config.trading.fast},{config.trading.slow})")
+    facade = EngineFacade(engine, strategy=strategy)
+    return EngineApp(settings, config, store, engine, facade, bus, clock)

@@ -1,0 +1,92 @@
+"""PNG charts (matplotlib, Agg backend): equity with drawdown, and price with entries and exits.
+
+Pure functions from numbers to PNG bytes; callers on an event loop run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+
+from engine.core.types import Trade
+
+MAX_POINTS = 4000
+
+
+def _times(ts: Sequence[int]) -> list[datetime]:
+    return [datetime.fromtimestamp(t / 1000, tz=UTC) for t in ts]
+
+
+def _thin(ts: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[float]]:
+    if len(ts) <= MAX_POINTS:
+        return list(ts), list(values)
+    idx = np.linspace(0, len(ts) - 1, MAX_POINTS).astype(int)
+    return [ts[i] for i in idx], [values[i] for i in idx]
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equity") -> bytes:
+    """Equity curve over drawdown (percent below the running peak)."""
+    ts, equity = _thin(ts, equity)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1))
+    if ts:
+        times = _times(ts)
+        eq = np.asarray(equity, dtype=float)
+        dd = (eq / np.maximum.accumulate(eq) - 1.0) * 100.0
+        ax1.plot(times, eq, color="#1f6feb", linewidth=1.2)
+        ax2.fill_between(times, dd, 0, color="#d1242f", alpha=0.4, linewidth=0)
+        ax2.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    else:
+        ax1.text(0.5, 0.5, "no equity history yet", ha="center", va="center", transform=ax1.transAxes)
+    ax1.set_title(title)
+    ax1.set_ylabel("equity")
+    ax1.grid(alpha=0.3)
+    ax2.set_ylabel("drawdown %")
+    ax2.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def price_png(ts: Sequence[int], close: Sequence[float], trades: Sequence[Trade], *, title: str,
+              open_entry: tuple[int, float] | None = None) -> bytes:
+    """Close prices with entries (green ^) and exits (red v) marked."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    if ts:
+        ax.plot(_times(ts), close, color="#444", linewidth=1.0)
+        first = ts[0]
+        entries = [(t.entry_time, t.entry_price) for t in trades if t.entry_time >= first]
+        if open_entry and open_entry[0] >= first:
+            entries.append(open_entry)
+        exits = [(t.exit_time, t.exit_price) for t in trades if t.exit_time >= first]
+        if entries:
+            ax.scatter(_times([e[0] for e in entries]), [e[1] for e in entries], marker="^", color="#1a7f37",
+                       s=60, zorder=3, label="entry")
+        if exits:
+            ax.scatter(_times([e[0] for e in exits]), [e[1] for e in exits], marker="v", color="#d1242f", s=60,
+                       zorder=3, label="exit")
+        if entries or exits:
+            ax.legend(loc="best")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    else:
+        ax.text(0.5, 0.5, "no candles yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,377 @@
+"""The one door into the engine for the bot: intent-named methods returning typed snapshots.
+
+Everything the bot shows is computed here. Money moves only through ``buy``, ``sell`` and
+``close``, each checked by the risk layer; a refusal comes back as a ``Refusal`` value.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
+from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, Trade
+from engine.events import ALERT_KINDS, DailySummary, EngineEvent, TradingPaused
+from engine.loop import LiveEngine
+from engine.views import (
+    BalanceView,
+    DayView,
+    EquityChartData,
+    HealthView,
+    ModelHealthView,
+    ModelView,
+    OrderAck,
+    PnlView,
+    PriceChartData,
+    SignalView,
+    StatusView,
+    SymbolPerformance,
+    SymbolStatus,
+    TradesPage,
+)
+
+PERIODS = ("day", "week", "month", "all")
+ALERT_MODES = ("on", "silent", "off")
+MAX_AMOUNT = 1e12
+
+
+def period_start(period: str, now_ms: int) -> int:
+    """UTC start of the current day / ISO week / month, or 0 for all."""
+    now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        start = midnight
+    elif period == "week":
+        start = midnight - timedelta(days=now.weekday())
+    elif period == "month":
+        start = midnight.replace(day=1)
+    elif period == "all":
+        return 0
+    else:
+        raise ValueError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+    return int(start.timestamp() * 1000)
+
+
+class EngineFacade:
+    def __init__(self, engine: LiveEngine, *, strategy: str, version: str = "0.1.0") -> None:
+        self._engine = engine
+        self._core = engine.core
+        self._store = engine.store
+        self.strategy = strategy
+        self.version = version
+        self._wall_start = time.monotonic()
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._engine.symbols)
+
+    @property
+    def mode(self) -> str:
+        return self._engine.mode
+
+    def now_ms(self) -> int:
+        return self._engine.clock.now_ms()
+
+    def status(self) -> StatusView:
+        core, pf = self._core, self._core.portfolio
+        symbols = tuple(
+            SymbolStatus(s, st.last_seen, pf.marks.get(s), st.stale,
+                         pf.positions[s].quantity if s in pf.positions else 0.0, st.feed.synthetic)
+            for s, st in self._engine.symbols.items())
+        return StatusView(self.mode, core.paused, core.state.value, core.state_reason, pf.equity(), pf.cash,
+                          len(pf.positions), self._engine.started_ms, self.now_ms(), self.strategy,
+                          self._engine.timeframe, symbols)
+
+    def balance(self) -> BalanceView:
+        core, pf = self._core, self._core.portfolio
+        equity = pf.equity()
+        unrealized = sum(p.unrealized_pnl for p in pf.views())
+        return BalanceView(self.mode, pf.cash, equity, pf.exposure(), core.starting_cash, pf.realized_pnl,
+                           unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms())
+
+    def positions(self) -> tuple[PositionView, ...]:
+        return self._core.portfolio.views()
+
+    async def trades(self, limit: int = 10, offset: int = 0) -> TradesPage:
+        items = await self._store.trades(limit, offset)
+        return TradesPage(tuple(items), await self._store.trade_count(), offset)
+
+    async def pnl(self, period: str = "day") -> PnlView:
+        now = self.now_ms()
+        start = period_start(period, now)
+        series = await self._store.equity_series(None)
+        start_equity = self._core.starting_cash
+        for ts, eq in series:
+            if ts > start:
+                break
+            start_equity = eq
+        end_equity = self._core.portfolio.equity()
+        trades = await self._store.trades_between(start, now + 1)
+        pnl = end_equity - start_equity
+        return PnlView(period, start, now, start_equity, end_equity, pnl,
+                       pnl / start_equity if start_equity else 0.0, len(trades),
+                       sum(1 for t in trades if t.pnl > 0), sum(t.fee for t in trades))
+
+    async def daily(self, days: int = 7) -> tuple[DayView, ...]:
+        now = self.now_ms()
+        today = now // DAY_MS
+        series = await self._store.equity_series((today - days) * DAY_MS)
+        trades = await self._store.trades_between((today - days + 1) * DAY_MS, now + 1)
+        before = await self._store.equity_series(None) if not series else series
+        prev = self._core.starting_cash
+        for ts, eq in before:
+            if ts >= (today - days + 1) * DAY_MS:
+                break
+            prev = eq
+        out = []
+        for day in range(today - days + 1, today + 1):
+            in_day = [eq for ts, eq in series if day * DAY_MS <= ts < (day + 1) * DAY_MS]
+            end = in_day[-1] if in_day else prev
+            n = sum(1 for t in trades if day * DAY_MS <= t.exit_time < (day + 1) * DAY_MS)
+            label = datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%Y-%m-%d")
+            out.append(DayView(label, end, end - prev, (end - prev) / prev if prev else 0.0, n))
+            prev = end
+        return tuple(reversed(out))
+
+    async def performance(self) -> tuple[SymbolPerformance, ...]:
+        trades = await self._store.trades_between(0, self.now_ms() + 1)
+        out = []
+        for symbol in sorted({t.symbol for t in trades} | set(self.symbols)):
+            mine = [t for t in trades if t.symbol == symbol]
+            out.append(SymbolPerformance(symbol, len(mine), sum(1 for t in mine if t.pnl > 0),
+                                         sum(t.pnl for t in mine), sum(t.fee for t in mine)))
+        return tuple(out)
+
+    def risk(self) -> dict[str, float]:
+        return self._core.limits.as_dict()
+
+    def signal(self, symbol: str) -> SignalView | Refusal:
+        symbol = symbol.upper()
+        st = self._engine.symbols.get(symbol)
+        if st is None:
+            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
+        core = self._core
+        reasons: list[str] = []
+        refusal = entry_refusal(paused=core.paused, state=core.state, stale=st.stale,
+                                cooling_until=core.cooldown_until.get(symbol), now_ts=self.now_ms(), symbol=symbol)
+        if refusal:
+            reasons.append(refusal.reason)
+        last = st.last_signal
+        if last is None:
+            reasons.append("no candle processed yet")
+        elif last.outcome != "order":
+            reasons.append(f"last signal: {last.outcome}")
+        if symbol in core.portfolio.positions:
+            reasons.append("already holding a position")
+        would = refusal is None and last is not None and last.outcome == "order"
+        qty = core.portfolio.positions[symbol].quantity if symbol in core.portfolio.positions else 0.0
+        return SignalView(symbol, st.model.name, last, would, tuple(reasons), qty, self.now_ms())
+
+    def models(self) -> tuple[ModelView, ...]:
+        out = []
+        for symbol, st in self._engine.symbols.items():
+            health_fn = getattr(st.model, "health", None)
+            health = tuple(_model_health(h) for h in health_fn()) if callable(health_fn) else ()
+            out.append(ModelView(symbol, st.model.name, dict(st.model.metadata()), health))
+        return tuple(out)
+
+    async def health(self) -> HealthView:
+        info = await self._engine.health_info()
+        samples = [x for st in self._engine.symbols.values() for x in st.decision_ms]
+        p99 = float(np.percentile(samples, 99)) if samples else None
+        models = tuple(h for m in self.models() for h in m.health)
+        ok = not info["stale"] and all(h.healthy for h in models)
+        return HealthView(ok, info["loop_lag_ms"], info["last_candle_age_s"], tuple(info["stale"]),
+                          info["db_latency_ms"], info["outbox_backlog"], info["rss_mb"],
+                          time.monotonic() - self._wall_start, p99, models)
+
+    def price_chart(self, symbol: str, candles: int = 300) -> PriceChartData | Refusal:
+        symbol = symbol.upper()
+        st = self._engine.symbols.get(symbol)
+        if st is None:
+            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
+        recent = list(st.recent)[-candles:]
+        return PriceChartData(symbol, st.feed.synthetic, tuple(c.ts for c in recent),
+                              tuple(c.close for c in recent), (), None)
+
+    async def price_chart_with_trades(self, symbol: str, candles: int = 300) -> PriceChartData | Refusal:
+        data = self.price_chart(symbol, candles)
+        if isinstance(data, Refusal) or not data.ts:
+            return data
+        trades = [t for t in await self._store.trades_between(data.ts[0], self.now_ms() + 1) if t.symbol == data.symbol]
+        pos = self._core.portfolio.positions.get(data.symbol)
+        entry = (pos.entry_ts, pos.avg_price) if pos else None
+        return PriceChartData(data.symbol, data.synthetic, data.ts, data.close, tuple(trades), entry)
+
+    async def equity_chart(self, period: str = "all") -> EquityChartData:
+        start = period_start(period, self.now_ms())
+        series = await self._store.equity_series(start or None)
+        ts = tuple(t for t, _ in series)
+        eq = np.array([e for _, e in series], dtype=float)
+        dd = 1.0 - eq / np.maximum.accumulate(eq) if eq.size else eq
+        return EquityChartData(ts, tuple(float(x) for x in eq), tuple(float(x) for x in dd))
+
+    # ------------------------------------------------------------------ money-moving and settings
+
+    def check_order(self, symbol: str, side: str, amount: float | None) -> Refusal | OrderRequest:
+        """Validate an operator's order without changing anything (for the confirmation prompt)."""
+        symbol = symbol.upper()
+        if symbol not in self._engine.symbols:
+            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent; try one of "
+                                             f"{', '.join(self.symbols)}")
+        if side not in ("buy", "sell"):
+            return Refusal("bad_side", "side must be buy or sell")
+        if amount is not None and (not math.isfinite(amount) or amount <= 0 or amount > MAX_AMOUNT):
+            return Refusal("bad_amount", "amount must be a positive number (quote currency)")
+        if amount is None and side == "buy":
+            return Refusal("bad_amount", "a buy needs an amount")
+        if self._core.last_candle_ts.get(symbol) is None:
+            return Refusal("no_price", f"no price for {symbol} yet; wait for the first candle")
+        now = self.now_ms()
+        order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, notional=amount)
+        refusal = self._core.check_manual(order)
+        return refusal or order
+
+    async def buy(self, symbol: str, amount: float) -> OrderAck | Refusal:
+        return await self._submit(symbol, "buy", amount)
+
+    async def sell(self, symbol: str, amount: float | None) -> OrderAck | Refusal:
+        return await self._submit(symbol, "sell", amount)
+
+    async def _submit(self, symbol: str, side: str, amount: float | None) -> OrderAck | Refusal:
+        async with self._engine.lock:
+            checked = self.check_order(symbol, side, amount)
+            if isinstance(checked, Refusal):
+                return checked
+            refusal = self._core.submit_manual(checked)
+            if refusal:
+                return refusal
+            await self._engine.commit_locked((), (checked,))
+        return OrderAck(checked.order_id, checked.symbol, side, amount, self.mode == "paper",
+                        "fills at the next candle's open")
+
+    async def close(self, target: str) -> tuple[OrderAck, ...] | Refusal:
+        """Close one position (symbol) or all ("all") at the next candle's open."""
+        async with self._engine.lock:
+            now = self.now_ms()
+            pf = self._core.portfolio
+            if target.lower() == "all":
+                symbols = sorted(pf.positions)
+                if not symbols:
+                    return Refusal("no_position", "there are no open positions")
+            else:
+                symbols = [target.upper()]
+                if symbols[0] not in self._engine.symbols:
+                    return Refusal("unknown_symbol", f"{symbols[0]} is not traded by this agent")
+            orders = []
+            for s in symbols:
+                result = self._core.close_position(s, now)
+                if isinstance(result, Refusal):
+                    if len(symbols) == 1:
+                        return result
+                    continue
+                orders.append(result)
+            await self._engine.commit_locked((), tuple(orders))
+        return tuple(OrderAck(o.order_id, o.symbol, "sell", None, self.mode == "paper",
+                              "closes at the next candle's open") for o in orders)
+
+    async def pause(self, by: str = "operator") -> bool:
+        """Stop new automatic entries (exits and stops keep working). False if already paused."""
+        async with self._engine.lock:
+            if self._core.paused:
+                return False
+            self._core.paused = True
+            await self._engine.commit_locked((TradingPaused(ts=self.now_ms(), paused=True, by=by),))
+        return True
+
+    async def resume(self, by: str = "operator") -> bool:
+        """Un-pause and leave HALTED/REDUCING. False if there was nothing to resume."""
+        async with self._engine.lock:
+            if not self._core.paused and self._core.state.value == "ACTIVE":
+                return False
+            events: list[EngineEvent] = []
+            was_paused = self._core.paused
+            change = self._core.resume(self.now_ms())
+            if change is not None:
+                events.append(change)
+            if was_paused:
+                events.append(TradingPaused(ts=self.now_ms(), paused=False, by=by))
+            await self._engine.commit_locked(tuple(events))
+        return True
+
+    def check_risk(self, key: str, value: float) -> str | None:
+        return check_limit(key, value)
+
+    async def set_risk(self, key: str, value: float) -> dict[str, float] | Refusal:
+        problem = check_limit(key, value)
+        if problem:
+            return Refusal("bad_risk_value", problem)
+        async with self._engine.lock:
+            self._core.limits = self._core.limits.with_value(key, float(value))
+            await self._engine.commit_locked(())
+        return self.risk()
+
+    @staticmethod
+    def risk_keys() -> tuple[str, ...]:
+        return tuple(RISK_BOUNDS)
+
+    # ------------------------------------------------------------------ alerts
+
+    async def daily_summary(self) -> DailySummary:
+        """Build the daily summary event and put it in the outbox (the bot's JobQueue calls this)."""
+        day = (await self.daily(1))[0]
+        bal = self.balance()
+        trades = await self._store.trades_between((self.now_ms() // DAY_MS) * DAY_MS, self.now_ms() + 1)
+        event = DailySummary(ts=self.now_ms(), day=day.day, equity=bal.equity, pnl=day.pnl, pnl_pct=day.pnl_pct,
+                             trades=day.trades, fees=sum(t.fee for t in trades))
+        await self._engine.commit_action((event,))
+        return event
+
+    async def publish(self, event: EngineEvent) -> None:
+        """Record an engine-side event (e.g. from the model coordinator) in the outbox and on the bus."""
+        await self._engine.commit_action((event,))
+
+    @staticmethod
+    def alert_kinds() -> tuple[str, ...]:
+        return ALERT_KINDS
+
+    async def register_chat(self, chat_id: int, thread_id: int | None = None) -> None:
+        await self._store.upsert_chat(chat_id, thread_id)
+
+    async def alert_modes(self, chat_id: int) -> dict[str, str]:
+        return dict(await self._store.alert_modes(chat_id))
+
+    async def set_alert_mode(self, chat_id: int, kind: str, mode: str) -> Refusal | None:
+        if kind not in ALERT_KINDS:
+            return Refusal("bad_kind", f"unknown alert type {kind!r}; known: {', '.join(ALERT_KINDS)}")
+        if mode not in ALERT_MODES:
+            return Refusal("bad_mode", f"mode must be one of {', '.join(ALERT_MODES)}")
+        await self._store.set_alert_mode(chat_id, kind, mode)
+        return None
+
+    async def pending_alerts(self, limit: int = 100) -> list[Any]:
+        return list(await self._store.pending_deliveries(limit))
+
+    async def alert_delivered(self, outbox_id: int, chat_id: int, message_id: int | None) -> None:
+        await self._store.mark_delivered(outbox_id, chat_id, message_id)
+
+    async def alert_failed(self, outbox_id: int, chat_id: int, error: str, *, final: bool) -> None:
+        await self._store.mark_failed(outbox_id, chat_id, error, final)
+
+    async def deactivate_chat(self, chat_id: int) -> None:
+        await self._store.set_chat_active(chat_id, False)
+
+
+def _model_health(h: Any) -> ModelHealthView:
+    return ModelHealthView(str(h.name), bool(h.healthy), str(getattr(h, "reason", "")),
+                           getattr(h, "p99_ms", None), getattr(h, "psi", None))
+
+
+def trade_summary(trades: list[Trade]) -> dict[str, float]:
+    return {"trades": len(trades), "pnl": sum(t.pnl for t in trades), "fees": sum(t.fee for t in trades)}

@@ -1,0 +1,279 @@
+"""The live engine: one asyncio task per symbol, a heartbeat task, and the persistence of every step.
+
+Each closed candle goes through the same ``TradingCore.on_candle`` as the backtest. The step and its
+persistence run under one lock, so the state snapshot written with a step always matches what was
+committed before it. If the commit fails, the core is rolled back to the snapshot taken before the
+step and the candle is retried on the next poll: memory never runs ahead of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import structlog
+
+from engine.core.clock import Clock
+from engine.core.model import CandleArrays, GenericTradingModel
+from engine.core.trading import StepResult, TradingCore
+from engine.core.types import Candle, OrderRequest, SignalRecord, StepRecord, timeframe_ms
+from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
+from engine.feeds.base import Feed, FeedError
+
+log = structlog.get_logger("engine.loop")
+
+CHART_HISTORY = 2000  # recent candles kept per symbol for /chart
+
+
+class StepStore(Protocol):
+    """What the loop needs from the store (engine.store.repo.Store implements it)."""
+
+    async def record_step(self, rec: StepRecord) -> bool: ...
+
+    async def load_core_state(self) -> dict[str, Any] | None: ...
+
+
+def live_proba(model: GenericTradingModel, window: Iterable[Candle]) -> np.ndarray:
+    """The model's probabilities for the newest candle, from the trailing window (same code as batch)."""
+    arrays = CandleArrays.from_candles(list(window))
+    return np.asarray(model.predict_proba(model.features(arrays)[-1:]))[0]
+
+
+@dataclass
+class SymbolState:
+    symbol: str
+    feed: Feed
+    model: GenericTradingModel
+    window: deque[Candle]
+    recent: deque[Candle] = field(default_factory=lambda: deque(maxlen=CHART_HISTORY))
+    last_seen: int | None = None
+    warmed: bool = False
+    stale: bool = False
+    last_poll_error: str = ""
+    last_signal: SignalRecord | None = None
+    decision_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+class LiveEngine:
+    """Runs the decision path on live candles, persists every step, publishes every event."""
+
+    def __init__(self, *, core: TradingCore, store: Any, feeds: dict[str, Feed],
+                 models: dict[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
+                 poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
+                 mode: str = "paper") -> None:
+        self.core = core
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.mode = mode
+        self.timeframe = timeframe
+        self.tf_ms = timeframe_ms(timeframe)
+        self.poll_interval = poll_interval
+        self.stale_after = stale_after
+        self.heartbeat_interval = heartbeat_interval
+        self.symbols = {s: SymbolState(s, feeds[s], models[s], deque(maxlen=max(1, models[s].lookback)))
+                        for s in feeds}
+        self.lock = asyncio.Lock()
+        self.started_ms = 0
+        self.loop_lag_ms = 0.0
+        self.restored = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, unclean_restart: bool = False) -> None:
+        self.started_ms = self.clock.now_ms()
+        saved = await self.store.load_core_state()
+        if saved:
+            self.core.restore(saved)
+            self.restored = True
+            for symbol, st in self.symbols.items():
+                st.last_seen = self.core.last_candle_ts.get(symbol)
+                st.stale = symbol in self.core.stale
+        await self.commit_action((EngineStarted(ts=self.started_ms, mode=self.mode, unclean_restart=unclean_restart),))
+        for symbol in self.symbols:
+            self._tasks.append(asyncio.create_task(self._run_symbol(symbol), name=f"symbol:{symbol}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        log.info("engine_started", mode=self.mode, symbols=list(self.symbols), restored=self.restored)
+
+    async def stop(self) -> None:
+        """Stop the loops (the current step finishes: it runs under the lock), then record the stop."""
+        self._stopping.set()
+        async with self.lock:
+            for task in self._tasks:
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.commit_action((EngineStopped(ts=self.clock.now_ms(), mode=self.mode),))
+        for st in self.symbols.values():
+            with contextlib.suppress(Exception):
+                await st.feed.close()
+        log.info("engine_stopped", mode=self.mode)
+
+    # ------------------------------------------------------------------ per symbol
+
+    async def _run_symbol(self, symbol: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.poll_once(symbol)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("symbol_loop_error", symbol=symbol)
+            await asyncio.sleep(self.poll_interval)
+
+    async def poll_once(self, symbol: str) -> int:
+        """Fetch and process new closed candles; returns how many were stepped."""
+        st = self.symbols[symbol]
+        first = not st.warmed
+        try:
+            batch = await st.feed.poll(None if first else st.last_seen)
+        except FeedError as exc:
+            st.last_poll_error = str(exc)
+            log.warning("feed_error", symbol=symbol, error=str(exc))
+            await self._check_stale(st)
+            return 0
+        st.last_poll_error = ""
+        st.warmed = True
+        for candle, reason in batch.rejected:
+            log.warning("candle_rejected", symbol=symbol, ts=None if candle is None else candle.ts, reason=reason)
+        stepped = 0
+        processed = self.core.last_candle_ts.get(symbol)
+        for candle in batch.candles:
+            if st.last_seen is not None and candle.ts <= st.last_seen:
+                continue
+            if (first and not self.restored) or (processed is not None and candle.ts <= processed):
+                self._remember(st, candle)  # warm-up history: feeds the model, is never traded on
+                continue
+            if await self.process_candle(st, candle):
+                stepped += 1
+            else:
+                break
+        await self._check_stale(st)
+        return stepped
+
+    def _remember(self, st: SymbolState, candle: Candle) -> None:
+        st.window.append(candle)
+        st.recent.append(candle)
+        st.last_seen = candle.ts
+
+    async def process_candle(self, st: SymbolState, candle: Candle) -> bool:
+        if st.stale:
+            await self._set_stale(st, False)
+        self._remember(st, candle)
+        t0 = time.perf_counter()
+        proba = live_proba(st.model, st.window)
+        async with self.lock:
+            before = self.core.snapshot()
+            step = self.core.on_candle(st.symbol, candle, proba)
+            st.decision_ms.append((time.perf_counter() - t0) * 1000.0)
+            try:
+                await self.store.record_step(self._record(step))
+            except Exception:
+                self.core.restore(before)
+                st.window.pop()
+                st.recent.pop()
+                st.last_seen = self.core.last_candle_ts.get(st.symbol)
+                log.exception("step_not_persisted", symbol=st.symbol, candle_ts=candle.ts)
+                return False
+        st.last_signal = step.signal
+        for event in step.events:
+            self.bus.publish(event)
+        return True
+
+    def _record(self, step: StepResult) -> StepRecord:
+        pf = self.core.portfolio
+        return StepRecord(step.symbol, step.candle_ts, self.clock.now_ms(), tuple(step.orders), tuple(step.fills),
+                          tuple(step.trades), tuple(step.events), step.signal, step.equity, pf.cash, pf.views(),
+                          self.core.snapshot())
+
+    async def _check_stale(self, st: SymbolState) -> None:
+        now = self.clock.now_ms()
+        since = (st.last_seen + self.tf_ms) if st.last_seen is not None else self.started_ms
+        if not st.stale and now - since > self.stale_after * self.tf_ms:
+            await self._set_stale(st, True)
+
+    async def _set_stale(self, st: SymbolState, stale: bool) -> None:
+        st.stale = stale
+        now = self.clock.now_ms()
+        event: EngineEvent
+        if stale:
+            self.core.stale.add(st.symbol)
+            detail = st.last_poll_error or f"no closed candle for more than {self.stale_after} candles"
+            event = FeedStale(ts=now, symbol=st.symbol, last_candle_ts=st.last_seen, detail=detail)
+            log.warning("feed_stale", symbol=st.symbol, detail=detail)
+        else:
+            self.core.stale.discard(st.symbol)
+            event = FeedRecovered(ts=now, symbol=st.symbol, last_candle_ts=st.last_seen or 0)
+            log.info("feed_recovered", symbol=st.symbol)
+        await self.commit_action((event,))
+
+    # ------------------------------------------------------------------ operator actions
+
+    async def commit_action(self, events: tuple[EngineEvent, ...], orders: tuple[OrderRequest, ...] = ()) -> None:
+        """Persist an operator or lifecycle change (state snapshot + outbox events) in one transaction."""
+        async with self.lock:
+            await self.commit_locked(events, orders)
+
+    async def commit_locked(self, events: tuple[EngineEvent, ...], orders: tuple[OrderRequest, ...] = ()) -> None:
+        pf = self.core.portfolio
+        rec = StepRecord(None, None, self.clock.now_ms(), orders, (), (), events, None, pf.equity(), pf.cash,
+                         pf.views(), self.core.snapshot())
+        await self.store.record_step(rec)
+        for event in events:
+            self.bus.publish(event)
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            expected = loop.time() + self.heartbeat_interval
+            await asyncio.sleep(self.heartbeat_interval)
+            self.loop_lag_ms = max(0.0, (loop.time() - expected) * 1000.0)
+            try:
+                info = await self.health_info()
+                log.info("heartbeat", **info)
+                setter = getattr(self.store, "set_flags", None)
+                if setter is not None:
+                    await setter(heartbeat_ms=self.clock.now_ms())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat_failed")
+
+    async def health_info(self) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        ages = {s: (None if st.last_seen is None else round((now - st.last_seen - self.tf_ms) / 1000.0, 1))
+                for s, st in self.symbols.items()}
+        ping = getattr(self.store, "ping", None)
+        backlog = getattr(self.store, "outbox_backlog", None)
+        return {
+            "loop_lag_ms": round(self.loop_lag_ms, 2),
+            "last_candle_age_s": ages,
+            "stale": sorted(s for s, st in self.symbols.items() if st.stale),
+            "db_latency_ms": round((await ping()) * 1000.0, 2) if ping else None,
+            "outbox_backlog": (await backlog()) if backlog else None,
+            "rss_mb": round(rss_bytes() / 2**20, 1),
+        }
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

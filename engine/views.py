@@ -1,0 +1,166 @@
+"""Typed snapshots the facade returns to the bot: plain frozen dataclasses, no ORM rows, no Telegram types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.core.types import PositionView, SignalRecord, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStatus:
+    symbol: str
+    last_candle_ts: int | None
+    last_price: float | None
+    stale: bool
+    position_qty: float
+    synthetic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    mode: str  # "paper"
+    paused: bool
+    risk_state: str
+    risk_reason: str
+    equity: float
+    cash: float
+    open_positions: int
+    started_ms: int
+    now_ms: int
+    strategy: str
+    timeframe: str
+    symbols: tuple[SymbolStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    mode: str
+    cash: float
+    equity: float
+    exposure: float
+    starting_cash: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees_paid: float
+    total_return: float
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TradesPage:
+    items: tuple[Trade, ...]
+    total: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PnlView:
+    period: str  # day | week | month | all
+    start_ms: int
+    end_ms: int
+    start_equity: float
+    end_equity: float
+    pnl: float
+    pnl_pct: float
+    trades: int
+    wins: int
+    fees: float
+
+
+@dataclass(frozen=True, slots=True)
+class DayView:
+    day: str  # YYYY-MM-DD (UTC)
+    end_equity: float
+    pnl: float
+    pnl_pct: float
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolPerformance:
+    symbol: str
+    trades: int
+    wins: int
+    pnl: float
+    fees: float
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    order_id: str
+    symbol: str
+    side: str
+    amount: float | None  # quote amount; None = whole position
+    paper: bool
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    symbol: str
+    model: str
+    last: SignalRecord | None
+    would_trade: bool
+    reasons: tuple[str, ...]  # why it would or would not trade now
+    position_qty: float
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealthView:
+    name: str
+    healthy: bool
+    reason: str
+    p99_ms: float | None
+    psi: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    symbol: str
+    name: str
+    metadata: dict[str, object]
+    health: tuple[ModelHealthView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    ok: bool
+    loop_lag_ms: float
+    last_candle_age_s: dict[str, float | None]
+    stale: tuple[str, ...]
+    db_latency_ms: float | None
+    outbox_backlog: int | None
+    rss_mb: float
+    uptime_s: float
+    decision_p99_ms: float | None
+    models: tuple[ModelHealthView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChartData:
+    symbol: str
+    synthetic: bool
+    ts: tuple[int, ...]
+    close: tuple[float, ...]
+    trades: tuple[Trade, ...]
+    open_entry: tuple[int, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EquityChartData:
+    ts: tuple[int, ...]
+    equity: tuple[float, ...]
+    drawdown: tuple[float, ...]
+
+
+__all__ = [
+    "BalanceView", "DayView", "EquityChartData", "HealthView", "ModelHealthView", "ModelView", "OrderAck",
+    "PnlView", "PositionView", "PriceChartData", "SignalView", "StatusView", "SymbolPerformance",
+    "SymbolStatus", "TradesPage",
+]
