@@ -242,13 +242,18 @@ def compute_features(c: CandleArrays) -> np.ndarray:
 # --- reference distribution for drift (population stability index) ---------------------------------
 
 PSI_BINS = 10
+# Calendar features are not monitored for drift: any window shorter than a week differs from the
+# (uniform) training distribution of the day of week by construction, without anything being wrong.
+DRIFT_EXEMPT: tuple[str, ...] = ("tod_sin", "tod_cos", "dow_sin", "dow_cos")
 
 
-def reference_bins(x: np.ndarray, n_bins: int = PSI_BINS) -> dict[str, list[list[float]]]:
+def reference_bins(x: np.ndarray, n_bins: int = PSI_BINS,
+                   names: tuple[str, ...] = FEATURE_NAMES) -> dict[str, list[list[float]]]:
     """Per-feature inner bin edges (training quantiles) and the training proportion in each bin.
 
     Only finite values count. ``edges[j]`` is increasing and may be shorter than ``n_bins - 1`` where a
     feature has repeated values; ``proportions[j]`` has ``len(edges[j]) + 1`` entries summing to 1.
+    Features in ``DRIFT_EXEMPT`` (and columns without finite values) get one bin: never any drift.
     """
     edges: list[list[float]] = []
     props: list[list[float]] = []
@@ -256,7 +261,8 @@ def reference_bins(x: np.ndarray, n_bins: int = PSI_BINS) -> dict[str, list[list
     for j in range(x.shape[1]):
         col = x[:, j]
         col = col[np.isfinite(col)]
-        if col.shape[0] == 0:
+        exempt = j < len(names) and names[j] in DRIFT_EXEMPT
+        if col.shape[0] == 0 or exempt:
             edges.append([])
             props.append([1.0])
             continue

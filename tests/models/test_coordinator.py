@@ -101,7 +101,7 @@ def test_latency_is_tracked_for_live_calls() -> None:
 def test_psi_tracker_math() -> None:
     rng = np.random.default_rng(1)
     train = rng.normal(size=(20_000, 2))
-    bins = reference_bins(train)
+    bins = reference_bins(train, names=("a", "b"))
     tr = DriftTracker(bins["edges"], bins["proportions"], ("a", "b"), window=1000, min_rows=100)
     tr.add(rng.normal(size=(50, 2)))
     assert tr.psi() is None  # not enough rows yet
@@ -143,3 +143,46 @@ def test_drift_fires_on_shifted_live_features_only(trained_dir: Path, eth_btc: C
     assert "input drift" in h.reason and "vol_12" in h.reason
     assert [type(e) for e in events] == [ModelDegraded]
     assert out.tolist() == [[0.0, 1.0, 0.0]]  # its only member is degraded: flat
+
+
+@requires_data
+def test_ensemble_batch_equals_live_per_candle(trained_dir: Path, eth_btc: CandleArrays) -> None:
+    model = CatBoostTradingModel.load(trained_dir)
+    coord = ModelCoordinator([(model, 2.0), (SmaCrossModel(), 1.0)], SimClock())
+    assert coord.lookback == LOOKBACK
+    part = eth_btc.slice(0, 1_500)
+    batch = coord.predict_proba(coord.features(part))
+    for t in range(coord.lookback - 1, len(part)):
+        live = coord.predict_proba(coord.features(part.slice(t - coord.lookback + 1, t + 1))[-1:])
+        assert np.array_equal(live[0], batch[t]), f"candle {t}"
+    assert all(h.errors == 0 and h.nan_outputs == 0 for h in coord.health())
+
+
+@requires_data
+def test_calendar_features_are_not_drift(trained_dir: Path, eth_btc: CandleArrays) -> None:
+    """A few hours of live candles cover few days of the week: that alone must not count as drift."""
+    model = CatBoostTradingModel.load(trained_dir)
+    x = model.features(eth_btc)[LOOKBACK - 1:]
+    rows = x[np.random.default_rng(3).permutation(x.shape[0])[:300]]
+    dow = model.feature_names.index("dow_sin"), model.feature_names.index("dow_cos")
+    rows[:, dow[0]], rows[:, dow[1]] = x[0, dow[0]], x[0, dow[1]]  # every row on the same weekday
+    coord = ModelCoordinator([(model, 1.0)], SimClock(), psi_window=300, psi_min_rows=200)
+    for r in rows:
+        coord.predict_proba(r[None, :])
+    h = coord.health()[0]
+    assert h.healthy and h.psi is not None and h.psi < 0.25, h
+
+
+class BrokenFeatures(ConstModel):
+    def features(self, candles: CandleArrays) -> np.ndarray:
+        raise ValueError("no data")
+
+
+def test_failing_features_degrade_the_member() -> None:
+    events: list[EngineEvent] = []
+    good, bad = ConstModel("good", (0.0, 0.0, 1.0)), BrokenFeatures("bad", (1.0, 0.0, 0.0))
+    coord = ModelCoordinator([(good, 1.0), (bad, 1.0)], SimClock(5), on_event=events.append)
+    x = coord.features(_candles(3))
+    assert np.isnan(x[:, 1]).all()
+    assert coord.predict_proba(x).tolist() == [[0.0, 0.0, 1.0]] * 3
+    assert events == [ModelDegraded(ts=5, model="bad", reason="features failed: ValueError: no data")]
