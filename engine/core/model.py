@@ -96,10 +96,27 @@ def actions_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return action, confidence
 
 
+TIE_TOLERANCE = 1e-9
+
+
+def _side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """-1, 0 or +1 for a below, level with or above b; differences within float noise count as level.
+
+    Two moving averages that are equal in exact arithmetic can differ in the last bits depending on
+    the order of summation; treating those as a tie keeps the strict crossover definition stable.
+    NaN compares as level, so rows without history never signal.
+    """
+    diff = a - b
+    with np.errstate(invalid="ignore"):
+        level = ~(np.abs(diff) > TIE_TOLERANCE * np.abs(b))
+    return np.where(level, 0, np.sign(diff)).astype(np.int8)
+
+
 class SmaCrossModel:
     """Long-only SMA crossover: up when the fast SMA crosses above the slow one, down when below.
 
-    Crossing as backtesting.py's ``crossover`` defines it: ``a[-2] < b[-2] and a[-1] > b[-1]``.
+    Crossing as backtesting.py's ``crossover`` defines it: ``a[-2] < b[-2] and a[-1] > b[-1]``, where
+    values within a relative 1e-9 of each other count as equal (see ``_side``).
     """
 
     def __init__(self, fast: int = 10, slow: int = 30) -> None:
@@ -108,7 +125,7 @@ class SmaCrossModel:
         self.fast = fast
         self.slow = slow
         self.name = f"sma-cross({fast},{slow})"
-        self.feature_names = ("sma_fast", "sma_slow", "sma_fast_prev", "sma_slow_prev")
+        self.feature_names: tuple[str, ...] = ("sma_fast", "sma_slow", "sma_fast_prev", "sma_slow_prev")
         self.lookback = slow + 1
 
     def features(self, candles: CandleArrays) -> np.ndarray:
@@ -123,9 +140,9 @@ class SmaCrossModel:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         f, s, fp, sp = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-        with np.errstate(invalid="ignore"):
-            up = (fp < sp) & (f > s)
-            down = (sp < fp) & (s > f)
+        now, before = _side(f, s), _side(fp, sp)
+        up = (before < 0) & (now > 0)
+        down = (before > 0) & (now < 0)
         proba = np.zeros((x.shape[0], 3))
         proba[:, FLAT] = 1.0
         proba[up] = (0.0, 0.0, 1.0)
