@@ -1,0 +1,397 @@
+"""Text for people: HTML parse mode with every dynamic value escaped, and long replies split.
+
+Helpers format numbers (thousands separators, sensible decimals, signed PnL, percentages) and
+times (``2026-11-24 14:05 UTC``, or in ``Settings.timezone``). ``split_html`` cuts a reply longer
+than Telegram's 4,096 characters into several, at line boundaries, never inside a tag or an entity.
+Prices from synthetic feeds carry the word "synthetic" wherever they show.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.core.types import PositionView, Refusal, Trade
+from engine.views import (
+    BalanceView,
+    DayView,
+    HealthView,
+    ModelView,
+    OrderAck,
+    PnlView,
+    SignalView,
+    StatusView,
+    SymbolPerformance,
+    TradesPage,
+)
+
+MAX_MESSAGE = 4096
+PAPER = "<b>PAPER</b>"
+
+# ---------------------------------------------------------------------------- values
+
+
+def esc(value: object) -> str:
+    """Any dynamic value, escaped for HTML parse mode."""
+    return html.escape(str(value), quote=False)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def number(value: float | None, decimals: int = 2) -> str:
+    """``12345.678`` -> ``12,345.68``; None or non-finite -> ``n/a``."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    text = f"{value:,.{decimals}f}"
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        text = text[1:]  # no "-0.00"
+    return text
+
+
+def money(value: float | None) -> str:
+    return number(value, 2)
+
+
+def signed(value: float | None, decimals: int = 2) -> str:
+    """Signed amount: ``+1,234.50`` / ``-12.00`` / ``0.00``."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    text = number(value, decimals)
+    return text if text.startswith("-") or not any(c in "123456789" for c in text) else "+" + text
+
+
+def pct(fraction: float | None, *, sign: bool = True, decimals: int = 2) -> str:
+    """A fraction as a percentage: ``0.0123`` -> ``+1.23%``."""
+    if fraction is None or not math.isfinite(fraction):
+        return "n/a"
+    return (signed(fraction * 100, decimals) if sign else number(fraction * 100, decimals)) + "%"
+
+
+def price(value: float | None) -> str:
+    """A price with decimals that suit its size (2 above 1,000; up to 8 significant below 1)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        decimals = 2
+    elif magnitude >= 1:
+        decimals = 4
+    elif magnitude == 0:
+        decimals = 2
+    else:
+        decimals = min(10, 3 - math.floor(math.log10(magnitude)) + 1)
+    return number(value, decimals)
+
+
+def qty(value: float | None) -> str:
+    """A base-currency quantity: up to 8 decimals, trailing zeros dropped."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    text = number(value, 8)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def zone(name: str) -> tzinfo:
+    """The zone named in Settings.timezone; UTC when the name is unknown."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def when(ms: int | None, tz: tzinfo = UTC) -> str:
+    """``2026-11-24 14:05 UTC`` (or the zone's abbreviation)."""
+    if ms is None:
+        return "never"
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(tz)
+    label = "UTC" if tz is UTC else (moment.tzname() or str(tz))
+    return f"{moment:%Y-%m-%d %H:%M} {esc(label)}"
+
+
+def duration(seconds: float | None) -> str:
+    """``3d 4h`` / ``2h 5m`` / ``42s``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "n/a"
+    s = max(0, int(seconds))
+    days, rest = divmod(s, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def synthetic_tag(synthetic: bool) -> str:
+    return " <i>(synthetic)</i>" if synthetic else ""
+
+
+def mode_tag(mode: str) -> str:
+    return PAPER if mode == "paper" else f"<b>{esc(mode.upper())}</b>"
+
+
+def refusal(r: Refusal) -> str:
+    return f"Refused: {esc(r.reason)}"
+
+
+# ---------------------------------------------------------------------------- views
+
+
+def status(v: StatusView, tz: tzinfo = UTC) -> str:
+    state = "paused" if v.paused else "running"
+    lines = [
+        f"{mode_tag(v.mode)} trading agent: <b>{state}</b>",
+        f"Risk state: <b>{esc(v.risk_state)}</b>" + (f" ({esc(v.risk_reason)})" if v.risk_reason else ""),
+        f"Equity: {money(v.equity)}   Cash: {money(v.cash)}",
+        f"Open positions: {v.open_positions}",
+        f"Strategy: {esc(v.strategy)} on {esc(v.timeframe)} candles",
+        f"Up since: {when(v.started_ms, tz)}",
+    ]
+    for s in v.symbols:
+        flags = " <b>STALE</b>" if s.stale else ""
+        held = f", holding {qty(s.position_qty)}" if s.position_qty else ""
+        lines.append(f"• {esc(s.symbol)}: {price(s.last_price)}{synthetic_tag(s.synthetic)}{held}"
+                     f" (last candle {when(s.last_candle_ts, tz)}){flags}")
+    lines.append(f"<i>As of {when(v.now_ms, tz)}</i>")
+    return "\n".join(lines)
+
+
+def balance(v: BalanceView, tz: tzinfo = UTC) -> str:
+    return "\n".join([
+        f"{mode_tag(v.mode)} balance",
+        f"Equity: <b>{money(v.equity)}</b> ({pct(v.total_return)} since start at {money(v.starting_cash)})",
+        f"Cash: {money(v.cash)}",
+        f"Exposure: {money(v.exposure)}",
+        f"Realised PnL: {signed(v.realized_pnl)}",
+        f"Unrealised PnL: {signed(v.unrealized_pnl)}",
+        f"Fees paid: {money(v.fees_paid)}",
+        f"<i>As of {when(v.now_ms, tz)}</i>",
+    ])
+
+
+def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode: str = "paper",
+              tz: tzinfo = UTC) -> str:
+    if not items:
+        return f"{mode_tag(mode)}: no open positions."
+    fake = set(synthetic)
+    lines = [f"{mode_tag(mode)} open positions ({len(items)})"]
+    for p in items:
+        ret = (p.mark_price / p.avg_price - 1.0) if p.avg_price else None
+        stops = []
+        if p.stop_price is not None:
+            stops.append(f"stop {price(p.stop_price)}")
+        if p.target_price is not None:
+            stops.append(f"target {price(p.target_price)}")
+        if p.trail_price is not None:
+            stops.append(f"trail {price(p.trail_price)}")
+        lines.append(f"• <b>{esc(p.symbol)}</b> {qty(p.quantity)} @ {price(p.avg_price)}, "
+                     f"now {price(p.mark_price)}{synthetic_tag(p.symbol in fake)}: "
+                     f"{signed(p.unrealized_pnl)} ({pct(ret)})")
+        lines.append(f"  since {when(p.entry_ts, tz)}" + (f"; {', '.join(stops)}" if stops else ""))
+    return "\n".join(lines)
+
+
+def trade_line(t: Trade, tz: tzinfo = UTC) -> str:
+    ret = (t.exit_price / t.entry_price - 1.0) if t.entry_price else None
+    return (f"• {when(t.exit_time, tz)} <b>{esc(t.symbol)}</b> {qty(t.quantity)}: {price(t.entry_price)} → "
+            f"{price(t.exit_price)} {signed(t.pnl)} ({pct(ret)}), {esc(t.exit_reason)}")
+
+
+def trades(page: TradesPage, mode: str = "paper", tz: tzinfo = UTC) -> str:
+    if not page.items:
+        return f"{mode_tag(mode)}: no closed trades yet."
+    head = f"{mode_tag(mode)} last {len(page.items)} of {page.total} closed trades (newest first)"
+    return "\n".join([head, *(trade_line(t, tz) for t in page.items)])
+
+
+def pnl(v: PnlView, mode: str = "paper", tz: tzinfo = UTC) -> str:
+    since = "since the start" if v.period == "all" else f"this {esc(v.period)} (since {when(v.start_ms, tz)})"
+    win_rate = pct(v.wins / v.trades, sign=False, decimals=0) if v.trades else "n/a"
+    return "\n".join([
+        f"{mode_tag(mode)} PnL {since}",
+        f"<b>{signed(v.pnl)}</b> ({pct(v.pnl_pct)})",
+        f"Equity: {money(v.start_equity)} → {money(v.end_equity)}",
+        f"Closed trades: {v.trades}, won {v.wins} ({win_rate}); fees {money(v.fees)}",
+    ])
+
+
+def daily(days: Sequence[DayView], mode: str = "paper") -> str:
+    lines = [f"{mode_tag(mode)} last {len(days)} days (UTC)"]
+    for d in days:
+        lines.append(f"• {esc(d.day)}: {signed(d.pnl)} ({pct(d.pnl_pct)}), equity {money(d.end_equity)}, "
+                     f"{d.trades} trade{'s' if d.trades != 1 else ''}")
+    return "\n".join(lines)
+
+
+def performance(items: Sequence[SymbolPerformance], mode: str = "paper") -> str:
+    if not items:
+        return f"{mode_tag(mode)}: no performance yet."
+    lines = [f"{mode_tag(mode)} performance by symbol"]
+    for p in items:
+        lines.append(f"• <b>{esc(p.symbol)}</b>: {p.trades} trades, win rate {pct(p.win_rate, sign=False, decimals=0)}"
+                     f", PnL {signed(p.pnl)}, fees {money(p.fees)}")
+    return "\n".join(lines)
+
+
+def risk(limits: dict[str, float]) -> str:
+    lines = ["Risk limits (fractions: 0.05 is 5%; 0 switches a protective limit off)"]
+    lines += [f"• {esc(k)}: <code>{esc(f'{v:g}')}</code>" for k, v in limits.items()]
+    return "\n".join(lines)
+
+
+def signal(v: SignalView, tz: tzinfo = UTC) -> str:
+    lines = [f"Signal for <b>{esc(v.symbol)}</b> (model {esc(v.model)})"]
+    if v.last is None:
+        lines.append("No candle processed yet.")
+    else:
+        action = {1: "ENTER", 0: "HOLD", -1: "EXIT"}.get(v.last.action, str(v.last.action))
+        lines.append(f"Last candle {when(v.last.ts, tz)}: <b>{esc(action)}</b>, confidence "
+                     f"{pct(v.last.confidence, sign=False, decimals=0)}, outcome {esc(v.last.outcome)}")
+    lines.append("Would trade now: <b>yes</b>" if v.would_trade else "Would trade now: no")
+    lines += [f"• {esc(r)}" for r in v.reasons]
+    if v.position_qty:
+        lines.append(f"Holding {qty(v.position_qty)}")
+    return "\n".join(lines)
+
+
+def models(items: Sequence[ModelView]) -> str:
+    if not items:
+        return "No models loaded."
+    lines = ["Models"]
+    for m in items:
+        meta = ", ".join(f"{esc(k)}={esc(v)}" for k, v in sorted(m.metadata.items())
+                         if k != "name" and isinstance(v, (str, int, float, bool)))
+        lines.append(f"• <b>{esc(m.symbol)}</b>: {esc(m.name)}" + (f" ({meta})" if meta else ""))
+        for h in m.health:
+            state = "healthy" if h.healthy else f"<b>degraded</b>: {esc(h.reason)}"
+            extra = f", p99 {number(h.p99_ms, 1)} ms" if _finite(h.p99_ms) else ""
+            extra += f", PSI {number(h.psi, 3)}" if _finite(h.psi) else ""
+            lines.append(f"  {esc(h.name)}: {state}{extra}")
+    return "\n".join(lines)
+
+
+def health(v: HealthView) -> str:
+    lines = [
+        "Health: <b>OK</b>" if v.ok else "Health: <b>DEGRADED</b>",
+        f"Uptime: {duration(v.uptime_s)}",
+        f"Event loop lag: {number(v.loop_lag_ms, 1)} ms",
+        f"Database latency: {number(v.db_latency_ms, 1)} ms" if v.db_latency_ms is not None else "Database: n/a",
+        f"Alert backlog: {v.outbox_backlog}" if v.outbox_backlog is not None else "Alert backlog: n/a",
+        f"Memory: {number(v.rss_mb, 0)} MB",
+        f"Decision p99: {number(v.decision_p99_ms, 2)} ms" if v.decision_p99_ms is not None else "Decision p99: n/a",
+    ]
+    for symbol, age in v.last_candle_age_s.items():
+        shown = "none yet" if age is None else f"{duration(age)} ago"
+        lines.append(f"• {esc(symbol)}: last candle {shown}" + (" <b>STALE</b>" if symbol in v.stale else ""))
+    for m in v.models:
+        if not m.healthy:
+            lines.append(f"• model {esc(m.name)}: {esc(m.reason)}")
+    return "\n".join(lines)
+
+
+def order_ack(acks: Sequence[OrderAck]) -> str:
+    lines = []
+    for a in acks:
+        tag = PAPER + " " if a.paper else ""
+        amount = "whole position" if a.amount is None else money(a.amount)
+        lines.append(f"{tag}{esc(a.side.upper())} <b>{esc(a.symbol)}</b> {amount} accepted: {esc(a.note)}."
+                     f"\nOrder <code>{esc(a.order_id)}</code>")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- splitting
+
+_TOKEN_RE = re.compile(r"<[^>]*>|&[^;\s<>&]{1,10};|\n|[^<&\n]{1,64}|[<&]")
+_TAG_NAME_RE = re.compile(r"</?\s*([a-zA-Z0-9-]+)")
+
+
+def _u16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _closers(stack: Sequence[tuple[str, str]]) -> str:
+    return "".join(f"</{name}>" for name, _ in reversed(stack))
+
+
+def _openers(stack: Sequence[tuple[str, str]]) -> str:
+    return "".join(tag for _, tag in stack)
+
+
+def _step(stack: list[tuple[str, str]], token: str) -> None:
+    if not token.startswith("<") or len(token) < 3:
+        return
+    match = _TAG_NAME_RE.match(token)
+    if match is None:
+        return
+    name = match.group(1).lower()
+    if token.startswith("</"):
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == name:
+                del stack[i:]
+                break
+    elif not token.endswith("/>"):
+        stack.append((name, token))
+
+
+def _has_text(chunk: str) -> bool:
+    return bool(html.unescape(re.sub(r"<[^>]*>", "", chunk)).strip())
+
+
+def split_html(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` UTF-16 units, preferring line boundaries.
+
+    Tags open at a cut are closed at the end of one piece and reopened at the start of the next;
+    entities (``&amp;``) and tags are never cut. Pieces with no visible text are dropped.
+    """
+    if _u16(text) <= limit:
+        return [text] if _has_text(text) else []
+    reserve = 160  # room for closing tags at a cut
+    chunks: list[str] = []
+    stack: list[tuple[str, str]] = []
+    current: list[str] = []
+    size = 0
+    last_nl: tuple[int, int, list[tuple[str, str]]] | None = None  # index, size before it, stack there
+
+    def flush(upto: int, stack_there: list[tuple[str, str]], skip: int) -> None:
+        nonlocal current, size, last_nl
+        piece = "".join(current[:upto]) + _closers(stack_there)
+        if _has_text(piece):
+            chunks.append(piece.strip("\n"))
+        rest = current[upto + skip:]
+        current = [_openers(stack_there), *rest]
+        size = sum(_u16(t) for t in current)
+        last_nl = None
+        # a newline still inside the remainder stays a candidate cut point
+        probe = list(stack_there)
+        for i, tok in enumerate(current[1:], start=1):
+            if tok == "\n":
+                last_nl = (i, sum(_u16(t) for t in current[:i]), list(probe))
+            _step(probe, tok)
+
+    for token in _TOKEN_RE.findall(text):
+        need = _u16(token)
+        if size + need + reserve > limit and current:
+            if last_nl is not None and last_nl[0] > 0:
+                flush(last_nl[0], last_nl[2], 1)
+            if size + need + reserve > limit:
+                flush(len(current), list(stack), 0)
+        if token == "\n":
+            last_nl = (len(current), size, list(stack))
+        current.append(token)
+        size += need
+        _step(stack, token)
+    piece = "".join(current)
+    if _has_text(piece):
+        chunks.append(piece.strip("\n"))
+    return chunks
