@@ -1,0 +1,156 @@
+"""The engine and the python-telegram-bot Application in one event loop, started and stopped in order.
+
+Start: engine -> Application (initialize: getMe, start) -> updates (long polling, or a webhook when
+``WEBHOOK_URL`` and ``PORT`` are set) -> alert sender (woken by the engine bus) -> daily summary job.
+Stop, in reverse: stop taking updates, stop the engine after its current step, deliver remaining
+alerts until the deadline, stop the Application, mark the shutdown clean and close the database.
+Everything runs as tasks of the one loop (python-telegram-bot's customwebhookbot pattern, never
+``run_polling`` and never a second thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+import structlog
+from telegram.ext import Application, ContextTypes
+
+from bot.alerts import AlertSender
+from config.settings import ConfigError, Settings
+from engine.app import EngineApp
+
+log = structlog.get_logger("bot.runtime")
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class WebhookPlan:
+    listen: str
+    port: int
+    url_path: str
+    webhook_url: str
+    secret_token: str
+
+
+def webhook_plan(settings: Settings) -> WebhookPlan | None:
+    """Where to listen for webhook updates, or None for long polling."""
+    if not settings.webhook_url or not settings.port:
+        return None
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    path = urlparse(settings.webhook_url).path.strip("/")
+    return WebhookPlan("0.0.0.0", settings.port, path, settings.webhook_url, secret)
+
+
+def summary_time(settings: Settings) -> dtm.time:
+    """DAILY_SUMMARY_TIME in TIMEZONE, as a JobQueue time."""
+    hour, minute = (int(p) for p in settings.daily_summary_time.split(":"))
+    return dtm.time(hour, minute, tzinfo=zone(settings.timezone))
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"invalid environment variable TIMEZONE: unknown time zone {name!r}") from exc
+
+
+class Runtime:
+    """Runs one EngineApp and one Application together; ``stop`` can be called once, from a signal."""
+
+    def __init__(self, engine_app: EngineApp, application: AnyApplication, settings: Settings, *,
+                 sender: AlertSender | None = None, poll_timeout: float = 10.0) -> None:
+        self.engine_app = engine_app
+        self.application = application
+        self.settings = settings
+        self.sender = sender or AlertSender(application.bot, engine_app.facade, tz=zone(settings.timezone))
+        self.poll_timeout = poll_timeout
+        self.stopped = asyncio.Event()
+        self._started = False
+        self._stopping = False
+
+    async def start(self) -> None:
+        await self.engine_app.start()
+        await self.application.initialize()  # getMe: fails fast on a wrong token
+        await self.application.start()
+        await self._start_updates()
+        self.engine_app.bus.subscribe(self.sender.on_event)
+        self.sender.start()
+        self._schedule_daily_summary()
+        self._started = True
+        me = self.application.bot.username
+        log.info("ready", bot=me, mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
+                 webhook=webhook_plan(self.settings) is not None)
+
+    async def _start_updates(self) -> None:
+        updater = self.application.updater
+        if updater is None:
+            return
+        plan = webhook_plan(self.settings)
+        if plan is None:
+            await updater.start_polling(timeout=int(self.poll_timeout), drop_pending_updates=False,
+                                        allowed_updates=["message", "callback_query", "edited_message"],
+                                        error_callback=_polling_error)
+            return
+        await updater.start_webhook(listen=plan.listen, port=plan.port, url_path=plan.url_path,
+                                    webhook_url=plan.webhook_url, secret_token=plan.secret_token,
+                                    allowed_updates=["message", "callback_query", "edited_message"])
+
+    def _schedule_daily_summary(self) -> None:
+        jobs = self.application.job_queue
+        if jobs is None:
+            log.warning("no_job_queue", detail="daily summary disabled")
+            return
+        jobs.run_daily(self._daily_summary, time=summary_time(self.settings), name="daily-summary")
+
+    async def _daily_summary(self, _: ContextTypes.DEFAULT_TYPE) -> None:
+        event = await self.engine_app.facade.daily_summary()
+        log.info("daily_summary", day=event.day, pnl=event.pnl)
+        self.sender.wake()
+
+    async def stop(self, deadline_s: float = 8.0) -> None:
+        """Stop everything in reverse order; alerts are delivered until ``deadline_s`` runs out."""
+        if self._stopping:
+            await self.stopped.wait()
+            return
+        self._stopping = True
+        end = time.monotonic() + deadline_s
+        try:
+            await self._stop_parts(end)
+        finally:
+            self.stopped.set()
+            log.info("stopped", took_s=round(deadline_s - (end - time.monotonic()), 2))
+
+    async def _stop_parts(self, end: float) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await _guarded("stop_updates", app.updater.stop())
+        await _guarded("stop_engine", self.engine_app.engine.stop())
+        self.engine_app.bus.unsubscribe(self.sender.on_event)
+        await _guarded("stop_alerts", self.sender.stop(max(0.5, end - time.monotonic() - 0.5)))
+        if app.running:
+            await _guarded("stop_application", app.stop())
+        await _guarded("shutdown_application", app.shutdown())
+        store = self.engine_app.store
+        await _guarded("mark_clean_shutdown", store.set_flags(clean_shutdown=True))
+        await _guarded("close_store", store.close())
+
+
+async def _guarded(step: str, awaitable: Any) -> None:
+    """Run one shutdown step; a failure is logged and the next step still runs."""
+    try:
+        await awaitable
+    except Exception:
+        log.exception("shutdown_step_failed", step=step)
+
+
+def _polling_error(exc: Exception) -> None:
+    log.warning("polling_error", error=f"{type(exc).__name__}: {exc}")
+
