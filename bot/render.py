@@ -74,7 +74,7 @@ def pct(fraction: float | None, *, sign: bool = True, decimals: int = 2) -> str:
 
 
 def price(value: float | None) -> str:
-    """A price with decimals that suit its size (2 above 1,000; up to 8 significant below 1)."""
+    """A price with decimals that suit its size (2 above 1,000, 4 above 1, five significant digits below)."""
     if value is None or not math.isfinite(value):
         return "n/a"
     magnitude = abs(value)
@@ -312,7 +312,7 @@ def order_ack(acks: Sequence[OrderAck]) -> str:
 
 # ---------------------------------------------------------------------------- splitting
 
-_TOKEN_RE = re.compile(r"<[^>]*>|&[^;\s<>&]{1,10};|\n|[^<&\n]{1,64}|[<&]")
+_TOKEN_RE = re.compile(r"<[^>]*>|&[^;\s<>&]{1,10};|\n| +|[^<&\n ]{1,64}|[<&]")
 _TAG_NAME_RE = re.compile(r"</?\s*([a-zA-Z0-9-]+)")
 
 
@@ -349,49 +349,49 @@ def _has_text(chunk: str) -> bool:
 
 
 def split_html(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` UTF-16 units, preferring line boundaries.
+    """Cut ``text`` into pieces of at most ``limit`` UTF-16 units, at line boundaries when it can.
 
-    Tags open at a cut are closed at the end of one piece and reopened at the start of the next;
+    A line longer than a message is cut between words (or, failing that, between tokens). Tags
+    open at a cut are closed at the end of one piece and reopened at the start of the next;
     entities (``&amp;``) and tags are never cut. Pieces with no visible text are dropped.
     """
     if _u16(text) <= limit:
         return [text] if _has_text(text) else []
-    reserve = 160  # room for closing tags at a cut
     chunks: list[str] = []
     stack: list[tuple[str, str]] = []
     current: list[str] = []
-    size = 0
-    last_nl: tuple[int, int, list[tuple[str, str]]] | None = None  # index, size before it, stack there
+    breaks: dict[str, tuple[int, list[tuple[str, str]]]] = {}  # "\n" / " " -> last index there, open tags
 
-    def flush(upto: int, stack_there: list[tuple[str, str]], skip: int) -> None:
-        nonlocal current, size, last_nl
-        piece = "".join(current[:upto]) + _closers(stack_there)
+    size = 0
+
+    def flush(upto: int, open_tags: list[tuple[str, str]], skip: int) -> None:
+        nonlocal current, size
+        piece = "".join(current[:upto]) + _closers(open_tags)
         if _has_text(piece):
-            chunks.append(piece.strip("\n"))
-        rest = current[upto + skip:]
-        current = [_openers(stack_there), *rest]
+            chunks.append(piece.strip("\n "))
+        current = [_openers(open_tags), *current[upto + skip:]]
         size = sum(_u16(t) for t in current)
-        last_nl = None
-        # a newline still inside the remainder stays a candidate cut point
-        probe = list(stack_there)
-        for i, tok in enumerate(current[1:], start=1):
-            if tok == "\n":
-                last_nl = (i, sum(_u16(t) for t in current[:i]), list(probe))
+        breaks.clear()
+        probe = list(open_tags)
+        for i, tok in enumerate(current[1:], start=1):  # cut points left in the remainder
+            if tok == "\n" or tok.startswith(" "):
+                breaks["\n" if tok == "\n" else " "] = (i, list(probe))
             _step(probe, tok)
 
     for token in _TOKEN_RE.findall(text):
-        need = _u16(token)
-        if size + need + reserve > limit and current:
-            if last_nl is not None and last_nl[0] > 0:
-                flush(last_nl[0], last_nl[2], 1)
-            if size + need + reserve > limit:
+        need = _u16(token) + _u16(_closers(stack)) + 40
+        if current and size + need > limit:
+            cut = breaks.get("\n") or breaks.get(" ")
+            if cut is not None and cut[0] > 0:
+                flush(cut[0], cut[1], 1)
+            if size + need > limit:
                 flush(len(current), list(stack), 0)
-        if token == "\n":
-            last_nl = (len(current), size, list(stack))
+        if token == "\n" or token.startswith(" "):
+            breaks["\n" if token == "\n" else " "] = (len(current), list(stack))
         current.append(token)
-        size += need
+        size += _u16(token)
         _step(stack, token)
     piece = "".join(current)
     if _has_text(piece):
-        chunks.append(piece.strip("\n"))
+        chunks.append(piece.strip("\n "))
     return chunks
