@@ -79,6 +79,8 @@ class Runtime:
     async def start(self) -> None:
         await self.engine_app.start()
         await self.application.initialize()  # getMe: fails fast on a wrong token
+        if self.application.post_init is not None:  # run_polling would call it; we start by hand
+            await self.application.post_init(self.application)
         await self.application.start()
         await self._start_updates()
         self.engine_app.bus.subscribe(self.sender.on_event)
