@@ -150,9 +150,13 @@ class LiveEngine:
         stepped = 0
         processed = self.core.last_candle_ts.get(symbol)
         for candle in batch.candles:
+            if processed is not None and candle.ts <= processed:
+                if first:  # after a restart: history up to the last decided candle refills the model window
+                    self._remember(st, candle)
+                continue
             if st.last_seen is not None and candle.ts <= st.last_seen:
                 continue
-            if (first and not self.restored) or (processed is not None and candle.ts <= processed):
+            if first and not self.restored:
                 self._remember(st, candle)  # warm-up history: feeds the model, is never traded on
                 continue
             if await self.process_candle(st, candle):
