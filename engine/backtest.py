@@ -1,10 +1,10 @@
 """Backtest: the live decision path (``TradingCore.on_candle``) over a candle series with a simulated clock.
 
 The model runs batched (one ``features`` + ``predict_proba`` over the whole series; features are
-windowed, so each row equals the live per-candle value). Candles on which the core provably only
-marks to market are applied in bulk by ``TradingCore.fast_forward``; every other candle goes
-through ``on_candle`` exactly as in the live loop. ``step_every_candle=True`` turns the fast path
-off; the tests prove both give identical trades and equity.
+windowed, so each row equals the live per-candle value). Every candle then goes through the
+compiled ``kernel.step``, the same function the live loop runs through ``TradingCore.on_candle``.
+``step_every_candle=True`` drives the backtest through ``on_candle`` itself, candle by candle;
+the tests prove both give identical trades and equity.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays, GenericTradingModel
 from engine.core.risk import Costs, RiskLimits, SignalFilters
-from engine.core.trading import TradingCore
+from engine.core.trading import TradingCore, signals_from_proba
 from engine.core.types import DAY_MS, Action, Trade
 
 YEAR_MS = 365.25 * DAY_MS
@@ -53,62 +53,67 @@ class BacktestResult:
         return float(self.equity[-1]) if self.equity.size else self.starting_cash
 
 
-def model_signals(model: GenericTradingModel, candles: CandleArrays) -> np.ndarray:
-    """Batched model output, (n, 3) probabilities; rows without enough history are NaN."""
-    return model.predict_proba(model.features(candles))
+BLOCK = 65_536
+
+
+def model_signals(model: GenericTradingModel, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Batched model output as (action, confidence) per candle, computed in blocks to bound memory.
+
+    Each block is extended back by ``lookback - 1`` candles, so every row sees the same trailing window
+    as in one whole-series call (and as the live loop's per-candle call)."""
+    n = len(candles)
+    action = np.empty(n, dtype=np.int64)
+    confidence = np.empty(n)
+    back = max(0, model.lookback - 1)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        lo = max(0, start - back)
+        x = model.features(candles.slice(lo, stop))[start - lo:]
+        action[start:stop], confidence[start:stop] = signals_from_proba(model.predict_proba(x))
+    return action, confidence
 
 
 def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: BacktestConfig,
                  progress: Callable[[int], None] | None = None) -> BacktestResult:
+    """Every candle goes through ``kernel.step``: in the compiled loop (default) or, with
+    ``step_every_candle``, through ``TradingCore.on_candle`` exactly as the live loop calls it."""
     n = len(candles)
-    proba = model_signals(model, candles)
+    action, confidence = model_signals(model, candles)
+    clock = SimClock()
     core = TradingCore(limits=config.limits, costs=config.costs, filters=config.filters,
-                       starting_cash=config.cash, clock=SimClock())
-    clock = core.clock
-    assert isinstance(clock, SimClock)
-    wanted = np.flatnonzero(_wanted(proba, config.filters.min_confidence))
-    equity = np.empty(n)
-    held = np.zeros(n, dtype=bool)
-    trades: list[Trade] = []
+                       starting_cash=config.cash, clock=clock)
     symbol = config.symbol
-    ts, high, low, close = candles.ts, candles.high, candles.low, candles.close
-    i = 0
-    reported = 0
-    while i < n:
-        j = i if config.step_every_candle else core.next_active_index(symbol, ts, high, low, close, wanted, i)
-        if j > i:
-            core.fast_forward(symbol, ts, high, close, i, j, equity)
-            held[i:j] = symbol in core.portfolio.positions
-            i = j
-            if i >= n:
-                break
-        clock.set(int(ts[i]))
-        step = core.on_candle(symbol, candles.candle(i), proba[i])
-        trades.extend(step.trades)
-        equity[i] = step.equity
-        held[i] = symbol in core.portfolio.positions
-        i += 1
-        if progress is not None and i - reported >= 100_000:
-            progress(i - reported)
-            reported = i
-    if progress is not None:
-        progress(n - reported)
+    if config.step_every_candle:
+        trades, equity, held = _step_each(core, symbol, candles, action, confidence, clock, progress)
+    else:
+        trades, equity, held = core.run_series(symbol, candles.ts, candles.open, candles.high, candles.low,
+                                               candles.close, action, confidence)
+        if progress is not None:
+            progress(n)
     pos = core.portfolio.positions.get(symbol)
     open_position = None if pos is None else {
         "symbol": symbol, "entry_time": pos.entry_ts, "entry_price": pos.avg_price, "quantity": pos.quantity}
-    result = BacktestResult(symbol, model.name, trades, ts, equity, held, core.portfolio.fees_paid,
+    result = BacktestResult(symbol, model.name, trades, candles.ts, equity, held, core.portfolio.fees_paid,
                             config.cash, open_position)
     result.metrics = compute_metrics(result, candles, config.costs)
     return result
 
 
-def _wanted(proba: np.ndarray, min_confidence: float) -> np.ndarray:
-    """Candles whose signal is ENTER or EXIT with enough confidence (NaN rows never)."""
-    safe = np.where(np.isnan(proba), -1.0, proba)
-    cls = np.argmax(safe, axis=1)
-    conf = safe[np.arange(safe.shape[0]), cls]
-    action = np.where(cls == 2, Action.ENTER, np.where(cls == 0, Action.EXIT, Action.HOLD))
-    return (action != Action.HOLD) & (conf >= min_confidence)
+def _step_each(core: TradingCore, symbol: str, candles: CandleArrays, action: np.ndarray, confidence: np.ndarray,
+               clock: SimClock, progress: Callable[[int], None] | None) -> tuple[list[Trade], np.ndarray, np.ndarray]:
+    n = len(candles)
+    equity = np.empty(n)
+    held = np.zeros(n, dtype=bool)
+    trades: list[Trade] = []
+    for i in range(n):
+        clock.set(int(candles.ts[i]))
+        step = core.on_signal(symbol, candles.candle(i), Action(int(action[i])), float(confidence[i]))
+        trades.extend(step.trades)
+        equity[i] = step.equity
+        held[i] = symbol in core.portfolio.positions
+        if progress is not None and (i + 1) % 100_000 == 0:
+            progress(100_000)
+    return trades, equity, held
 
 
 def compute_metrics(result: BacktestResult, candles: CandleArrays, costs: Costs) -> dict[str, float]:
@@ -119,13 +124,21 @@ def compute_metrics(result: BacktestResult, candles: CandleArrays, costs: Costs)
     span_ms = float(candles.ts[-1] - candles.ts[0]) if n > 1 else 0.0
     step_ms = span_ms / (n - 1) if n > 1 else float(DAY_MS)
     years = (span_ms + step_ms) / YEAR_MS
-    rets = np.diff(np.concatenate(([start], eq))) / np.concatenate(([start], eq[:-1]))
     per_year = YEAR_MS / step_ms
-    std = float(rets.std())
-    downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))) if n else 0.0
+    prev = np.empty(n)
+    prev[0] = start
+    prev[1:] = eq[:-1]
+    rets = eq / prev - 1.0  # per-candle returns (one temporary at a time: long series stay small)
+    del prev
     mean = float(rets.mean()) if n else 0.0
-    peak = np.maximum.accumulate(np.concatenate(([start], eq)))
-    drawdown = float(np.max(1.0 - np.concatenate(([start], eq)) / peak))
+    std = float(rets.std()) if n else 0.0
+    np.minimum(rets, 0.0, out=rets)
+    downside = float(np.sqrt(np.mean(rets * rets))) if n else 0.0
+    del rets
+    peak = np.maximum.accumulate(eq)
+    np.maximum(peak, start, out=peak)
+    drawdown = max(0.0, float(np.max(1.0 - eq / peak))) if n else 0.0
+    del peak
     pnls = np.array([t.pnl for t in result.trades])
     wins = pnls[pnls > 0].sum() if pnls.size else 0.0
     losses = -pnls[pnls < 0].sum() if pnls.size else 0.0

@@ -1,38 +1,31 @@
-"""The decision path: model output -> signal filters -> risk -> paper broker -> accounting.
+"""``TradingCore``: the decision path's Python face over the compiled kernel (engine/core/kernel.py).
 
-``TradingCore.on_candle`` is the one body of code the live loop and the backtest both run. It is
-pure and synchronous: no I/O, no wall clock (time comes from the candle and the injected clock).
+``on_candle`` runs ``kernel.step`` for one closed candle and turns its numeric output into typed
+fills, trades, events and a signal record; the live loop calls it for every candle. The backtest
+runs ``kernel.run_series``, which calls the same ``kernel.step`` for every candle of a series. So
+there is one body of decision code; the parity tests prove the two paths agree exactly.
 
-Order of work on a closed candle of one symbol:
-  1. roll the UTC day (day-start equity; REDUCING ends at a new day);
-  2. fill that symbol's pending market orders at this candle's open (fee and slippage in bps);
-  3. check stop-loss, trailing stop and take-profit within the candle (the worse one first when
-     both sides are touched; a gap through a level fills at the open);
-  4. mark to the close and update the risk state (daily loss -> REDUCING, drawdown -> HALTED);
-  5. turn the model's probabilities into a signal, filter it (confidence, cooldown, pause, stale
-     feed, risk state) and queue at most one market order for the next candle's open.
-
-``fast_forward`` lets the backtest skip candles on which ``on_candle`` provably does nothing but
-mark to market; ``next_active_index`` finds the next candle where it might do more. The parity
-tests prove that a backtest stepping every candle and one fast-forwarding give identical results.
+Operator actions (manual orders, closing positions, pause, resume, risk changes) are checked here
+and write into the same state arrays, so they take effect through the kernel at the next candle.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, MutableSet
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engine.core import kernel as K
 from engine.core.clock import Clock
-from engine.core.model import DOWN, UP
-from engine.core.portfolio import Portfolio, Position
-from engine.core.risk import Costs, RiskLimits, SignalFilters, buy_notional, entry_refusal
+from engine.core.model import DOWN, FLAT, UP
+from engine.core.portfolio import Portfolio
+from engine.core.risk import Costs, RiskLimits, SignalFilters, buy_notional
 from engine.core.types import (
-    DAY_MS,
     Action,
     Candle,
-    ExitReason,
     Fill,
     OrderRequest,
     Refusal,
@@ -50,6 +43,13 @@ from engine.events import (
     RiskStateChanged,
 )
 
+REASONS = {K.R_SIGNAL: "signal", K.R_MANUAL: "manual", K.R_STOP: "stop_loss", K.R_TARGET: "take_profit",
+           K.R_TRAIL: "trailing_stop"}
+REASON_CODES = {v: k for k, v in REASONS.items()}
+STATES = {K.ACTIVE: RiskState.ACTIVE, K.REDUCING: RiskState.REDUCING, K.HALTED: RiskState.HALTED}
+STATE_CODES = {v: k for k, v in STATES.items()}
+KIND_CODES = {"fraction": K.BY_FRACTION, "notional": K.BY_NOTIONAL, "quantity": K.BY_QUANTITY}
+
 
 @dataclass(slots=True)
 class StepResult:
@@ -63,17 +63,51 @@ class StepResult:
     equity: float = 0.0
 
 
+def signals_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(action, confidence) per row of (down, flat, up) probabilities: the most likely class (the first
+    on ties, as argmax), ENTER for up, EXIT for down; rows with NaN are HOLD with confidence 0.
+    Used by the live loop (one row) and the backtest (all rows) alike."""
+    d, f, u = proba[:, DOWN], proba[:, FLAT], proba[:, UP]
+    with np.errstate(invalid="ignore"):
+        down = (d >= f) & (d >= u)
+        up = (u > d) & (u > f)
+    bad = np.isnan(d) | np.isnan(f) | np.isnan(u)
+    action = up.astype(np.int64) - down.astype(np.int64)
+    action[bad] = Action.HOLD
+    conf = np.maximum(np.maximum(d, f), u)
+    conf[bad] = 0.0
+    return action, conf
+
+
 def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
-    """The model's wish for one candle: the most likely class (ties go to flat)."""
     if proba_row is None:
         return Action.HOLD, 0.0
-    cls = int(np.argmax(proba_row))
-    conf = float(proba_row[cls])
-    if cls == UP:
-        return Action.ENTER, conf
-    if cls == DOWN:
-        return Action.EXIT, conf
-    return Action.HOLD, conf
+    action, conf = signals_from_proba(np.asarray(proba_row, dtype=np.float64).reshape(1, -1))
+    return Action(int(action[0])), float(conf[0])
+
+
+class _StaleSymbols(MutableSet[str]):
+    """The set of symbols whose feed is stale, stored in the kernel's arrays."""
+
+    def __init__(self, core: TradingCore) -> None:
+        self._core = core
+
+    def __contains__(self, symbol: object) -> bool:
+        i = self._core.index.get(symbol) if isinstance(symbol, str) else None
+        return i is not None and self._core.s[i, K.STALE] != 0.0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([sym for sym, i in self._core.index.items() if self._core.s[i, K.STALE] != 0.0])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def add(self, symbol: str) -> None:
+        self._core.s[self._core.row(symbol), K.STALE] = 1.0
+
+    def discard(self, symbol: str) -> None:
+        if symbol in self._core.index:
+            self._core.s[self._core.index[symbol], K.STALE] = 0.0
 
 
 class TradingCore:
@@ -81,138 +115,250 @@ class TradingCore:
 
     def __init__(self, *, limits: RiskLimits, costs: Costs, filters: SignalFilters, starting_cash: float,
                  clock: Clock, paper: bool = True) -> None:
-        self.limits = limits
         self.costs = costs
         self.filters = filters
         self.clock = clock
         self.paper = paper
-        self.portfolio = Portfolio(cash=float(starting_cash))
         self.starting_cash = float(starting_cash)
-        self.state = RiskState.ACTIVE
+        self.g, self.s = K.new_state(self.starting_cash, 0)
+        self.index: dict[str, int] = {}
+        self._limits = limits
+        self.p = self._params()
         self.state_reason = ""
-        self.paused = False
-        self.stale: set[str] = set()
-        self.cooldown_until: dict[str, int] = {}
-        self.pending: dict[str, list[OrderRequest]] = {}
-        self.last_candle_ts: dict[str, int] = {}
-        self.peak_equity = float(starting_cash)
-        self.day = -1
-        self.day_start_equity = float(starting_cash)
+        self._orders: dict[str, OrderRequest] = {}
+        self._head = np.zeros(K.NH)
+        self._fills = np.zeros((2, K.NF))
+        self.portfolio = Portfolio(self)
+        self.stale: MutableSet[str] = _StaleSymbols(self)
+
+    # ------------------------------------------------------------------ state as attributes
+
+    def _params(self) -> np.ndarray:
+        lim, p = self._limits, np.zeros(K.NP)
+        p[K.POS_FRAC], p[K.MAX_POS], p[K.MAX_EXPOSURE] = (lim.position_fraction, lim.max_position_fraction,
+                                                          lim.max_total_exposure)
+        p[K.STOP_PCT], p[K.TP_PCT], p[K.TRAIL_PCT] = lim.stop_loss_pct, lim.take_profit_pct, lim.trailing_stop_pct
+        p[K.MAX_DAILY], p[K.MAX_DD] = lim.max_daily_loss_pct, lim.max_drawdown_pct
+        p[K.FEE_RATE], p[K.SLIP_RATE] = self.costs.fee_rate, self.costs.slip_rate
+        p[K.MIN_CONF], p[K.COOLDOWN_MS] = self.filters.min_confidence, float(self.filters.cooldown_ms)
+        return p
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: RiskLimits) -> None:
+        self._limits = value
+        self.p = self._params()
+
+    def row(self, symbol: str) -> int:
+        """The kernel row of ``symbol``, created on first use."""
+        i = self.index.get(symbol)
+        if i is None:
+            i = len(self.index)
+            self.index[symbol] = i
+            self.s = np.vstack([self.s, K.new_symbol_rows(1)])
+        return i
+
+    @property
+    def state(self) -> RiskState:
+        return STATES[int(self.g[K.STATE])]
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.g[K.PAUSED])
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.g[K.PAUSED] = 1.0 if value else 0.0
+
+    @property
+    def peak_equity(self) -> float:
+        return float(self.g[K.PEAK])
+
+    @property
+    def day_start_equity(self) -> float:
+        return float(self.g[K.DAY_START])
+
+    @property
+    def last_candle_ts(self) -> dict[str, int]:
+        return {sym: int(self.s[i, K.LAST_TS]) for sym, i in self.index.items() if not math.isnan(self.s[i, K.LAST_TS])}
+
+    @property
+    def cooldown_until(self) -> dict[str, int]:
+        return {sym: int(self.s[i, K.COOL_UNTIL]) for sym, i in self.index.items()
+                if not math.isnan(self.s[i, K.COOL_UNTIL])}
+
+    @property
+    def pending(self) -> dict[str, list[OrderRequest]]:
+        return {sym: [order] for sym, order in self._orders.items()}
 
     # ------------------------------------------------------------------ the step
 
     def on_candle(self, symbol: str, candle: Candle, proba_row: np.ndarray | None) -> StepResult:
-        res = StepResult(symbol, candle.ts)
-        self._roll_day(candle.ts, res)
-        for order in self.pending.pop(symbol, []):
-            self._fill(order, candle.open, candle.ts, res)
-        self._check_protective(symbol, candle, res)
-        self.portfolio.marks[symbol] = candle.close
-        res.equity = self._update_risk(candle.ts, res)
+        """One closed candle with the model's probabilities for it (the live loop's call)."""
         action, confidence = signal_of(proba_row)
-        res.signal = self._decide(symbol, candle.ts, action, confidence, res)
-        self.last_candle_ts[symbol] = candle.ts
+        return self.on_signal(symbol, candle, action, confidence)
+
+    def on_signal(self, symbol: str, candle: Candle, action: Action, confidence: float) -> StepResult:
+        i = self.row(symbol)
+        head, fills = self._head, self._fills
+        K.step(self.g, self.s, self.p, i, float(candle.ts), candle.open, candle.high, candle.low, candle.close,
+               int(action), confidence, head, fills)
+        res = StepResult(symbol, candle.ts, equity=float(head[K.H_EQUITY]))
+        changes = self._state_changes(candle.ts)
+        res.events.extend(e for cause, e in changes if cause == K.C_NEW_DAY)
+        pending = self._orders.pop(symbol, None) if head[K.H_PENDING_DONE] else None
+        for k in range(int(head[K.H_NFILLS])):
+            self._emit_fill(symbol, candle.ts, fills[k], pending, res)
+        res.events.extend(e for cause, e in changes if cause != K.C_NEW_DAY)
+        outcome = int(head[K.H_OUTCOME])
+        if outcome in (K.O_ENTRY_ORDER, K.O_EXIT_ORDER):
+            order = self._order_from_row(symbol, i, "entry" if outcome == K.O_ENTRY_ORDER else "exit")
+            self._orders[symbol] = order
+            res.orders.append(order)
+        res.signal = SignalRecord(symbol, candle.ts, int(action), confidence,
+                                  self._outcome_text(outcome, symbol, confidence))
         return res
 
-    def _roll_day(self, ts: int, res: StepResult) -> None:
-        day = ts // DAY_MS
-        if day == self.day:
-            return
-        if self.day >= 0:
-            self.day_start_equity = self.portfolio.equity()
-        self.day = day
-        if self.state is RiskState.REDUCING:
-            self._set_state(RiskState.ACTIVE, "new trading day", ts, res)
+    def _state_changes(self, ts: int) -> list[tuple[int, EngineEvent]]:
+        head, out = self._head, []
+        for k in range(int(head[K.H_NCHANGES])):
+            base = K.H_C1_OLD if k == 0 else K.H_C2_OLD
+            old, new, cause = (int(head[base + j]) for j in range(3))
+            eq, ref = float(head[base + 3]), float(head[base + 4])
+            if cause == K.C_NEW_DAY:
+                reason = "new trading day"
+            elif cause == K.C_DRAWDOWN:
+                reason = (f"max drawdown {self._limits.max_drawdown_pct:.1%} reached (equity {eq:.2f}, "
+                          f"peak {ref:.2f})")
+            else:
+                reason = (f"max daily loss {self._limits.max_daily_loss_pct:.1%} reached (equity {eq:.2f}, "
+                          f"day start {ref:.2f})")
+            self.state_reason = reason
+            out.append((cause, RiskStateChanged(ts=ts, old=STATES[old].value, new=STATES[new].value, reason=reason)))
+        return out
 
-    def _update_risk(self, ts: int, res: StepResult) -> float:
-        equity = self.portfolio.equity()
-        if equity > self.peak_equity:
-            self.peak_equity = equity
-        lim = self.limits
-        if (self.state is not RiskState.HALTED and lim.max_drawdown_pct > 0
-                and equity <= self.peak_equity * (1.0 - lim.max_drawdown_pct)):
-            self._set_state(RiskState.HALTED, f"max drawdown {lim.max_drawdown_pct:.1%} reached "
-                            f"(equity {equity:.2f}, peak {self.peak_equity:.2f})", ts, res)
-        elif (self.state is RiskState.ACTIVE and lim.max_daily_loss_pct > 0
-              and equity <= self.day_start_equity * (1.0 - lim.max_daily_loss_pct)):
-            self._set_state(RiskState.REDUCING, f"max daily loss {lim.max_daily_loss_pct:.1%} reached "
-                            f"(equity {equity:.2f}, day start {self.day_start_equity:.2f})", ts, res)
-        return equity
+    def _emit_fill(self, symbol: str, ts: int, row: np.ndarray, pending: OrderRequest | None,
+                   res: StepResult) -> None:
+        side = Side.BUY if row[K.F_SIDE] == K.BUY else Side.SELL
+        reason = REASONS[int(row[K.F_REASON])]
+        qty, price, fee = float(row[K.F_QTY]), float(row[K.F_PRICE]), float(row[K.F_FEE])
+        if row[K.F_FROM_PENDING] and pending is not None:
+            order_id = pending.order_id
+        else:
+            order_id = f"{symbol}-{ts}-{reason}"
+            res.orders.append(OrderRequest(order_id, symbol, side, reason, ts, quantity=qty))
+            res.events.append(ProtectiveExitHit(ts=ts, symbol=symbol, trigger=reason, level=float(row[K.F_LEVEL]),
+                                                fill_price=price))
+        res.fills.append(Fill(order_id, symbol, side, qty, price, fee, ts, reason))
+        res.events.append(OrderFilled(ts=ts, order_id=order_id, symbol=symbol, side=side.value, quantity=qty,
+                                      price=price, fee=fee, reason=reason, paper=self.paper))
+        if row[K.F_OPENED]:
+            res.events.append(PositionOpened(ts=ts, symbol=symbol, quantity=qty, price=price,
+                                             stop_price=_opt(row[K.F_STOP]), target_price=_opt(row[K.F_TARGET]),
+                                             paper=self.paper))
+        if side is Side.SELL:
+            trade = Trade(symbol, "long", int(row[K.F_T_ENTRY_TS]), ts, float(row[K.F_T_ENTRY_PRICE]), price, qty,
+                          float(row[K.F_T_FEE]), float(row[K.F_T_PNL]), reason)
+            res.trades.append(trade)
+            if row[K.F_CLOSED]:
+                res.events.append(PositionClosed(ts=ts, symbol=symbol, quantity=qty, entry_price=trade.entry_price,
+                                                 exit_price=price, pnl=trade.pnl, reason=reason, paper=self.paper))
 
-    def _set_state(self, new: RiskState, reason: str, ts: int, res: StepResult | None) -> EngineEvent | None:
-        if new is self.state:
-            return None
-        event = RiskStateChanged(ts=ts, old=self.state.value, new=new.value, reason=reason)
-        self.state, self.state_reason = new, reason
-        if res is not None:
-            res.events.append(event)
-        return event
+    def _order_from_row(self, symbol: str, i: int, tag: str) -> OrderRequest:
+        s = self.s[i]
+        ts = int(s[K.P_TS])
+        side = Side.BUY if s[K.P_SIDE] == K.BUY else Side.SELL
+        amount = float(s[K.P_AMOUNT])
+        kind = s[K.P_KIND]
+        return OrderRequest(f"{symbol}-{ts}-{tag}", symbol, side, REASONS[int(s[K.P_REASON])], ts,
+                            quantity=amount if kind == K.BY_QUANTITY else None,
+                            notional=amount if kind == K.BY_NOTIONAL else None,
+                            fraction=amount if kind == K.BY_FRACTION else None)
 
-    # ------------------------------------------------------------------ signals
+    def _outcome_text(self, outcome: int, symbol: str, confidence: float) -> str:
+        if outcome == K.O_LOW_CONF:
+            return f"filtered: confidence {confidence:.2f} below {self.filters.min_confidence:.2f}"
+        if outcome == K.O_RISK_STATE:
+            return f"refused: risk state is {self.state.value}: no new entries"
+        if outcome == K.O_STALE:
+            return f"refused: the {symbol} feed is stale: no new entries"
+        if outcome == K.O_COOLDOWN:
+            return f"refused: {symbol} is cooling down after its last exit"
+        return {K.O_HOLD: "hold", K.O_PENDING: "nothing to do: an order is already pending",
+                K.O_NO_POSITION: "nothing to do: no position", K.O_EXIT_ORDER: "order",
+                K.O_IN_POSITION: "nothing to do: already in position", K.O_PAUSED: "refused: trading is paused",
+                K.O_ENTRY_ORDER: "order"}[outcome]
 
-    def _decide(self, symbol: str, ts: int, action: Action, confidence: float, res: StepResult) -> SignalRecord:
-        def record(outcome: str) -> SignalRecord:
-            return SignalRecord(symbol, ts, int(action), confidence, outcome)
+    # ------------------------------------------------------------------ backtest
 
-        if action is Action.HOLD:
-            return record("hold")
-        if confidence < self.filters.min_confidence:
-            return record(f"filtered: confidence {confidence:.2f} below {self.filters.min_confidence:.2f}")
-        if self.pending.get(symbol):
-            return record("nothing to do: an order is already pending")
-        holding = symbol in self.portfolio.positions
-        if action is Action.EXIT:
-            if not holding:
-                return record("nothing to do: no position")
-            order = OrderRequest(f"{symbol}-{ts}-exit", symbol, Side.SELL, ExitReason.SIGNAL.value, ts,
-                                 quantity=self.portfolio.positions[symbol].quantity)
-            self._queue(order, res)
-            return record("order")
-        if holding:
-            return record("nothing to do: already in position")
-        refusal = entry_refusal(paused=self.paused, state=self.state, stale=symbol in self.stale,
-                                cooling_until=self.cooldown_until.get(symbol), now_ts=ts, symbol=symbol)
-        if refusal:
-            return record(f"refused: {refusal.reason}")
-        order = OrderRequest(f"{symbol}-{ts}-entry", symbol, Side.BUY, ExitReason.SIGNAL.value, ts,
-                             fraction=self.limits.position_fraction)
-        self._queue(order, res)
-        return record("order")
+    def run_series(self, symbol: str, ts: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
+                   close: np.ndarray, action: np.ndarray, confidence: np.ndarray,
+                   ) -> tuple[list[Trade], np.ndarray, np.ndarray]:
+        """``kernel.step`` over every candle in one kernel call: trades, equity per candle, in-position flags."""
+        i = self.row(symbol)
+        n = ts.shape[0]
+        equity = np.empty(n)
+        held = np.zeros(n, dtype=np.bool_)
+        size = 1024
+        while True:
+            g, s = self.g.copy(), self.s.copy()
+            buf = np.zeros((size, K.NT))
+            count = K.run_series(g, s, self.p, i, ts, open_, high, low, close, action, confidence, equity, held, buf)
+            if count >= 0:
+                break
+            size *= 4
+        self.g, self.s = g, s
+        trades = [Trade(symbol, "long", int(t[K.T_ENTRY_TS]), int(t[K.T_EXIT_TS]), float(t[K.T_ENTRY_PRICE]),
+                        float(t[K.T_EXIT_PRICE]), float(t[K.T_QTY]), float(t[K.T_FEE]), float(t[K.T_PNL]),
+                        REASONS[int(t[K.T_REASON])]) for t in buf[:count]]
+        return trades, equity, held
 
-    def _queue(self, order: OrderRequest, res: StepResult | None) -> None:
-        self.pending.setdefault(order.symbol, []).append(order)
-        if res is not None:
-            res.orders.append(order)
-
-    # ------------------------------------------------------------------ manual orders
+    # ------------------------------------------------------------------ operator actions
 
     def submit_manual(self, order: OrderRequest) -> Refusal | None:
         """Check and queue an operator's order; it fills at the symbol's next candle open."""
         refusal = self.check_manual(order)
         if refusal is None:
-            self._queue(order, None)
+            self._queue(order)
         return refusal
+
+    def _queue(self, order: OrderRequest) -> None:
+        row = self.s[self.row(order.symbol)]
+        row[K.P_SIDE] = K.BUY if order.side is Side.BUY else K.SELL
+        if order.notional is not None:
+            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_NOTIONAL, order.notional
+        elif order.fraction is not None:
+            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_FRACTION, order.fraction
+        elif order.quantity is not None:
+            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_QUANTITY, order.quantity
+        else:
+            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_FRACTION, 1.0  # a sell of everything held
+        row[K.P_TS] = order.decided_ts
+        row[K.P_REASON] = REASON_CODES.get(order.reason, K.R_MANUAL)
+        self._orders[order.symbol] = order
 
     def check_manual(self, order: OrderRequest) -> Refusal | None:
         if order.symbol not in self.last_candle_ts:
             return Refusal("unknown_symbol", f"{order.symbol} is not traded by this agent")
-        if self.pending.get(order.symbol):
+        if order.symbol in self._orders:
             return Refusal("pending", f"an order for {order.symbol} is already pending")
-        mark = self.portfolio.marks[order.symbol]
+        pf = self.portfolio
         if order.side is Side.SELL:
-            held = self.portfolio.positions.get(order.symbol)
-            if held is None:
+            if order.symbol not in pf.positions:
                 return Refusal("no_position", f"no {order.symbol} position to sell")
             return None
         if self.state is not RiskState.ACTIVE:
             return Refusal("risk_state", f"risk state is {self.state.value}: no new entries")
         if order.symbol in self.stale:
             return Refusal("feed_stale", f"the {order.symbol} feed is stale: no new entries")
+        mark = pf.marks[order.symbol]
         wanted = order.notional if order.notional is not None else (order.quantity or 0.0) * mark
-        allowed = buy_notional(self.limits, wanted=wanted, equity=self.portfolio.equity(),
-                               position_value=self.portfolio.position_value(order.symbol),
-                               exposure=self.portfolio.exposure(), cash=self.portfolio.cash,
-                               fee_rate=self.costs.fee_rate)
+        allowed = buy_notional(self._limits, wanted=wanted, equity=pf.equity(),
+                               position_value=pf.position_value(order.symbol), exposure=pf.exposure(),
+                               cash=pf.cash, fee_rate=self.costs.fee_rate)
         if allowed + 1e-9 < wanted:
             return Refusal("limit", f"{wanted:.2f} exceeds what risk allows now ({allowed:.2f}: cash, "
                            "position and exposure limits)")
@@ -222,11 +368,10 @@ class TradingCore:
         pos = self.portfolio.positions.get(symbol)
         if pos is None:
             return Refusal("no_position", f"no {symbol} position to close")
-        if self.pending.get(symbol):
+        if symbol in self._orders:
             return Refusal("pending", f"an order for {symbol} is already pending")
-        order = OrderRequest(f"{symbol}-{ts}-close", symbol, Side.SELL, ExitReason.MANUAL.value, ts,
-                             quantity=pos.quantity)
-        self._queue(order, None)
+        order = OrderRequest(f"{symbol}-{ts}-close", symbol, Side.SELL, "manual", ts, quantity=pos.quantity)
+        self._queue(order)
         return order
 
     def resume(self, ts: int) -> EngineEvent | None:
@@ -235,230 +380,48 @@ class TradingCore:
         if self.state is RiskState.ACTIVE:
             return None
         equity = self.portfolio.equity()
-        self.peak_equity = equity
-        self.day_start_equity = equity
-        return self._set_state(RiskState.ACTIVE, "resumed by operator", ts, None)
-
-    # ------------------------------------------------------------------ broker
-
-    def _fill(self, order: OrderRequest, open_price: float, ts: int, res: StepResult) -> None:
-        """Paper market order at the candle's open; sizes are worked out at fill time."""
-        pf = self.portfolio
-        pf.marks[order.symbol] = open_price
-        slip = self.costs.slip_rate
-        if order.side is Side.BUY:
-            price = open_price * (1.0 + slip)
-            qty = self._buy_quantity(order, price)
-            if qty <= 0.0:
-                return
-        else:
-            price = open_price * (1.0 - slip)
-            pos = pf.positions.get(order.symbol)
-            if pos is None:
-                return
-            qty = pos.quantity if order.quantity is None else min(order.quantity, pos.quantity)
-            if order.notional is not None:
-                qty = min(pos.quantity, order.notional / price)
-        self._book(Fill(order.order_id, order.symbol, order.side, qty, price,
-                        qty * price * self.costs.fee_rate, ts, order.reason), res)
-
-    def _buy_quantity(self, order: OrderRequest, price: float) -> float:
-        pf = self.portfolio
-        equity = pf.equity()
-        if order.fraction is not None:
-            wanted = order.fraction * equity
-        elif order.notional is not None:
-            wanted = order.notional
-        else:
-            wanted = (order.quantity or 0.0) * price * (1.0 + self.costs.fee_rate)
-        spend = buy_notional(self.limits, wanted=wanted, equity=equity,
-                             position_value=pf.position_value(order.symbol), exposure=pf.exposure(),
-                             cash=pf.cash, fee_rate=self.costs.fee_rate)
-        fee_rate = self.costs.fee_rate
-        qty = spend / (price * (1.0 + fee_rate))
-        while qty > 0.0 and qty * price + qty * price * fee_rate > pf.cash:
-            qty *= 1.0 - 1e-12  # float rounding must never take cash below zero
-        return qty
-
-    def _book(self, fill: Fill, res: StepResult) -> None:
-        pf = self.portfolio
-        opened = fill.side is Side.BUY and fill.symbol not in pf.positions
-        trade = pf.apply(fill)
-        res.fills.append(fill)
-        res.events.append(OrderFilled(ts=fill.ts, order_id=fill.order_id, symbol=fill.symbol,
-                                      side=fill.side.value, quantity=fill.quantity, price=fill.price,
-                                      fee=fill.fee, reason=fill.reason, paper=self.paper))
-        if opened:
-            pos = pf.positions[fill.symbol]
-            lim = self.limits
-            pos.stop_price = fill.price * (1 - lim.stop_loss_pct) if lim.stop_loss_pct > 0 else None
-            pos.target_price = fill.price * (1 + lim.take_profit_pct) if lim.take_profit_pct > 0 else None
-            pos.trail_pct = lim.trailing_stop_pct
-            res.events.append(PositionOpened(ts=fill.ts, symbol=fill.symbol, quantity=fill.quantity,
-                                             price=fill.price, stop_price=pos.stop_price,
-                                             target_price=pos.target_price, paper=self.paper))
-        if trade is not None:
-            res.trades.append(trade)
-            if fill.symbol not in pf.positions:
-                if self.filters.cooldown_ms > 0:
-                    self.cooldown_until[fill.symbol] = fill.ts + self.filters.cooldown_ms
-                res.events.append(PositionClosed(ts=fill.ts, symbol=fill.symbol, quantity=trade.quantity,
-                                                 entry_price=trade.entry_price, exit_price=trade.exit_price,
-                                                 pnl=trade.pnl, reason=trade.exit_reason, paper=self.paper))
-
-    def _check_protective(self, symbol: str, candle: Candle, res: StepResult) -> None:
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None:
-            return
-        hit = protective_hit(pos, candle.open, candle.high, candle.low)
-        if hit is None:
-            pos.high_water = max(pos.high_water, candle.high)
-            return
-        trigger, level, price = hit
-        price *= 1.0 - self.costs.slip_rate
-        order_id = f"{symbol}-{candle.ts}-{trigger}"
-        res.orders.append(OrderRequest(order_id, symbol, Side.SELL, trigger, candle.ts, quantity=pos.quantity))
-        res.events.append(ProtectiveExitHit(ts=candle.ts, symbol=symbol, trigger=trigger, level=level,
-                                            fill_price=price))
-        self._book(Fill(order_id, symbol, Side.SELL, pos.quantity, price,
-                        pos.quantity * price * self.costs.fee_rate, candle.ts, trigger), res)
-
-    # ------------------------------------------------------------------ backtest fast path
-
-    def next_active_index(self, symbol: str, ts: np.ndarray, high: np.ndarray, low: np.ndarray,
-                          close: np.ndarray, wanted: np.ndarray, start: int) -> int:
-        """The first index >= start where ``on_candle`` may do more than mark to market.
-
-        ``wanted`` holds, sorted, the indices of candles whose model signal passes the confidence
-        filter (not HOLD). The answer is conservative: stepping a candle that turns out quiet is harmless.
-        """
-        n = ts.shape[0]
-        if start >= n or self.pending.get(symbol) or len(self.portfolio.positions) > 1 or (
-                self.portfolio.positions and symbol not in self.portfolio.positions):
-            return start
-        stop = n
-        k = int(np.searchsorted(wanted, start))
-        if k < wanted.shape[0]:
-            stop = int(wanted[k])
-        if stop == start:
-            return start
-        days = ts[start:stop] // DAY_MS
-        if self.state is not RiskState.ACTIVE:
-            changed = np.flatnonzero(days != self.day)
-            if changed.size:
-                stop = start + int(changed[0])
-        if stop == start:
-            return start
-        pos = self.portfolio.positions.get(symbol)
-        qty = 0.0 if pos is None else pos.quantity
-        if pos is not None:
-            hw = np.maximum.accumulate(np.concatenate(([pos.high_water], high[start:stop - 1])))
-            trigger = np.zeros(stop - start, dtype=bool)
-            if pos.stop_price is not None:
-                trigger |= low[start:stop] <= pos.stop_price
-            if pos.trail_pct > 0:
-                trigger |= low[start:stop] <= hw * (1.0 - pos.trail_pct)
-            if pos.target_price is not None:
-                trigger |= high[start:stop] >= pos.target_price
-            hit = np.flatnonzero(trigger)
-            if hit.size:
-                stop = start + int(hit[0])
-            if stop == start:
-                return start
-        equity = self.portfolio.cash + qty * close[start:stop]
-        days = days[: stop - start]
-        peak = np.maximum(np.maximum.accumulate(equity), self.peak_equity)
-        risk = np.zeros(stop - start, dtype=bool)
-        lim = self.limits
-        if self.state is not RiskState.HALTED and lim.max_drawdown_pct > 0:
-            risk |= equity <= peak * (1.0 - lim.max_drawdown_pct)
-        if self.state is RiskState.ACTIVE and lim.max_daily_loss_pct > 0:
-            risk |= equity <= self._day_start_series(days, equity) * (1.0 - lim.max_daily_loss_pct)
-        hit = np.flatnonzero(risk)
-        return start + int(hit[0]) if hit.size else stop
-
-    def _day_start_series(self, days: np.ndarray, equity: np.ndarray) -> np.ndarray:
-        """Day-start equity in force at each candle of a quiet span (equity before the day's first candle)."""
-        before = np.concatenate(([self.portfolio.equity()], equity[:-1]))
-        new_day = np.concatenate(([days[0] != self.day], days[1:] != days[:-1]))
-        if self.day < 0:
-            new_day[0] = False  # the very first candle keeps the starting equity, as _roll_day does
-        idx = np.where(new_day, np.arange(days.shape[0]), -1)
-        last = np.maximum.accumulate(idx)
-        return np.where(last >= 0, before[np.maximum(last, 0)], self.day_start_equity)
-
-    def fast_forward(self, symbol: str, ts: np.ndarray, high: np.ndarray, close: np.ndarray,
-                     start: int, stop: int, equity_out: np.ndarray) -> None:
-        """Apply candles [start, stop) that ``next_active_index`` proved quiet: marks, peak, day, trail."""
-        if stop <= start:
-            return
-        pf = self.portfolio
-        pos = pf.positions.get(symbol)
-        qty = 0.0 if pos is None else pos.quantity
-        equity = pf.cash + qty * close[start:stop]
-        days = ts[start:stop] // DAY_MS
-        day_start = self._day_start_series(days, equity)
-        equity_out[start:stop] = equity
-        self.peak_equity = max(self.peak_equity, float(equity.max()))
-        self.day_start_equity = float(day_start[-1])
-        self.day = int(days[-1])
-        if pos is not None:
-            pos.high_water = max(pos.high_water, float(high[start:stop].max()))
-        pf.marks[symbol] = float(close[stop - 1])
-        self.last_candle_ts[symbol] = int(ts[stop - 1])
+        old = self.state
+        self.g[K.PEAK] = equity
+        self.g[K.DAY_START] = equity
+        self.g[K.STATE] = K.ACTIVE
+        self.state_reason = "resumed by operator"
+        return RiskStateChanged(ts=ts, old=old.value, new=RiskState.ACTIVE.value, reason=self.state_reason)
 
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state; ``restore`` rebuilds an identical core (the restart path)."""
+        """JSON-able state (NaN as null); ``restore`` rebuilds an identical core (the restart path)."""
         return {
-            "portfolio": self.portfolio.snapshot(),
-            "limits": self.limits.as_dict(),
-            "state": self.state.value,
+            "version": 2,
+            "symbols": list(self.index),
+            "g": _to_json(self.g),
+            "s": [_to_json(row) for row in self.s],
+            "limits": self._limits.as_dict(),
             "state_reason": self.state_reason,
-            "paused": self.paused,
-            "stale": sorted(self.stale),
-            "cooldown_until": dict(self.cooldown_until),
-            "pending": {s: [order_to_dict(o) for o in orders] for s, orders in self.pending.items() if orders},
-            "last_candle_ts": dict(self.last_candle_ts),
-            "peak_equity": self.peak_equity,
-            "day": self.day,
-            "day_start_equity": self.day_start_equity,
+            "pending": {sym: order_to_dict(o) for sym, o in self._orders.items()},
             "starting_cash": self.starting_cash,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.portfolio = Portfolio.restore(data["portfolio"])
+        self.index = {sym: i for i, sym in enumerate(data["symbols"])}
+        self.g = _from_json(data["g"])
+        self.s = np.array([_from_json(row) for row in data["s"]]).reshape(len(self.index), K.NS)
         self.limits = RiskLimits.from_dict(data["limits"])
-        self.state = RiskState(data["state"])
         self.state_reason = str(data.get("state_reason", ""))
-        self.paused = bool(data["paused"])
-        self.stale = set(data.get("stale", []))
-        self.cooldown_until = {k: int(v) for k, v in data["cooldown_until"].items()}
-        self.pending = {s: [order_from_dict(o) for o in orders] for s, orders in data["pending"].items()}
-        self.last_candle_ts = {k: int(v) for k, v in data["last_candle_ts"].items()}
-        self.peak_equity = float(data["peak_equity"])
-        self.day = int(data["day"])
-        self.day_start_equity = float(data["day_start_equity"])
+        self._orders = {sym: order_from_dict(o) for sym, o in data["pending"].items()}
         self.starting_cash = float(data["starting_cash"])
 
 
-def protective_hit(pos: Position, open_: float, high: float, low: float) -> tuple[str, float, float] | None:
-    """(trigger, level, fill price before slippage) if a protective exit is touched in this candle.
+def _opt(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
 
-    The stop side is checked first: when a candle touches both, the worse outcome is assumed.
-    A gap through a level fills at the open.
-    """
-    stops = [(lvl, name) for lvl, name in ((pos.stop_price, ExitReason.STOP_LOSS.value),
-                                           (pos.trail_price(), ExitReason.TRAILING_STOP.value))
-             if lvl is not None]
-    if stops:
-        level, name = max(stops)
-        if low <= level:
-            return name, level, min(open_, level)
-    if pos.target_price is not None and high >= pos.target_price:
-        return ExitReason.TAKE_PROFIT.value, pos.target_price, max(open_, pos.target_price)
-    return None
+
+def _to_json(values: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in values.tolist()]
+
+
+def _from_json(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def order_to_dict(order: OrderRequest) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""Shared benchmark helpers: long candle series block-bootstrapped from real candles."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import numpy as np
+
+from engine.core.model import CandleArrays
+from engine.feeds.csvio import read_csv
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SOURCE = "BTC_USD-5m.csv"
+
+
+def source_path() -> Path:
+    path = DATA / SOURCE
+    if not path.exists():
+        raise SystemExit(f"benchmark skipped: real candles not found at {path} (the shared data folder is absent)")
+    return path
+
+
+def bootstrap_candles(n: int, *, seed: int = 42, block: int = 288, step_ms: int = 300_000) -> CandleArrays:
+    """``n`` candles whose shapes come from real ones: blocks of consecutive real candles (one day of 5m
+    candles each), sampled with replacement, re-chained so each candle keeps its real open/high/low/close
+    relative to the previous close."""
+    real = read_csv(source_path())
+    prev = real.close[:-1]
+    rel = np.stack([real.open[1:] / prev, real.high[1:] / prev, real.low[1:] / prev, real.close[1:] / prev])
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, rel.shape[1] - block, size=n // block + 1)
+    idx = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
+    close = np.cumprod(rel[3, idx])
+    close *= 20_000.0
+    base = np.empty(n)  # previous close
+    base[0] = 20_000.0
+    base[1:] = close[:-1]
+    columns = []
+    for row in range(3):  # open, high, low, built one at a time to keep peak memory low
+        col = rel[row, idx]
+        col *= base
+        columns.append(col)
+    del base
+    ts = 1_672_531_200_000 + np.arange(n, dtype=np.int64) * step_ms
+    return CandleArrays(ts, columns[0], columns[1], columns[2], close, real.volume[1:][idx])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
