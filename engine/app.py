@@ -14,7 +14,7 @@ import structlog
 
 from config.settings import ConfigError, Settings, TradingConfig
 from engine.core.clock import Clock, LiveClock
-from engine.core.model import GenericTradingModel, SmaCrossModel
+from engine.core.model import GenericTradingModel, NoModel, SmaCrossModel
 from engine.core.trading import TradingCore
 from engine.events import EventBus
 from engine.facade import EngineFacade
@@ -81,13 +81,30 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
     return feeds
 
 
-def build_models(settings: Settings, config: TradingConfig) -> dict[str, GenericTradingModel]:
+def build_models(settings: Settings, config: TradingConfig, clock: Clock) -> dict[str, GenericTradingModel]:
+    """sma-cross, or the active CatBoost model per symbol from the registry, watched by a coordinator.
+
+    A missing, corrupt or mismatched model is refused with its reason and replaced by ``NoModel``:
+    the engine runs on, taking no new entries for that symbol."""
     t = config.trading
     if t.strategy == "sma-cross":
         return {s: SmaCrossModel(t.fast, t.slow) for s in t.symbols}
-    from engine.models.registry import model_for_symbol
+    from engine.core.types import Refusal
+    from engine.models.catboost_model import check_catboost
+    from engine.models.coordinator import ModelCoordinator
+    from engine.models.registry import ModelRegistry
 
-    return {s: model_for_symbol(settings.models_dir, s) for s in t.symbols}
+    broken = check_catboost()
+    registry = ModelRegistry(settings.models_dir)
+    models: dict[str, GenericTradingModel] = {}
+    for s in t.symbols:
+        loaded = Refusal("catboost", broken) if broken else registry.load_active(s)
+        if isinstance(loaded, Refusal):
+            log.warning("model_refused", symbol=s, reason=loaded.reason)
+            models[s] = NoModel(loaded.reason)
+        else:
+            models[s] = ModelCoordinator([(loaded, 1.0)], clock)
+    return models
 
 
 async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
@@ -100,7 +117,7 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
         store = await Store.open(url)
     bus = EventBus()
     feeds = feeds if feeds is not None else build_feeds(settings, config, clock)
-    models = build_models(settings, config)
+    models = build_models(settings, config, clock)
     core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
                        filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
     engine = LiveEngine(core=core, store=store, feeds=feeds, models=models, clock=clock, bus=bus,

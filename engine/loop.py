@@ -177,6 +177,9 @@ class LiveEngine:
         self._remember(st, candle)
         t0 = time.perf_counter()
         proba = live_proba(st.model, st.window)
+        model_events = tuple(st.model.pop_events()) if hasattr(st.model, "pop_events") else ()
+        if model_events:  # degraded / recovered: to the outbox, before the decision they affect
+            await self.commit_action(model_events)
         async with self.lock:
             before = self.core.snapshot()
             step = self.core.on_candle(st.symbol, candle, proba)

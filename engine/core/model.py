@@ -152,3 +152,28 @@ class SmaCrossModel:
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "rule", "fast": self.fast, "slow": self.slow,
                 "feature_names": list(self.feature_names)}
+
+
+class NoModel:
+    """Stands in when no valid model could be loaded: always flat, so no new entries come from it.
+
+    The engine keeps running (exits, stops and risk still work); ``reason`` says what was wrong and
+    shows in /model and /signal.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.name = "no model"
+        self.feature_names: tuple[str, ...] = ()
+        self.lookback = 1
+
+    def features(self, candles: CandleArrays) -> np.ndarray:
+        return np.zeros((len(candles), 0))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((x.shape[0], 3))
+        out[:, FLAT] = 1.0
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "none", "reason": self.reason}
