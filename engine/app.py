@@ -126,5 +126,5 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
                         stale_after=config.feed.stale_after, heartbeat_interval=heartbeat_interval, **extra)
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
-    facade = EngineFacade(engine, strategy=strategy)
+    facade = EngineFacade(engine, strategy=strategy, models_dir=settings.models_dir)
     return EngineApp(settings, config, store, engine, facade, bus, clock)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
-from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, Trade
+from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent, TradingPaused
 from engine.loop import LiveEngine
 from engine.views import (
@@ -57,8 +58,11 @@ def period_start(period: str, now_ms: int) -> int:
 
 
 class EngineFacade:
-    def __init__(self, engine: LiveEngine, *, strategy: str, version: str = "0.1.0") -> None:
+    def __init__(self, engine: LiveEngine, *, strategy: str, version: str = "0.1.0",
+                 models_dir: Path = Path("models")) -> None:
         self._engine = engine
+        self.models_dir = models_dir
+        self._retraining = False
         self._core = engine.core
         self._store = engine.store
         self.strategy = strategy
@@ -321,6 +325,42 @@ class EngineFacade:
     def risk_keys() -> tuple[str, ...]:
         return tuple(RISK_BOUNDS)
 
+    # ------------------------------------------------------------------ models
+
+    async def retrain(self, symbol: str) -> Any:
+        """Retrain ``symbol``'s model on the candles the engine holds, in a worker thread, then swap it in.
+
+        Returns an ``engine.retrain.RetrainResult`` or a ``Refusal``. Trading goes on meanwhile."""
+        import asyncio
+
+        symbol = symbol.upper()
+        st = self._engine.symbols.get(symbol)
+        if st is None:
+            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
+        if self.strategy != "model":
+            return Refusal("strategy", f"the strategy is {self.strategy}, a rule; set trading.strategy = "
+                                       "\"model\" to trade and retrain CatBoost models")
+        if self._retraining:
+            return Refusal("busy", "a retrain is already running")
+        from engine.core.model import CandleArrays
+        from engine.models.coordinator import ModelCoordinator
+        from engine.models.validation import DataError
+        from engine.retrain import retrain
+
+        self._retraining = True
+        try:
+            arrays = CandleArrays.from_candles(list(st.recent))
+            try:
+                result, model = await asyncio.to_thread(retrain, arrays, symbol=symbol,
+                                                        timeframe=self._engine.timeframe, models_dir=self.models_dir)
+            except DataError as exc:
+                return Refusal("data", str(exc))
+            async with self._engine.lock:  # the swap happens between two decisions, never during one
+                st.model = ModelCoordinator([(model, 1.0)], self._engine.clock)
+        finally:
+            self._retraining = False
+        return result
+
     # ------------------------------------------------------------------ alerts
 
     async def daily_summary(self) -> DailySummary:
@@ -371,7 +411,3 @@ class EngineFacade:
 def _model_health(h: Any) -> ModelHealthView:
     return ModelHealthView(str(h.name), bool(h.healthy), str(getattr(h, "reason", "")),
                            getattr(h, "p99_ms", None), getattr(h, "psi", None))
-
-
-def trade_summary(trades: list[Trade]) -> dict[str, float]:
-    return {"trades": len(trades), "pnl": sum(t.pnl for t in trades), "fees": sum(t.fee for t in trades)}
