@@ -64,7 +64,13 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     from bot.runtime import Runtime
     from engine.app import build
 
-    engine_app = await build(settings, config)
+    try:
+        engine_app = await build(settings, config)
+    except ConfigError:
+        raise
+    except Exception:  # the process boundary: say why (redacted) and exit non-zero, no bare traceback
+        log.exception("start_failed", stage="engine")
+        return 1
     application = build_application(engine_app.facade, settings)
     runtime = Runtime(engine_app, application, settings)
     stop_requested = asyncio.Event()

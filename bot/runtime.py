@@ -140,6 +140,8 @@ class Runtime:
         if app.running:
             await _guarded("stop_application", app.stop())
         await _guarded("shutdown_application", app.shutdown())
+        # a failed initialize (e.g. InvalidToken from getMe) leaves the HTTP client open and shutdown skips it
+        await _guarded("close_http", app.bot.request.shutdown())
         store = self.engine_app.store
         await _guarded("mark_clean_shutdown", store.set_flags(clean_shutdown=True))
         await _guarded("close_store", store.close())
