@@ -116,6 +116,16 @@ def _step_each(core: TradingCore, symbol: str, candles: CandleArrays, action: np
     return trades, equity, held
 
 
+def _cagr(ratio: float, years: float) -> float:
+    """Compound annual growth; a profitable run of minutes annualises to inf rather than raising."""
+    if years <= 0 or ratio <= 0:
+        return float("nan")
+    try:
+        return float(ratio ** (1.0 / years) - 1.0)
+    except OverflowError:
+        return float("inf")
+
+
 def compute_metrics(result: BacktestResult, candles: CandleArrays, costs: Costs) -> dict[str, float]:
     eq = result.equity
     n = eq.shape[0]
@@ -147,7 +157,7 @@ def compute_metrics(result: BacktestResult, candles: CandleArrays, costs: Costs)
     buy_hold = (bh_qty * float(candles.close[-1])) / start - 1.0
     return {
         "total_return": final / start - 1.0,
-        "cagr": (final / start) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else float("nan"),
+        "cagr": _cagr(final / start, years),
         "sharpe": mean / std * math.sqrt(per_year) if std > 0 else 0.0,
         "sortino": mean / downside * math.sqrt(per_year) if downside > 0 else 0.0,
         "max_drawdown": drawdown,

@@ -96,7 +96,6 @@ def series(draw: st.DrawFn) -> CandleArrays:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     vol = draw(st.sampled_from([0.001, 0.01, 0.05]))
-    # hours and days, not minutes: a short profitable span of minutes crashes the metrics (see the xfail below)
     step = draw(st.sampled_from([4 * 3_600_000, 86_400_000]))
     start = draw(st.integers(1_500_000_000, 1_700_000_000)) * 1000 // step * step
     rets = rng.normal(draw(st.sampled_from([-0.002, 0.0, 0.002])), vol, n)
@@ -132,10 +131,6 @@ def test_fast_path_equals_stepping_every_candle_on_generated_series(
     assert_same(candles, SmaCrossModel(2, 5), config)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "engine/backtest.py compute_metrics: cagr = (final / start) ** (1.0 / years) uses float ** which raises "
-    "OverflowError when the series spans minutes (years ~ 4e-6, exponent ~ 260000) and the run made money; "
-    "run_backtest crashes instead of returning its trades (should report inf or nan)"))
 def test_a_short_profitable_backtest_returns_its_metrics_instead_of_raising() -> None:
     ts = np.array([1_500_000_000_000, 1_500_000_060_000], dtype=np.int64)
     candles = CandleArrays(ts, np.array([100.0, 100.0]), np.array([100.5, 102.0]), np.array([99.5, 99.9]),
