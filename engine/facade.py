@@ -125,12 +125,14 @@ class EngineFacade:
     async def daily(self, days: int = 7) -> tuple[DayView, ...]:
         now = self.now_ms()
         today = now // DAY_MS
+        first = (today - days + 1) * DAY_MS
         series = await self._store.equity_series((today - days) * DAY_MS)
-        trades = await self._store.trades_between((today - days + 1) * DAY_MS, now + 1)
-        before = await self._store.equity_series(None) if not series else series
+        trades = await self._store.trades_between(first, now + 1)
+        # the equity the window starts from: the last snapshot before its first day, however long ago
+        before = series if series and series[0][0] < first else await self._store.equity_series(None)
         prev = self._core.starting_cash
         for ts, eq in before:
-            if ts >= (today - days + 1) * DAY_MS:
+            if ts >= first:
                 break
             prev = eq
         out = []
