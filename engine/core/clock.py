@@ -33,3 +33,13 @@ class SimClock:
 
     def advance(self, ms: int) -> None:
         self._now += ms
+
+
+class OffsetClock:
+    """Wall-clock time shifted by a fixed offset: the exchange's clock as measured once at start-up."""
+
+    def __init__(self, offset_ms: int) -> None:
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms

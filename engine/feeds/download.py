@@ -18,11 +18,11 @@ from pathlib import Path
 import structlog
 from tqdm import tqdm
 
-from engine.core.clock import Clock, LiveClock
+from engine.core.clock import Clock
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import FeedError
 from engine.feeds.csvio import CsvFormatError, append_csv, read_csv
-from engine.feeds.exchange import ExchangeFeed, Sleep
+from engine.feeds.exchange import ExchangeFeed, Sleep, exchange_clock
 from engine.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -117,13 +117,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+async def _download_synced(symbol: str, timeframe: str, days: float, out: str, base_url: str,
+                           progress: bool) -> DownloadResult:
+    """Download by the exchange's clock ("the last N days" as the exchange counts them)."""
+    clock = await exchange_clock(base_url)
+    return await download(symbol, timeframe, days, out, base_url, clock, progress=progress)
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries only the summary line
     base_url = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     try:
         timeframe_ms(args.timeframe)
-        result = asyncio.run(download(args.symbol.upper(), args.timeframe, args.days, args.out, base_url,
-                                      LiveClock(), progress=not getattr(args, "quiet", False)))
+        result = asyncio.run(_download_synced(args.symbol.upper(), args.timeframe, args.days, args.out, base_url,
+                                              progress=not getattr(args, "quiet", False)))
     except (FeedError, CsvFormatError, ValueError, OSError) as exc:
         print(f"download failed: {exc}", file=sys.stderr)
         return 1

@@ -17,13 +17,14 @@ import asyncio
 import json
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import structlog
 
-from engine.core.clock import Clock
+from engine.core.clock import Clock, LiveClock, OffsetClock
 from engine.core.types import Candle, timeframe_ms
 from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, last_closed_ts, validate
 
@@ -254,3 +255,16 @@ class ExchangeFeed:
             return parse(json.loads(body))
         except (ValueError, OverflowError) as exc:
             raise _Retryable(f"malformed response: {str(exc)[:120]}") from None
+
+
+async def exchange_clock(base_url: str, *, session: aiohttp.ClientSession | None = None) -> OffsetClock:
+    """A clock that follows the exchange's ``/api/v3/time`` (Binance's, or the fake exchange's scaled
+    time), so that "now", "closed" and "the last N days" mean what the exchange means."""
+    probe = ExchangeFeed(base_url, "BTCUSDT", "1m", LiveClock(), session=session, max_attempts=3)
+    try:
+        before = time.time_ns() // 1_000_000
+        server = await probe.server_time()
+        after = time.time_ns() // 1_000_000
+    finally:
+        await probe.close()
+    return OffsetClock(server - (before + after) // 2)
