@@ -96,7 +96,7 @@ def series(draw: st.DrawFn) -> CandleArrays:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     vol = draw(st.sampled_from([0.001, 0.01, 0.05]))
-    step = draw(st.sampled_from([4 * 3_600_000, 86_400_000]))
+    step = draw(st.sampled_from([60_000, 3_600_000, 4 * 3_600_000, 86_400_000]))
     start = draw(st.integers(1_500_000_000, 1_700_000_000)) * 1000 // step * step
     rets = rng.normal(draw(st.sampled_from([-0.002, 0.0, 0.002])), vol, n)
     close = 100 * np.exp(np.cumsum(rets))
