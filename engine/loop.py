@@ -202,7 +202,15 @@ class LiveEngine:
         pf = self.core.portfolio
         return StepRecord(step.symbol, step.candle_ts, self.clock.now_ms(), tuple(step.orders), tuple(step.fills),
                           tuple(step.trades), tuple(step.events), step.signal, step.equity, pf.cash, pf.views(),
-                          self.core.snapshot())
+                          self.state_blob())
+
+    def state_blob(self) -> dict[str, Any]:
+        """The core's snapshot plus the flags the store mirrors into engine_state (paused, risk state and
+        halt reason), so they stay readable without decoding the core's own format."""
+        core = self.core
+        halted = core.state.value == "HALTED"
+        return {**core.snapshot(), "paused": bool(core.paused), "risk_state": core.state.value,
+                "halted_reason": core.state_reason if halted else None}
 
     async def _check_stale(self, st: SymbolState) -> None:
         now = self.clock.now_ms()
@@ -235,7 +243,7 @@ class LiveEngine:
     async def commit_locked(self, events: tuple[EngineEvent, ...], orders: tuple[OrderRequest, ...] = ()) -> None:
         pf = self.core.portfolio
         rec = StepRecord(None, None, self.clock.now_ms(), orders, (), (), events, None, pf.equity(), pf.cash,
-                         pf.views(), self.core.snapshot())
+                         pf.views(), self.state_blob())
         await self.store.record_step(rec)
         for event in events:
             self.bus.publish(event)
