@@ -224,6 +224,7 @@ async def test_restart_restores_positions_cash_pause_halt_cooldowns_risk_and_pen
     acks = await facade.close(SYMBOL)
     assert not isinstance(acks, type(None)) and len(acks) == 1  # type: ignore[arg-type]
     before = engine.core.snapshot()
+    cooldowns = dict(engine.core.cooldown_until)
     status, balance, positions = facade.status(), facade.balance(), facade.positions()
     assert rig.store is not None
     pending_before = await rig.store.pending_orders()
@@ -238,11 +239,11 @@ async def test_restart_restores_positions_cash_pause_halt_cooldowns_risk_and_pen
     assert facade.positions() == positions
     assert facade.balance().cash == balance.cash and facade.balance().equity == balance.equity
     assert facade.status().risk_reason == status.risk_reason
-    assert engine.core.cooldown_until == before["cooldown_until"]
+    assert engine.core.cooldown_until == cooldowns
     assert rig.store is not None
     assert await rig.store.pending_orders() == pending_before
-    flags = await rig.store.get_flags()
-    assert flags.paused is True
+    flags = await rig.store.get_flags()  # the engine_state mirror of the blob
+    assert (flags.paused, flags.risk_state, flags.halted_reason) == (True, "HALTED", status.risk_reason)
     # the pending close fills at the next open, once: not lost, not repeated
     await rig.close_candle(i)
     assert not engine.core.portfolio.positions
