@@ -61,7 +61,7 @@ def check_limit(key: str, value: float) -> str | None:
     if key not in RISK_BOUNDS:
         return f"unknown risk parameter {key!r}; known: {', '.join(RISK_BOUNDS)}"
     low, high = RISK_BOUNDS[key]
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return f"{key} must be a finite number, got {value!r}"
     if not low <= value <= high:
         return f"{key} must be between {low:g} and {high:g}, got {value:g}"
