@@ -124,6 +124,8 @@ class Harness:
 
     async def start_sender(self, **options: float) -> AlertSender:
         assert self.app is not None
+        if self.bot is not None:  # a new sender in the same test: close the previous bot's connections
+            await self.bot.shutdown()
         request = HTTPXRequest(connect_timeout=1.0, read_timeout=2.0, write_timeout=2.0, pool_timeout=2.0)
         self.bot = Bot(TOKEN, base_url=f"{self.emu.base_url}/bot", base_file_url=f"{self.emu.base_url}/file/bot",
                        request=request)
@@ -453,3 +455,87 @@ def test_trade_texts_say_paper_and_format_numbers() -> None:
     hit = ProtectiveExitHit(ts=0, symbol="ETHUSDT", trigger="trailing_stop", level=0.00012345, fill_price=0.0001)
     assert "Trailing stop hit" in render(hit) and "0.00012345" in render(hit)
     assert "PAPER" not in render(hit, paper=False)
+
+
+# ---------------------------------------------------------------------------- the runtime's daily summary
+
+
+async def test_runtime_schedules_the_daily_summary_in_the_configured_zone_and_it_arrives(
+        emu: BotApiEmulator, tmp_path: Path) -> None:
+    from bot.app import build_application
+    from bot.runtime import Runtime
+
+    db = tmp_path / "agent.db"
+    settings = load_settings(_env_file=None, telegram_bot_token=TOKEN, sqlite_path=db, database_url=None,
+                             telegram_api_base_url=emu.base_url, daily_summary_time="21:30",
+                             timezone="America/New_York")
+    clock = SimClock(DEFAULT_START_MS + WARMUP * STEP)
+    app = await build(settings, trading_config(), clock=clock, feeds={SYMBOL: SwitchableFeed(clock)},
+                      poll_interval=3600.0, heartbeat_interval=3600.0)
+    await app.facade.register_chat(CHAT_A)
+    application = build_application(app.facade, settings, rate_limiter=False)
+    runtime = Runtime(app, application, settings, poll_timeout=1.0)
+    await runtime.start()
+    try:
+        assert application.job_queue is not None
+        (job,) = application.job_queue.get_jobs_by_name("daily-summary")
+        assert job.next_t is not None
+        local = job.next_t.astimezone(ZoneInfo("America/New_York"))
+        assert (local.hour, local.minute) == (21, 30)
+        await job.run(application)  # what the scheduler does at 21:30 New York time
+        messages = await emu.wait_for_messages(CHAT_A, 2, timeout=5)  # started, then the summary
+        assert messages[1].text is not None and messages[1].text.startswith("🧪 PAPER · 📊 Daily summary")
+    finally:
+        await runtime.stop(3.0)
+    assert emu.transcript(CHAT_A)[-1].text.startswith("🛑 Agent stopped")  # type: ignore[union-attr]
+    reopened = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        assert (await reopened.get_flags()).clean_shutdown
+    finally:
+        await reopened.close()
+
+
+async def test_runtime_uses_a_webhook_with_a_secret_when_url_and_port_are_set(
+        emu: BotApiEmulator, tmp_path: Path) -> None:
+    import aiohttp
+
+    from bot.app import build_application
+    from bot.runtime import Runtime
+
+    port = free_port()
+    settings = load_settings(_env_file=None, telegram_bot_token=TOKEN, sqlite_path=tmp_path / "agent.db",
+                             database_url=None, telegram_api_base_url=emu.base_url, telegram_admin_ids=[CHAT_A],
+                             webhook_url=f"http://127.0.0.1:{port}/tg/hook", port=port,
+                             webhook_secret="webhook-secret-123")
+    clock = SimClock(DEFAULT_START_MS + WARMUP * STEP)
+    app = await build(settings, trading_config(), clock=clock, feeds={SYMBOL: SwitchableFeed(clock)},
+                      poll_interval=3600.0, heartbeat_interval=3600.0)
+    runtime = Runtime(app, build_application(app.facade, settings, rate_limiter=False), settings)
+    await runtime.start()
+    try:
+        set_hook = next(c for c in emu.calls if c.method == "setWebhook")
+        assert set_hook.params["url"] == f"http://127.0.0.1:{port}/tg/hook"
+        assert set_hook.params["secret_token"] == "webhook-secret-123"
+        update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/status",
+                                              "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+                                              "chat": {"id": CHAT_A, "type": "private"},
+                                              "from": {"id": CHAT_A, "is_bot": False, "first_name": "Ann"}}}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/tg/hook", json=update,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as refused:
+                assert refused.status == 403
+            async with http.post(f"http://127.0.0.1:{port}/tg/hook", json=update,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": "webhook-secret-123"}) as accepted:
+                assert accepted.status == 200
+        replies = await emu.wait_for_messages(CHAT_A, 1, timeout=5)
+        assert any(m.text and "PAPER" in m.text for m in replies)
+    finally:
+        await runtime.stop(3.0)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
