@@ -141,7 +141,7 @@ async def bot_side(args: argparse.Namespace) -> list[dict[str, Any]]:
         settings = Settings(_env_file=None, telegram_bot_token=TOKEN,  # type: ignore[call-arg]
                             telegram_admin_ids=list(range(1, CHATS + 1)), telegram_api_base_url=base_url,
                             sqlite_path=Path(tmp) / "agent.db")
-        clock = ScaledClock(LiveClock().now_ms(), speed=120.0)  # a 1m candle every 0.5 s on each symbol
+        clock = ScaledClock(LiveClock().now_ms(), speed=args.speed)  # 120: a 1m candle every 0.5 s per symbol
         config = trading_config()
         engine_app = await build(settings, config, clock=clock, feeds=offline_feeds(config, clock))
         facade = engine_app.facade
@@ -201,6 +201,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second in the open-loop scenario")
     parser.add_argument("--concurrent-updates", type=int, default=64)
+    parser.add_argument("--speed", type=float, default=120.0,
+                        help="candle time speed-up (120: each symbol closes a 1m candle every 0.5 s; 1: idle engine)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for the bot process (GIL hand-over to the SQLite thread)")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
