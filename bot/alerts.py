@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -73,7 +74,7 @@ def retry_seconds(exc: RetryAfter) -> float:
 
 def backoff(attempt: int, max_backoff: float, rng: random.Random) -> float:
     """Exponential backoff with 'equal jitter': half fixed, half random."""
-    delay = min(max_backoff, FIRST_BACKOFF * 2 ** min(attempt, 30))
+    delay = min(max_backoff, FIRST_BACKOFF * 2.0 ** min(attempt, 30))
     return delay / 2 + rng.uniform(0, delay / 2)
 
 
@@ -194,10 +195,10 @@ class AlertSender:
         for chat_id, items in by_chat.items():
             worker = asyncio.create_task(self._chat_worker(chat_id, items), name=f"alerts:{chat_id}")
             self._workers[chat_id] = worker
-            worker.add_done_callback(lambda _t, c=chat_id: self._worker_done(c))
+            worker.add_done_callback(functools.partial(self._worker_done, chat_id))
         return len(deliveries)
 
-    def _worker_done(self, chat_id: int) -> None:
+    def _worker_done(self, chat_id: int, _: asyncio.Task[None]) -> None:
         self._workers.pop(chat_id, None)
         self.wake()
 
