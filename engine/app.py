@@ -67,8 +67,13 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
     elif source == "synthetic":
         from engine.feeds.synthetic import SyntheticFeed
 
+        from engine.core.types import timeframe_ms
+
+        # Start the synthetic market just before "now", so start-up does not generate years of candles.
+        start = clock.now_ms() - (config.feed.history + 1) * timeframe_ms(tf)
         for s in config.trading.symbols:
-            feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history)
+            feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history,
+                                     start_ms=start)
     else:
         from engine.feeds.csvio import symbol_from_filename
         from engine.feeds.replay import ReplayFeed
