@@ -69,8 +69,10 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
 
         from engine.core.types import timeframe_ms
 
-        # Start the synthetic market just before "now", so start-up does not generate years of candles.
-        start = clock.now_ms() - (config.feed.history + 1) * timeframe_ms(tf)
+        # Start the synthetic market at a 30-day boundary before "now": start-up generates at most a month of
+        # candles, and a restart within the same window sees the same prices.
+        window = 30 * 86_400_000
+        start = (clock.now_ms() // window) * window - (config.feed.history + 1) * timeframe_ms(tf)
         for s in config.trading.symbols:
             feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history,
                                      start_ms=start)
