@@ -93,11 +93,11 @@ class FeedSection(_Section):
 
 
 class TradingConfig(_Section):
-    trading: TradingSection = Field(default_factory=TradingSection)
-    signal_filters: SignalFiltersSection = Field(default_factory=SignalFiltersSection)
-    risk: RiskSection = Field(default_factory=RiskSection)
-    paper: PaperSection = Field(default_factory=PaperSection)
-    feed: FeedSection = Field(default_factory=FeedSection)
+    trading: TradingSection = TradingSection()
+    signal_filters: SignalFiltersSection = SignalFiltersSection()
+    risk: RiskSection = RiskSection()
+    paper: PaperSection = PaperSection()
+    feed: FeedSection = FeedSection()
 
 
 def _int_list(value: Any) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import matplotlib
 
@@ -16,14 +15,19 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from engine.core.types import Trade
 
 MAX_POINTS = 4000
 
 
-def _times(ts: Sequence[int]) -> list[datetime]:
-    return [datetime.fromtimestamp(t / 1000, tz=UTC) for t in ts]
+def _date_format() -> mdates.DateFormatter:
+    return mdates.DateFormatter("%m-%d %H:%M")  # type: ignore[no-untyped-call]  # untyped in matplotlib's stubs
+
+
+def _times(ts: Sequence[int]) -> np.ndarray:
+    return np.array(list(ts), dtype="datetime64[ms]")
 
 
 def _thin(ts: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[float]]:
@@ -33,7 +37,7 @@ def _thin(ts: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[f
     return [ts[i] for i in idx], [values[i] for i in idx]
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
@@ -50,7 +54,7 @@ def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equi
         dd = (eq / np.maximum.accumulate(eq) - 1.0) * 100.0
         ax1.plot(times, eq, color="#1f6feb", linewidth=1.2)
         ax2.fill_between(times, dd, 0, color="#d1242f", alpha=0.4, linewidth=0)
-        ax2.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+        ax2.xaxis.set_major_formatter(_date_format())
     else:
         ax1.text(0.5, 0.5, "no equity history yet", ha="center", va="center", transform=ax1.transAxes)
     ax1.set_title(title)
@@ -82,7 +86,7 @@ def price_png(ts: Sequence[int], close: Sequence[float], trades: Sequence[Trade]
                        zorder=3, label="exit")
         if entries or exits:
             ax.legend(loc="best")
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+        ax.xaxis.set_major_formatter(_date_format())
     else:
         ax.text(0.5, 0.5, "no candles yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)

@@ -43,7 +43,8 @@ class StepStore(Protocol):
 def live_proba(model: GenericTradingModel, window: Iterable[Candle]) -> np.ndarray:
     """The model's probabilities for the newest candle, from the trailing window (same code as batch)."""
     arrays = CandleArrays.from_candles(list(window))
-    return np.asarray(model.predict_proba(model.features(arrays)[-1:]))[0]
+    proba: np.ndarray = np.asarray(model.predict_proba(model.features(arrays)[-1:]))[0]
+    return proba
 
 
 @dataclass

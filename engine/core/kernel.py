@@ -109,7 +109,7 @@ def new_symbol_rows(n: int) -> np.ndarray:
 
 @jit
 def equity(g: np.ndarray, s: np.ndarray) -> float:
-    total = g[CASH]
+    total: float = g[CASH]
     for i in range(s.shape[0]):
         if s[i, QTY] > 0.0:
             total += s[i, QTY] * s[i, MARK]
@@ -118,7 +118,7 @@ def equity(g: np.ndarray, s: np.ndarray) -> float:
 
 @jit
 def exposure(s: np.ndarray) -> float:
-    total = 0.0
+    total: float = 0.0
     for i in range(s.shape[0]):
         if s[i, QTY] > 0.0:
             total += s[i, QTY] * s[i, MARK]
@@ -130,7 +130,7 @@ def buy_budget(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, wanted: floa
     """The quote amount (fee included) a buy may spend: capped by position, exposure and cash."""
     eq = equity(g, s)
     pos_value = s[i, QTY] * s[i, MARK] if s[i, QTY] > 0.0 else 0.0
-    room = min(wanted, p[MAX_POS] * eq - pos_value, p[MAX_EXPOSURE] * eq - exposure(s), g[CASH])
+    room: float = min(wanted, p[MAX_POS] * eq - pos_value, p[MAX_EXPOSURE] * eq - exposure(s), g[CASH])
     return max(0.0, room)
 
 

@@ -223,7 +223,8 @@ class TradingCore:
         return res
 
     def _state_changes(self, ts: int) -> list[tuple[int, EngineEvent]]:
-        head, out = self._head, []
+        head = self._head
+        out: list[tuple[int, EngineEvent]] = []
         for k in range(int(head[K.H_NCHANGES])):
             base = K.H_C1_OLD if k == 0 else K.H_C2_OLD
             old, new, cause = (int(head[base + j]) for j in range(3))

@@ -118,7 +118,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _load_model(spec: str) -> GenericTradingModel:
     if spec == "sma-cross":
-        rule: GenericTradingModel = SmaCrossModel()  # type: ignore[assignment]  # fixed-size name tuple
+        rule: GenericTradingModel = SmaCrossModel()
         return rule
     from engine.models.catboost_model import CatBoostTradingModel
 
