@@ -352,7 +352,7 @@ class BotApiEmulator:
         return list(self.state.injected.get(chat_id, []))
 
     async def wait_for_messages(
-        self, chat_id: int, count: int, timeout: float = 5.0, *, since: int = 0  # noqa: ASYNC109
+        self, chat_id: int, count: int, timeout: float = 5.0, *, since: int = 0
     ) -> list[SentMessage]:
         """Wait until the bot has sent at least ``count`` messages after index ``since``."""
         loop = asyncio.get_running_loop()
@@ -366,7 +366,7 @@ class BotApiEmulator:
         return self.state.transcript(chat_id)[since:]
 
     async def wait_for_call(
-        self, method: str, timeout: float = 5.0, *, since: int = 0  # noqa: ASYNC109
+        self, method: str, timeout: float = 5.0, *, since: int = 0
     ) -> Call:
         """Wait until a request for ``method`` arrives (at index >= ``since`` of :attr:`calls`)."""
         loop = asyncio.get_running_loop()
