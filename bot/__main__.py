@@ -3,14 +3,27 @@
 Configuration comes from the environment (see config/settings.py) and the TOML trading config
 (``TRADING_CONFIG``, embedded defaults otherwise). A configuration error prints one line to stderr
 and exits with code 2. SIGTERM or SIGINT stop everything cleanly within 10 s; the exit code is 0.
+
+Before it trades, the worker takes the database's single-engine lock (engine/lock.py): a second
+worker on the same database waits, logging why, and takes over when the first exits. A SIGTERM
+while waiting exits 0 at once. If the lock is lost while running (the PostgreSQL session holding
+it died), the worker stops and exits 1 so that the platform restarts it.
+
+Time: with ``feed.source = "exchange"`` the worker's clock follows the exchange's
+``/api/v3/time`` (``ExchangeTime``): the offset is measured at start-up and re-measured
+periodically, and the rate is measured too, so a fake exchange running faster than wall time
+(``python -m engine.feeds.fake_exchange --speed 600``) is followed as well as Binance itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import time
+from typing import Any
 
 import structlog
 
@@ -19,6 +32,7 @@ from config.settings import ConfigError, Settings, TradingConfig, load_settings,
 log = structlog.get_logger("bot.worker")
 
 STOP_DEADLINE_S = 8.0  # within the 10 s a container manager grants after SIGTERM
+LOCK_CHECK_S = 5.0  # how often the running worker verifies it still holds the single-engine lock
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -57,6 +71,78 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
     return settings, load_trading_config(settings.trading_config)
 
 
+class ExchangeTime:
+    """A clock following the exchange's ``/api/v3/time``: offset and rate re-measured by ``resync``.
+
+    Against a real exchange the measured rate is 1 (within 2 %, taken as exactly 1) and this is the
+    OffsetClock of ``exchange_clock`` re-synced now and then. Against the fake exchange's scaled time
+    the rate is its ``--speed``; it is then under-estimated by 1 % so that between two re-syncs the
+    clock lags rather than leads (a leading clock could take the open candle for a closed one).
+    Never goes backwards."""
+
+    def __init__(self, server_ms: int, wall_ms: int) -> None:
+        self._server = server_ms
+        self._wall = wall_ms
+        self.rate = 1.0
+        self._last = 0
+
+    @staticmethod
+    def wall_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def now_ms(self) -> int:
+        now = self._server + int((self.wall_ms() - self._wall) * self.rate)
+        if now < self._last:
+            return self._last
+        self._last = now
+        return now
+
+    def resync(self, server_ms: int, wall_ms: int) -> None:
+        elapsed = wall_ms - self._wall
+        if elapsed >= 200:
+            measured = (server_ms - self._server) / elapsed
+            self.rate = 1.0 if abs(measured - 1.0) < 0.02 else max(0.0, measured * 0.99)
+        self._server, self._wall = server_ms, wall_ms
+
+    @property
+    def resync_every_s(self) -> float:
+        return 60.0 if self.rate == 1.0 else 1.0
+
+
+async def _server_time(feed: Any) -> tuple[int, int]:
+    before = ExchangeTime.wall_ms()
+    server = int(await feed.server_time())
+    after = ExchangeTime.wall_ms()
+    return server, (before + after) // 2
+
+
+async def exchange_time(base_url: str) -> tuple[ExchangeTime, Any]:
+    """The clock and the probe feed used to keep it in sync (close the probe when done)."""
+    from engine.core.clock import LiveClock
+    from engine.feeds.exchange import ExchangeFeed
+
+    probe = ExchangeFeed(base_url, "BTCUSDT", "1m", LiveClock(), max_attempts=3)
+    try:
+        clock = ExchangeTime(*await _server_time(probe))
+    except BaseException:
+        await probe.close()
+        raise
+    return clock, probe
+
+
+async def keep_in_sync(clock: ExchangeTime, probe: Any) -> None:
+    pause = 0.25  # the first re-sync soon: it measures the rate
+    while True:
+        await asyncio.sleep(pause)
+        pause = clock.resync_every_s
+        try:
+            clock.resync(*await _server_time(probe))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("clock_resync_failed", error=f"{type(exc).__name__}: {exc}")
+
+
 async def serve(settings: Settings, config: TradingConfig) -> int:
     from telegram.error import InvalidToken
 
@@ -64,33 +150,92 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     from bot.runtime import Runtime
     from engine.app import build
 
-    try:
-        engine_app = await build(settings, config)
-    except ConfigError:
-        raise
-    except Exception:  # the process boundary: say why (redacted) and exit non-zero, no bare traceback
-        log.exception("start_failed", stage="engine")
-        return 1
-    application = build_application(engine_app.facade, settings)
-    runtime = Runtime(engine_app, application, settings)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, sig, stop_requested)
+    background: list[asyncio.Task[None]] = []
+    probe = None
+    clock = None
     try:
-        await runtime.start()
+        if config.feed.source == "exchange":
+            clock, probe = await exchange_time(settings.exchange_base_url)
+            background.append(asyncio.create_task(keep_in_sync(clock, probe), name="clock-sync"))
+        engine_app = await build(settings, config, clock=clock)
+    except ConfigError:
+        await _cancel(background, probe)
+        raise
+    except Exception:  # the process boundary: say why (redacted) and exit non-zero, no bare traceback
+        log.exception("start_failed", stage="engine")
+        await _cancel(background, probe)
+        return 1
+    application = build_application(engine_app.facade, settings)
+    runtime = Runtime(engine_app, application, settings)
+    try:
+        started = await _until_stopped(runtime.start(), stop_requested)
     except InvalidToken:
         log.error("start_failed", error="Telegram rejected TELEGRAM_BOT_TOKEN (InvalidToken)")
         await runtime.stop(STOP_DEADLINE_S)
+        await _cancel(background, probe)
         print("configuration error: TELEGRAM_BOT_TOKEN was rejected by the Bot API server", file=sys.stderr)
         return 2
     except Exception:
         log.exception("start_failed")
         await runtime.stop(STOP_DEADLINE_S)
+        await _cancel(background, probe)
         return 1
-    await stop_requested.wait()
+    code = 0
+    if started:
+        lock_lost = asyncio.create_task(_watch_lock(engine_app), name="lock-watch")
+        stop_wait = asyncio.create_task(stop_requested.wait())
+        await asyncio.wait({lock_lost, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if lock_lost.done():
+            code = 1
+        for task in (lock_lost, stop_wait):
+            task.cancel()
+    else:
+        log.info("stopped_before_ready")
     await runtime.stop(STOP_DEADLINE_S)
-    return 0
+    await _cancel(background, probe)
+    return code
+
+
+async def _until_stopped(start: Any, stop_requested: asyncio.Event) -> bool:
+    """Run ``start`` unless a stop signal comes first (e.g. while waiting for the engine lock)."""
+    start_task = asyncio.ensure_future(start)
+    stop_wait = asyncio.ensure_future(stop_requested.wait())
+    await asyncio.wait({start_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    if start_task.done():
+        start_task.result()
+        return True
+    start_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await start_task
+    return False
+
+
+async def _watch_lock(engine_app: Any) -> None:
+    from engine.lock import LockLost
+
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        try:
+            await engine_app.lock.check()
+        except LockLost as exc:
+            log.error("engine_lock_lost", error=str(exc), action="stopping; the platform restarts the worker")
+            return
+
+
+async def _cancel(tasks: list[asyncio.Task[None]], probe: Any) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if probe is not None:
+        with contextlib.suppress(Exception):
+            await probe.close()
 
 
 def _on_signal(sig: signal.Signals, stop_requested: asyncio.Event) -> None:
@@ -100,6 +245,7 @@ def _on_signal(sig: signal.Signals, stop_requested: asyncio.Event) -> None:
 
 def main() -> int:
     os.environ.setdefault("PTB_TIMEDELTA", "true")  # RetryAfter.retry_after as a timedelta, no warning
+    os.environ.setdefault("TRADING_AGENT_JIT", "0")  # the kernel under CPython: no numba import, ~115 MB less
     from engine.logs import configure_logging
 
     try:

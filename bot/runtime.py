@@ -3,7 +3,7 @@
 Start: engine -> Application (initialize: getMe, start) -> updates (long polling, or a webhook when
 ``WEBHOOK_URL`` and ``PORT`` are set) -> alert sender (woken by the engine bus) -> daily summary job.
 Stop, in reverse: stop taking updates, stop the engine after its current step, deliver remaining
-alerts until the deadline, stop the Application, mark the shutdown clean and close the database.
+alerts until the deadline, stop the Application, close the database and release the single-engine lock.
 Everything runs as tasks of the one loop (python-telegram-bot's customwebhookbot pattern, never
 ``run_polling`` and never a second thread).
 """
@@ -134,7 +134,7 @@ class Runtime:
         app = self.application
         if app.updater is not None and app.updater.running:
             await _guarded("stop_updates", app.updater.stop())
-        await _guarded("stop_engine", self.engine_app.engine.stop())
+        await _guarded("stop_engine", self.engine_app.stop_engine())  # current step finishes; clean flag
         self.engine_app.bus.unsubscribe(self.sender.on_event)
         await _guarded("stop_alerts", self.sender.stop(max(0.5, end - time.monotonic() - 0.5)))
         if app.running:
@@ -142,9 +142,7 @@ class Runtime:
         await _guarded("shutdown_application", app.shutdown())
         # a failed initialize (e.g. InvalidToken from getMe) leaves the HTTP client open and shutdown skips it
         await _guarded("close_http", app.bot.request.shutdown())
-        store = self.engine_app.store
-        await _guarded("mark_clean_shutdown", store.set_flags(clean_shutdown=True))
-        await _guarded("close_store", store.close())
+        await _guarded("close_engine", self.engine_app.close())  # database, then the single-engine lock
 
 
 async def _guarded(step: str, awaitable: Any) -> None:
@@ -156,5 +154,14 @@ async def _guarded(step: str, awaitable: Any) -> None:
 
 
 def _polling_error(exc: Exception) -> None:
+    """Called by PTB's polling loop, which then retries with a growing pause (1 s up to 30 s): a 409
+    Conflict (another process polls the same token) is neither a crash nor a busy loop."""
+    from telegram.error import Conflict
+
+    if isinstance(exc, Conflict):
+        log.warning("polling_conflict", error=str(exc),
+                    why="another process is polling this bot token (an overlapping deploy, or a second copy); "
+                        "retrying with backoff")
+        return
     log.warning("polling_error", error=f"{type(exc).__name__}: {exc}")
 

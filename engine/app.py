@@ -6,8 +6,9 @@ with the parts they want to replace (a clock, feeds, a database URL).
 
 from __future__ import annotations
 
+import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from engine.core.trading import TradingCore
 from engine.events import EventBus
 from engine.facade import EngineFacade
 from engine.feeds.base import Feed
+from engine.lock import EngineLock, NoLock, acquire, lock_for
 from engine.loop import LiveEngine
 from engine.store.db import normalize_database_url, redact_url
 from engine.store.repo import Store
@@ -36,18 +38,55 @@ class EngineApp:
     bus: EventBus
     clock: Clock
     unclean_restart: bool = False
+    lock: EngineLock = field(default_factory=NoLock)
+    started: bool = False
 
-    async def start(self) -> None:
+    async def start(self, *, lock_retry_s: float = 1.0, lock_log_every_s: float = 15.0) -> None:
+        """Take the single-engine lock (waiting while another worker holds it), then restore and start.
+
+        Nothing is read from or written to the database's state before the lock is ours: the previous
+        holder may still be finishing its last step."""
+        await acquire(self.lock, retry_s=lock_retry_s, log_every_s=lock_log_every_s)
         flags = await self.store.get_flags()
         had_state = await self.store.load_core_state() is not None
         self.unclean_restart = had_state and not flags.clean_shutdown
         await self.store.set_flags(clean_shutdown=False)
         await self.engine.start(unclean_restart=self.unclean_restart)
+        self.started = True
 
-    async def stop(self) -> None:
+    async def stop_engine(self) -> None:
+        """Stop the loops after their current step, record the stop and mark the shutdown clean.
+        A no-op if the engine never started (e.g. it was still waiting for the lock)."""
+        if not self.started:
+            return
+        self.started = False
         await self.engine.stop()
         await self.store.set_flags(clean_shutdown=True)
-        await self.store.close()
+
+    async def close(self) -> None:
+        """Close the database, then let the next worker in (the lock is released last)."""
+        try:
+            await self.store.close()
+        finally:
+            await self.lock.release()
+
+    async def stop(self) -> None:
+        await self.stop_engine()
+        await self.close()
+
+
+EPHEMERAL_WARNING = ("DATABASE_URL is not set and this platform wipes the local disk on every restart (DYNO is set): "
+                     "positions, cash, settings and undelivered alerts in the SQLite file WILL BE LOST at the next "
+                     "restart. Attach a database: heroku addons:create heroku-postgresql")
+
+
+def warn_if_ephemeral(settings: Settings, environ: dict[str, str] | None = None) -> bool:
+    """Log a loud warning when state would live on an ephemeral disk (Heroku: DYNO is set)."""
+    env = os.environ if environ is None else environ
+    if settings.database_url is None and env.get("DYNO"):
+        log.warning("ephemeral_database", dyno=env["DYNO"], detail=EPHEMERAL_WARNING)
+        return True
+    return False
 
 
 def database_url(settings: Settings) -> str:
@@ -65,9 +104,8 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
         for s in config.trading.symbols:
             feeds[s] = ExchangeFeed(settings.exchange_base_url, s, tf, clock, history=config.feed.history)
     elif source == "synthetic":
-        from engine.feeds.synthetic import SyntheticFeed
-
         from engine.core.types import timeframe_ms
+        from engine.feeds.synthetic import SyntheticFeed
 
         # Start the synthetic market at a 30-day boundary before "now": start-up generates at most a month of
         # candles, and a restart within the same window sees the same prices.
@@ -116,12 +154,17 @@ def build_models(settings: Settings, config: TradingConfig, clock: Clock) -> dic
 
 async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
                 feeds: dict[str, Feed] | None = None, store: Store | None = None,
-                poll_interval: float | None = None, heartbeat_interval: float = 60.0, **extra: Any) -> EngineApp:
+                poll_interval: float | None = None, heartbeat_interval: float = 60.0, lock: EngineLock | None = None,
+                **extra: Any) -> EngineApp:
+    """Everything wired, nothing running. The single-engine lock is the database's own unless a
+    ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
     if store is None:
+        warn_if_ephemeral(settings)
         url = database_url(settings)
         log.info("database", url=redact_url(url))
         store = await Store.open(url)
+        lock = lock or lock_for(url)
     bus = EventBus()
     feeds = feeds if feeds is not None else build_feeds(settings, config, clock)
     models = build_models(settings, config, clock)
@@ -134,4 +177,5 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
     facade = EngineFacade(engine, strategy=strategy, models_dir=settings.models_dir)
-    return EngineApp(settings, config, store, engine, facade, bus, clock)
+    return EngineApp(settings, config, store, engine, facade, bus, clock, lock=lock or NoLock())
+
