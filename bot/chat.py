@@ -293,7 +293,8 @@ async def chat(args: argparse.Namespace) -> int:
         clock = ScaledClock(LiveClock().now_ms(), speed=args.speed)
         engine_app = await build(settings, config, clock=clock, feeds=offline_feeds(config, clock),
                                  heartbeat_interval=60.0)
-        application = build_application(engine_app.facade, settings)
+        # Confirmations expire after 60 s of the person's time; the market clock here runs x600.
+        application = build_application(engine_app.facade, settings, clock=LiveClock().now_ms)
         terminal = Terminal(emu, args.user_id, args.files, sys.stdout)
         sender = AlertSender(application.bot, engine_app.facade, tz=zone(settings.timezone), on_sent=terminal.on_alert)
         runtime = Runtime(engine_app, application, settings, sender=sender, poll_timeout=1.0)
