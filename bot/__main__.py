@@ -68,7 +68,38 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
     from bot.runtime import zone
 
     zone(settings.timezone)
+    check_urls(settings)
     return settings, load_trading_config(settings.trading_config)
+
+
+def check_urls(settings: Settings) -> None:
+    """The URL variables, checked up front so that a typo is one line naming it, not a traceback later."""
+    from urllib.parse import urlparse
+
+    for name in ("exchange_base_url", "telegram_api_base_url", "telegram_api_file_url", "webhook_url"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"invalid environment variable {name.upper()}: must be an http(s) URL (got {value!r})")
+    if settings.webhook_url and settings.port is None:
+        raise ConfigError("invalid environment variable PORT: WEBHOOK_URL is set, so PORT (the port to listen on) "
+                          "must be set too")
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from engine.store.db import normalize_database_url
+
+        raw = settings.database_url.get_secret_value()
+        try:
+            backend = make_url(normalize_database_url(raw, settings.sqlite_path)).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError("invalid environment variable DATABASE_URL: expected postgres://user:password@host/db "
+                              "or sqlite:///path (value not shown: it holds a password)")
 
 
 class ExchangeTime:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,7 @@ class Runtime:
         self._started = True
         me = self.application.bot.username
         log.info("ready", bot=me, mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
-                 webhook=webhook_plan(self.settings) is not None)
+                 webhook=webhook_plan(self.settings) is not None, numba_loaded="numba" in sys.modules)
 
     async def _start_updates(self) -> None:
         updater = self.application.updater

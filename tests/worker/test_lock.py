@@ -42,6 +42,7 @@ async def test_second_worker_waits_for_the_lock_and_takes_over(
         assert (await rows(url, "SELECT count(*) FROM decisions"))[0][0] > decided_before  # the first trades on
         starts = await rows(url, "SELECT count(*) FROM outbox WHERE event_type = 'EngineStarted'")
         assert starts == [(1,)], starts  # the waiting worker wrote nothing
+        assert not [c for c in emu.calls[calls_before:] if c.method == "getMe"]  # nor talked to Telegram
 
         t0 = time.monotonic()
         first.proc.send_signal(signal.SIGTERM)
