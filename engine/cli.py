@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.models.train_cli", "train a CatBoost model with walk-forward validation"),
     "check-lookahead": ("engine.models.lookahead", "prove features and predictions are causal"),
     "chat": ("bot.chat", "offline: engine, local Bot API emulator and bot, chat in the terminal"),
+    "migrate": ("engine.store.migrate_cli", "apply the database migrations (the Procfile's release phase)"),
 }
 
 
