@@ -99,3 +99,27 @@ async def test_two_pollers_of_one_token_get_409_and_neither_crashes_nor_spins(
         for w in workers:
             w.kill()
         await exchange.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_losing_the_advisory_lock_session_stops_the_worker(
+        tmp_path: Path, emu: BotApiEmulator, worker_db: str | None) -> None:
+    """If the PostgreSQL session holding the lock dies (server restart, network cut), another worker may
+    already trade: this one must stop (exit 1, the platform restarts it) rather than trade on."""
+    if worker_db is None:
+        pytest.skip("a file lock cannot be lost while its process lives")
+    exchange = await fast_exchange(tmp_path, candles=3000, speed=60.0)
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=worker_db,
+                     trading_config=trading_toml(tmp_path / "trading.toml"))
+    worker = await Worker.start(env, tmp_path)
+    try:
+        await worker.wait_for("ready")
+        killed = await rows(worker_db, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+        assert killed == [(True,)], killed
+        lost = await worker.wait_for("engine_lock_lost", timeout=20)
+        assert "stopping" in lost["action"]
+        assert await worker.finish(20) == 1
+        assert worker.logged("stopped")
+    finally:
+        worker.kill()
+        await exchange.stop()
