@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.emulator import BotApiEmulator  # noqa: E402
-from tests.worker.rig import TOKEN, FakeExchangeProc, Worker, make_candles, worker_env  # noqa: E402
+from bot.emulator import BotApiEmulator
+from tests.worker.rig import TOKEN, FakeExchangeProc, Worker, make_candles, worker_env
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "DOTUSDT", "LTCUSDT",
            "LINKUSDT")
