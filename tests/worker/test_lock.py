@@ -27,7 +27,7 @@ async def test_second_worker_waits_for_the_lock_and_takes_over(
     exchange = await fast_exchange(tmp_path, candles=3000, speed=120.0)
     env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=worker_db,
                      trading_config=trading_toml(tmp_path / "trading.toml"))
-    first = second = None
+    first = second = third = None
     try:
         first = await Worker.start(env, tmp_path)
         await first.wait_for("ready")
@@ -57,15 +57,23 @@ async def test_second_worker_waits_for_the_lock_and_takes_over(
         while any([(await decided_ts(url, s))[-1] <= last[s] for s in SYMBOLS]):  # the second one trades now
             assert time.monotonic() < deadline, "the second worker did not trade after taking over"
             await asyncio.sleep(0.1)
+        third = await Worker.start(env, tmp_path)  # a waiting worker told to stop leaves at once, writing nothing
+        await third.wait_for("engine_lock_waiting")
+        t0 = time.monotonic()
+        third.proc.send_signal(signal.SIGTERM)
+        assert await third.finish() == 0
+        assert time.monotonic() - t0 < 3 and third.logged("stopped_before_ready")
+        assert not third.logged("engine_started")
         second.proc.send_signal(signal.SIGTERM)
         assert await second.finish() == 0
+        assert (await rows(url, "SELECT count(*) FROM outbox WHERE event_type = 'EngineStarted'")) == [(2,)]
         for s in SYMBOLS:
             ts = await decided_ts(url, s)
             assert ts == list(range(ts[0], ts[-1] + TF_MS, TF_MS)), f"{s}: gap or duplicate at the hand-over"
         await consistency(url)
         assert handover < 10, handover
     finally:
-        for w in (first, second):
+        for w in (first, second, third):
             if w is not None:
                 w.kill()
         await exchange.stop()
