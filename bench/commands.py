@@ -33,6 +33,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DO
 CHATS = 50
 ALERT_CHAT = 999  # receives every alert while the bench chats have theirs off
 COMMAND = "/status"
+WARMUP = 50  # commands in the 1 s warm-up before the measured scenarios
 
 
 # ---------------------------------------------------------------------------- child: emulator + load
@@ -104,7 +105,7 @@ async def driver(args: argparse.Namespace) -> None:
         print(f"URL {base_url}", flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.readline)  # "go"
-        await open_loop(emu, 50, 1.0, CHATS)  # warm-up: connections, caches
+        await open_loop(emu, WARMUP, 1.0, CHATS)  # warm-up: connections, caches
         results = [await open_loop(emu, args.rate, args.duration, CHATS),
                    await closed_loop(emu, args.duration, CHATS)]
         print("RESULT " + json.dumps(results), flush=True)
@@ -171,6 +172,7 @@ async def bot_side(args: argparse.Namespace) -> list[dict[str, Any]]:
         r["engine_steps_per_s"] = steps / elapsed
         r["alerts"] = sender.delivered
         r["bot_cpu"] = bot_cpu
+        r["bot_cpu_ms_per_reply"] = bot_cpu * elapsed * 1000.0 / max(1, WARMUP + sum(x["replies"] for x in results))
     return results
 
 
@@ -189,6 +191,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
               f"{r['p99']:>8.2f} {r['max']:>8.2f}")
     print(f"\nCPU of one core, whole run: bot process {results[0]['bot_cpu']:.0%}; emulator+load process per "
           f"scenario: {', '.join(format(r['driver_cpu'], '.0%') for r in results)}")
+    print(f"bot process CPU per reply (engine included): {results[0]['bot_cpu_ms_per_reply']:.2f} ms")
     print(f"engine steps during the run: {results[0]['engine_steps_per_s']:.1f} candles/s; "
           f"alerts delivered to the alert chat: {results[0]['alerts']}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -84,9 +84,10 @@ class EngineFacade:
 
     def status(self) -> StatusView:
         core, pf = self._core, self._core.portfolio
+        marks, positions = pf.marks, pf.positions  # both properties build a dict: once per call, not per symbol
         symbols = tuple(
-            SymbolStatus(s, st.last_seen, pf.marks.get(s), st.stale,
-                         pf.positions[s].quantity if s in pf.positions else 0.0, st.feed.synthetic)
+            SymbolStatus(s, st.last_seen, marks.get(s), st.stale,
+                         positions[s].quantity if s in positions else 0.0, st.feed.synthetic)
             for s, st in self._engine.symbols.items())
         return StatusView(self.mode, core.paused, core.state.value, core.state_reason, pf.equity(), pf.cash,
                           len(pf.positions), self._engine.started_ms, self.now_ms(), self.strategy,
