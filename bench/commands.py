@@ -4,7 +4,7 @@
 
 Two processes, as in production where Telegram is elsewhere: this one runs the engine (10 symbols on
 synthetic feeds, candle time sped up so it keeps stepping and writing to SQLite), the real bot
-(``build_application``, no rate limiter) and the alert sender; a child process runs the emulator
+(``build_application``, no rate limiter unless --rate-limiter) and the alert sender; a child process runs the emulator
 and the load generator, and measures each reply from the moment the update is offered to the bot
 until the bot's sendMessage reaches the emulator (one clock, in the child). Prints a table.
 
@@ -150,8 +150,8 @@ async def bot_side(args: argparse.Namespace) -> list[dict[str, Any]]:
             for kind in facade.alert_kinds():
                 await facade.set_alert_mode(chat, kind, "off")
         await facade.register_chat(ALERT_CHAT)
-        application = build_application(facade, settings, rate_limiter=False,
-                                         concurrent_updates=args.concurrent_updates)
+        application = build_application(facade, settings, rate_limiter=args.rate_limiter,
+                                         concurrent_updates=args.concurrent_updates, http=args.http)
         sender = AlertSender(application.bot, facade, chat_rate=0.0)
         runtime = Runtime(engine_app, application, settings, sender=sender, poll_timeout=10.0)
         await runtime.start()
@@ -182,7 +182,8 @@ async def engine_steps(engine_app: Any) -> int:
 
 def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nCommand replies through the emulator ({COMMAND}), engine trading {len(SYMBOLS)} symbols, "
-          f"concurrent_updates={args.concurrent_updates}, no rate limiter\n")
+          f"concurrent_updates={args.concurrent_updates}, "
+          f"{'AIORateLimiter' if args.rate_limiter else 'no rate limiter'}, {args.http}\n")
     head = f"{'scenario':<32} {'replies':>8} {'lost':>5} {'replies/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     print(head)
     print("-" * len(head))
@@ -208,6 +209,10 @@ def main() -> None:
                         help="candle time speed-up (120: each symbol closes a 1m candle every 0.5 s; 1: idle engine)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for the bot process (GIL hand-over to the SQLite thread)")
+    parser.add_argument("--http", choices=("httpx", "aiohttp"), default="httpx",
+                        help="Bot API transport (httpx: PTB's HTTPXRequest, the production default)")
+    parser.add_argument("--rate-limiter", action="store_true",
+                        help="with the production AIORateLimiter (it holds replies to Telegram's 30 messages/s)")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.switch_interval_ms and not args.driver:

@@ -23,6 +23,7 @@ from bot import auth
 from bot.context import BotApplication, BotContext, context_types
 from bot.handlers import account, alerts, basic, charts, insight, risk, trading
 from bot.handlers.commands import COMMANDS, Command, Role
+from bot.request import AiohttpRequest
 from config.settings import ConfigError, Settings
 from engine.facade import EngineFacade
 
@@ -93,8 +94,10 @@ a handler that finds all 16 busy waits up to PTB's pool timeout (1 s) for one.""
 def build_application(facade: EngineFacade, settings: Settings, *, base_url: str | None = None,
                       base_file_url: str | None = None, rate_limiter: bool = True, concurrent_updates: int = 32,
                       clock: Callable[[], int] | None = None,
-                      connection_pool_size: int = CONNECTION_POOL_SIZE) -> BotApplication:
-    """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the engine's clock)."""
+                      connection_pool_size: int = CONNECTION_POOL_SIZE, http: str = "httpx") -> BotApplication:
+    """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the engine's clock).
+
+    ``http="aiohttp"`` sends Bot API calls through ``bot.request.AiohttpRequest`` (opt-in, see there)."""
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
     if concurrent_updates < 1:
@@ -102,8 +105,14 @@ def build_application(facade: EngineFacade, settings: Settings, *, base_url: str
     base_url, base_file_url = _api_urls(settings, base_url, base_file_url)
     builder: Any = (Application.builder().token(settings.telegram_bot_token.get_secret_value())
                     .context_types(context_types(facade, settings, clock or facade.now_ms))
-                    .concurrent_updates(concurrent_updates).connection_pool_size(connection_pool_size)
-                    .post_init(post_init))
+                    .concurrent_updates(concurrent_updates).post_init(post_init))
+    if http == "aiohttp":
+        builder = (builder.request(AiohttpRequest(connection_pool_size))
+                   .get_updates_request(AiohttpRequest(1, read_timeout=5.0)))
+    elif http == "httpx":
+        builder = builder.connection_pool_size(connection_pool_size)
+    else:
+        raise ValueError(f"http must be 'httpx' or 'aiohttp', not {http!r}")
     if base_url is not None:
         builder = builder.base_url(base_url)
     if base_file_url is not None:
