@@ -145,6 +145,8 @@ def main() -> int:
     ratio = (ours["candles"] / ours["seconds"]) / (theirs["candles"] / theirs["seconds"])
     print(f"\nspeed ratio: {ratio:.1f}x (target >= 20x); peak memory {ours['peak_rss_mb']:.0f} MB vs "
           f"{theirs['peak_rss_mb']:.0f} MB")
+    print("trade counts can differ slightly: where the two averages are equal up to float noise, backtesting.py's")
+    print("strict comparison decides on the last bits and ours treats them as level (engine.core.model._side).")
     print(f"live decision latency per candle (features + model + risk + paper fill, no I/O): "
           f"p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms (target p99 <= 2 ms)")
     return 0
