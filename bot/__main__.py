@@ -11,8 +11,9 @@ it died), the worker stops and exits 1 so that the platform restarts it.
 
 Time: with ``feed.source = "exchange"`` the worker's clock follows the exchange's
 ``/api/v3/time`` (``ExchangeTime``): the offset is measured at start-up and re-measured
-periodically, and the rate is measured too, so a fake exchange running faster than wall time
-(``python -m engine.feeds.fake_exchange --speed 600``) is followed as well as Binance itself.
+periodically, and the rate is measured too (as a lower bound, so the clock lags rather than leads),
+so a fake exchange running faster than wall time (``python -m engine.feeds.fake_exchange --speed
+600``) is followed as well as Binance itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -103,18 +105,24 @@ def check_urls(settings: Settings) -> None:
 
 
 class ExchangeTime:
-    """A clock following the exchange's ``/api/v3/time``: offset and rate re-measured by ``resync``.
+    """A clock following the exchange's ``/api/v3/time``: a lower bound of the exchange's time, never ahead.
 
-    Against a real exchange the measured rate is 1 (within 2 %, taken as exactly 1) and this is the
-    OffsetClock of ``exchange_clock`` re-synced now and then. Against the fake exchange's scaled time
-    the rate is its ``--speed``; it is then under-estimated by 1 % so that between two re-syncs the
-    clock lags rather than leads (a leading clock could take the open candle for a closed one).
-    Never goes backwards."""
+    Each sample is (server time, wall time before the request, wall time after it). The rate is the
+    best lower bound ``(S_n - S_0) / (after_n - before_0)`` seen since start-up (it tightens as the
+    baseline grows), and "now" is extrapolated from the best sample's *after* time: both
+    errors make the clock lag, never lead (a leading clock would take the exchange's open candle for
+    a closed one). Against a real exchange the rate bound is within 2 % of 1 and taken as exactly 1:
+    the OffsetClock of ``exchange_clock``, re-synced now and then. Against the fake exchange's scaled
+    time (``--speed``) the rate converges to its speed. Never goes backwards."""
 
-    def __init__(self, server_ms: int, wall_ms: int) -> None:
+    def __init__(self, server_ms: int, before_ms: int, after_ms: int, *,
+                 wall: Callable[[], int] | None = None) -> None:
+        self._now_wall = wall or self.wall_ms
+        self._anchor = (server_ms, before_ms)
         self._server = server_ms
-        self._wall = wall_ms
+        self._wall = after_ms
         self.rate = 1.0
+        self._low = 0.0
         self._last = 0
 
     @staticmethod
@@ -122,29 +130,32 @@ class ExchangeTime:
         return time.time_ns() // 1_000_000
 
     def now_ms(self) -> int:
-        now = self._server + int((self.wall_ms() - self._wall) * self.rate)
+        now = self._server + int((self._now_wall() - self._wall) * self.rate)
         if now < self._last:
             return self._last
         self._last = now
         return now
 
-    def resync(self, server_ms: int, wall_ms: int) -> None:
-        elapsed = wall_ms - self._wall
-        if elapsed >= 200:
-            measured = (server_ms - self._server) / elapsed
-            self.rate = 1.0 if abs(measured - 1.0) < 0.02 else max(0.0, measured * 0.99)
-        self._server, self._wall = server_ms, wall_ms
+    def resync(self, server_ms: int, before_ms: int, after_ms: int) -> None:
+        s0, b0 = self._anchor
+        span = after_ms - b0
+        if span > 0 and server_ms > s0:
+            self._low = max(self._low, (server_ms - s0) / span)  # every sample's bound holds: keep the best
+            self.rate = 1.0 if abs(self._low - 1.0) < 0.02 else self._low
+        # both are lower bounds of the exchange's time at after_ms: keep the better one (a slow request
+        # gives a poor sample)
+        previous = self._server + int((after_ms - self._wall) * self.rate)
+        self._server, self._wall = max(server_ms, previous), after_ms
 
     @property
     def resync_every_s(self) -> float:
         return 60.0 if self.rate == 1.0 else 1.0
 
 
-async def _server_time(feed: Any) -> tuple[int, int]:
+async def _server_time(feed: Any) -> tuple[int, int, int]:
     before = ExchangeTime.wall_ms()
     server = int(await feed.server_time())
-    after = ExchangeTime.wall_ms()
-    return server, (before + after) // 2
+    return server, before, ExchangeTime.wall_ms()
 
 
 async def exchange_time(base_url: str) -> tuple[ExchangeTime, Any]:
