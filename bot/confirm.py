@@ -37,6 +37,7 @@ class Pending:
     created_ms: int
     summary: str  # HTML, already escaped
     action: Action
+    working: str | None = None  # HTML shown in place of the prompt while a slow action runs
 
 
 class Confirmations:
@@ -50,11 +51,11 @@ class Confirmations:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def create(self, user_id: int, chat_id: int, summary: str, action: Action) -> Pending:
+    def create(self, user_id: int, chat_id: int, summary: str, action: Action, working: str | None = None) -> Pending:
         now = self._clock()
         for token in [t for t, p in self._pending.items() if now - p.created_ms > self.ttl_ms]:
             del self._pending[token]  # never answered: forget it
-        pending = Pending(secrets.token_hex(6), user_id, chat_id, now, summary, action)
+        pending = Pending(secrets.token_hex(6), user_id, chat_id, now, summary, action, working)
         self._pending[pending.token] = pending
         return pending
 
@@ -74,12 +75,16 @@ def keyboard(pending: Pending) -> InlineKeyboardMarkup:
                                   InlineKeyboardButton("No", callback_data=f"{PREFIX}{pending.token}:n")]])
 
 
-async def ask(update: Update, context: BotContext, summary: str, action: Action) -> None:
-    """Show ``summary`` with Yes / No buttons; ``action`` runs on Yes."""
+async def ask(update: Update, context: BotContext, summary: str, action: Action, *,
+              working: str | None = None) -> None:
+    """Show ``summary`` with Yes / No buttons; ``action`` runs on Yes.
+
+    For a slow action give ``working``: on Yes the prompt is replaced by it at once (buttons gone),
+    and edited again to the action's result when it is done."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    pending = context.confirmations.create(user.id, message.chat_id, summary, action)
+    pending = context.confirmations.create(user.id, message.chat_id, summary, action, working)
     seconds = context.confirmations.ttl_ms // 1000
     await message.reply_text(f"{summary}\n\nConfirm within {seconds} s?", parse_mode=ParseMode.HTML,
                              reply_markup=keyboard(pending))
@@ -111,6 +116,8 @@ async def on_confirm(update: Update, context: BotContext) -> None:
         await _close_prompt(query, f"{pending.summary}\n\n<i>Cancelled: nothing was done.</i>")
         return
     await query.answer("Confirmed.")
+    if pending.working is not None:
+        await _close_prompt(query, pending.working)
     result = await pending.action()
     await _close_prompt(query, result)
 

@@ -10,12 +10,12 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
-from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side
+from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent, TradingPaused
 from engine.loop import LiveEngine
 from engine.views import (
@@ -34,6 +34,9 @@ from engine.views import (
     SymbolStatus,
     TradesPage,
 )
+
+if TYPE_CHECKING:
+    from engine.retrain import RetrainResult
 
 PERIODS = ("day", "week", "month", "all")
 ALERT_MODES = ("on", "silent", "off")
@@ -78,6 +81,15 @@ class EngineFacade:
     @property
     def mode(self) -> str:
         return self._engine.mode
+
+    @property
+    def timeframe(self) -> str:
+        return self._engine.timeframe
+
+    @property
+    def timeframe_ms(self) -> int:
+        """Length of one candle in milliseconds (so the bot need not know the engine's timeframe table)."""
+        return timeframe_ms(self._engine.timeframe)
 
     def now_ms(self) -> int:
         return self._engine.clock.now_ms()
@@ -263,6 +275,28 @@ class EngineFacade:
         return OrderAck(checked.order_id, checked.symbol, side, amount, self.mode == "paper",
                         "fills at the next candle's open")
 
+    def check_close(self, target: str) -> Refusal | tuple[str, ...]:
+        """Validate a close (one symbol or "all") without changing anything: the symbols it would close.
+
+        Refused for an unknown symbol, no open position, or an order already pending for the symbol
+        ("all" leaves out symbols with a pending order and is refused only when none is left)."""
+        pf, pending = self._core.portfolio, self._core.pending
+        if target.lower() == "all":
+            held = sorted(pf.positions)
+            if not held:
+                return Refusal("no_position", "there are no open positions")
+            free = tuple(s for s in held if s not in pending)
+            return free or Refusal("pending", f"an order is already pending for {', '.join(held)}")
+        symbol = target.upper()
+        if symbol not in self._engine.symbols:
+            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent; try one of "
+                                             f"{', '.join(self.symbols)}")
+        if symbol not in pf.positions:
+            return Refusal("no_position", f"no {symbol} position to close")
+        if symbol in pending:
+            return Refusal("pending", f"an order for {symbol} is already pending")
+        return (symbol,)
+
     async def close(self, target: str) -> tuple[OrderAck, ...] | Refusal:
         """Close one position (symbol) or all ("all") at the next candle's open."""
         async with self._engine.lock:
@@ -330,21 +364,29 @@ class EngineFacade:
 
     # ------------------------------------------------------------------ models
 
-    async def retrain(self, symbol: str) -> Any:
-        """Retrain ``symbol``'s model on the candles the engine holds, in a worker thread, then swap it in.
-
-        Returns an ``engine.retrain.RetrainResult`` or a ``Refusal``. Trading goes on meanwhile."""
-        import asyncio
-
+    def check_retrain(self, symbol: str) -> Refusal | str:
+        """Validate a retrain without starting it: the symbol (upper case) or why it would be refused."""
         symbol = symbol.upper()
-        st = self._engine.symbols.get(symbol)
-        if st is None:
+        if symbol not in self._engine.symbols:
             return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
         if self.strategy != "model":
             return Refusal("strategy", f"the strategy is {self.strategy}, a rule; set trading.strategy = "
                                        "\"model\" to trade and retrain CatBoost models")
         if self._retraining:
             return Refusal("busy", "a retrain is already running")
+        return symbol
+
+    async def retrain(self, symbol: str) -> RetrainResult | Refusal:
+        """Retrain ``symbol``'s model on the candles the engine holds, in a worker thread, then swap it in.
+
+        Returns an ``engine.retrain.RetrainResult`` or a ``Refusal``. Trading goes on meanwhile."""
+        import asyncio
+
+        checked = self.check_retrain(symbol)
+        if isinstance(checked, Refusal):
+            return checked
+        symbol = checked
+        st = self._engine.symbols[symbol]
         from engine.core.model import CandleArrays
         from engine.models.coordinator import ModelCoordinator
         from engine.models.validation import DataError
@@ -388,7 +430,9 @@ class EngineFacade:
         await self._store.upsert_chat(chat_id, thread_id)
 
     async def alert_modes(self, chat_id: int) -> dict[str, str]:
-        return dict(await self._store.alert_modes(chat_id))
+        """The mode of every alert kind for the chat: each of ``ALERT_KINDS``, "on" unless set otherwise."""
+        stored = await self._store.alert_modes(chat_id)
+        return {kind: stored.get(kind, "on") for kind in ALERT_KINDS}
 
     async def set_alert_mode(self, chat_id: int, kind: str, mode: str) -> Refusal | None:
         if kind not in ALERT_KINDS:

@@ -42,6 +42,7 @@ def retrain(arrays: CandleArrays, *, symbol: str, timeframe: str, models_dir: Pa
     stamp = int(arrays.ts[-1])
     model = fit_final(prepared, params, horizon=horizon, fee_bps=10.0, name=f"{symbol}-{stamp}", symbol=symbol,
                       timeframe=timeframe)
+    model.metrics = {**report.as_dict(), "embargo": horizon, "folds_requested": folds}  # shown by /model
     path = model.save(models_dir / f"{symbol}-{stamp}")
     refusal = ModelRegistry(models_dir).activate(symbol, path)
     if refusal is not None:

@@ -12,10 +12,11 @@ from bot import render
 from bot.context import BotApplication, BotContext
 from bot.handlers.common import Problem, args_of, bad, parse_choice, parse_count, parse_symbol, reply, reply_problem
 from engine.charts import equity_png, price_png
-from engine.core.types import DAY_MS, TIMEFRAME_MS, Refusal
+from engine.core.types import Refusal
 from engine.facade import PERIODS
 
 MIN_CANDLES, MAX_CANDLES, DEFAULT_CANDLES = 10, 2000, 300
+DAY_MS = 86_400_000
 PERIOD_MS = {"day": DAY_MS, "week": 7 * DAY_MS, "month": 30 * DAY_MS, "all": None}
 
 
@@ -23,7 +24,7 @@ def _candles(context: BotContext, arg: str) -> int | Problem:
     """A count of candles, or a period word turned into one."""
     if arg.lower() in PERIOD_MS:
         span = PERIOD_MS[arg.lower()]
-        step = TIMEFRAME_MS.get(context.facade.status().timeframe, 300_000)
+        step = context.facade.timeframe_ms
         return MAX_CANDLES if span is None else max(MIN_CANDLES, min(MAX_CANDLES, span // step))
     if arg.isdigit() or not arg.isalpha():
         return parse_count("chart", arg, MIN_CANDLES, MAX_CANDLES)

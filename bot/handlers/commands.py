@@ -63,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("close", "SYMBOL|all", "close one position or all", Role.ADMIN),
     Command("pause", "", "stop new automatic entries", Role.ADMIN),
     Command("resume", "", "resume trading (also leaves HALTED)", Role.ADMIN),
+    Command("retrain", "SYMBOL", "retrain SYMBOL's model on recent candles (walk-forward checked)", Role.ADMIN),
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}

@@ -89,23 +89,22 @@ async def close(update: Update, context: BotContext) -> None:
     if len(args) != 1:
         return await reply_problem(update, bad("close", "Give a symbol, or all."))
     facade = context.facade
-    held = {p.symbol: p for p in facade.positions()}
     if args[0].lower() == "all":
-        target, symbols = "all", sorted(held)
-        if not symbols:
-            return await reply(update, "Refused: there are no open positions")
+        target = "all"
     else:
         symbol = parse_symbol("close", args[0], facade.symbols)
         if isinstance(symbol, Problem):
             return await reply_problem(update, symbol)
-        if symbol not in held:
-            return await reply(update, f"Refused: no {render.esc(symbol)} position to close")
-        target, symbols = symbol, [symbol]
+        target = symbol
+    checked = facade.check_close(target)
+    if isinstance(checked, Refusal):
+        return await reply(update, render.refusal(checked))
+    held = {p.symbol: p.quantity for p in facade.positions()}
 
     async def act() -> str:
         return _acks(await facade.close(target))
 
-    listed = ", ".join(f"<b>{render.esc(s)}</b> {render.qty(held[s].quantity)}" for s in symbols)
+    listed = ", ".join(f"<b>{render.esc(s)}</b> {render.qty(held.get(s))}" for s in checked)
     summary = f"{render.mode_tag(facade.mode)} CLOSE {listed} at the next candle's open."
     await confirm.ask(update, context, summary, act)
 

@@ -119,13 +119,18 @@ def make_feeds(kind: str, symbols: tuple[str, ...], clock: SimClock) -> dict[str
 async def running_bot(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, fast: int = 400, slow: int = 500,
                       feed: str = "synthetic", rate_limiter: bool = False, timezone: str = "UTC",
                       admins: tuple[int, ...] = (ADMIN, ADMIN2), viewers: tuple[int, ...] = (VIEWER,),
-                      concurrent_updates: int = 8) -> AsyncIterator[Harness]:
-    """The whole stack. By default the SMA windows are too long to ever cross: no automatic trades."""
+                      concurrent_updates: int = 8, config: TradingConfig | None = None,
+                      feeds: dict[str, Feed] | None = None, clock: SimClock | None = None) -> AsyncIterator[Harness]:
+    """The whole stack. By default the SMA windows are too long to ever cross: no automatic trades.
+
+    ``config``, ``feeds`` and ``clock`` replace the defaults (e.g. the model strategy on a replay of real
+    candles); models live in ``tmp_path / "models"``."""
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_admin_ids=list(admins),  # type: ignore[call-arg]
-                        telegram_viewer_ids=list(viewers), sqlite_path=tmp_path / "agent.db", timezone=timezone)
-    clock = SimClock(DEFAULT_START_MS + WARMUP * STEP_MS)
-    config = trading_config(symbols, fast, slow, history=max(WARMUP, slow + 5))
-    engine_app = await build(settings, config, clock=clock, feeds=make_feeds(feed, symbols, clock),
+                        telegram_viewer_ids=list(viewers), sqlite_path=tmp_path / "agent.db", timezone=timezone,
+                        models_dir=tmp_path / "models")
+    clock = clock or SimClock(DEFAULT_START_MS + WARMUP * STEP_MS)
+    config = config or trading_config(symbols, fast, slow, history=max(WARMUP, slow + 5))
+    engine_app = await build(settings, config, clock=clock, feeds=feeds or make_feeds(feed, symbols, clock),
                              poll_interval=3600.0, heartbeat_interval=3600.0)
     emu = BotApiEmulator(token=TOKEN, bot_username=BOT_USERNAME)
     async with emu.run() as url:
