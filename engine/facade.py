@@ -188,6 +188,13 @@ class EngineFacade:
             reasons.append(f"last signal: {last.outcome}")
         if symbol in core.portfolio.positions:
             reasons.append("already holding a position")
+        meta = st.model.metadata()
+        if meta.get("kind") == "none":
+            reasons.append(f"no model, so no new entries: {meta.get('reason', 'unknown reason')}")
+        health_fn = getattr(st.model, "health", None)
+        if callable(health_fn):
+            reasons += [f"model {h.name} degraded: {h.reason}" for h in map(_model_health, health_fn())
+                        if not h.healthy]
         would = refusal is None and last is not None and last.outcome == "order"
         qty = core.portfolio.positions[symbol].quantity if symbol in core.portfolio.positions else 0.0
         return SignalView(symbol, st.model.name, last, would, tuple(reasons), qty, self.now_ms())

@@ -61,6 +61,10 @@ async def test_retrain_yes_reports_out_of_sample_metrics_and_model_shows_the_new
     assert model_before.text is not None  # NoModel, with its reason
     assert f"{SYMBOL}: no model (no new entries): no active model for {SYMBOL}" in model_before.text
 
+    (signal_before,) = await bot.ask(VIEWER, VIEWER, f"/signal {SYMBOL}")
+    assert signal_before.text is not None and "Would trade now: no" in signal_before.text
+    assert f"no model, so no new entries: no active model for {SYMBOL}" in signal_before.text
+
     (prompt,) = await bot.ask(ADMIN, ADMIN, f"/retrain {SYMBOL}")
     assert prompt.button_labels() == ["Yes", "No"]
     assert prompt.text is not None and f"Retrain the model of {SYMBOL}" in prompt.text
@@ -95,6 +99,7 @@ async def test_retrain_yes_reports_out_of_sample_metrics_and_model_shows_the_new
     await bot.candle()  # the new model decides on the next candle
     (signal,) = await bot.ask(VIEWER, VIEWER, f"/signal {SYMBOL}")
     assert signal.text is not None and "confidence" in signal.text and "Would trade now:" in signal.text
+    assert "no model" not in signal.text and "degraded" not in signal.text
     assert bot.errors_seen == 0
 
 
