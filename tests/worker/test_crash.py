@@ -62,7 +62,7 @@ async def test_kill_9_at_random_moments_leaves_a_consistent_database_and_no_dupl
         await consistency(url)
         for _ in range(trials):
             worker = await Worker.start(env, tmp_path)
-            await asyncio.sleep(rng.uniform(0.3, 2.8))
+            await asyncio.sleep(rng.uniform(0.2, 2.4))
             if worker.proc.returncode is not None:
                 raise AssertionError(f"worker exited by itself: {await worker.stderr()}")
             worker.proc.send_signal(signal.SIGKILL)
