@@ -11,7 +11,6 @@ from telegram.ext import CommandHandler
 from bot import render
 from bot.context import BotApplication, BotContext
 from bot.handlers.common import Problem, args_of, bad, parse_choice, parse_count, parse_symbol, reply, reply_problem
-from engine.charts import equity_png, price_png
 from engine.core.types import Refusal
 from engine.facade import PERIODS
 
@@ -60,6 +59,8 @@ async def chart(update: Update, context: BotContext) -> None:
         return await reply(update, render.refusal(data))
     await _uploading(update)
     title = f"{symbol} close" + (" (synthetic)" if data.synthetic else "")
+    from engine.charts import price_png  # matplotlib (~30 MB, ~0.5 s) loads on the first chart, not at start-up
+
     png = await asyncio.to_thread(price_png, data.ts, data.close, data.trades, title=title, open_entry=data.open_entry)
     caption = (f"{render.mode_tag(facade.mode)} <b>{render.esc(symbol)}</b>, last {len(data.ts)} candles"
                f"{render.synthetic_tag(data.synthetic)}; {len(data.trades)} closed trades shown"
@@ -77,6 +78,8 @@ async def equity(update: Update, context: BotContext) -> None:
         return await reply_problem(update, period)
     data = await facade.equity_chart(period)
     await _uploading(update)
+    from engine.charts import equity_png
+
     png = await asyncio.to_thread(equity_png, data.ts, data.equity, title=f"Equity ({period})")
     if data.equity:
         change = data.equity[-1] / data.equity[0] - 1.0 if data.equity[0] else None
