@@ -317,8 +317,12 @@ def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, acti
 @jit
 def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: float, h: float, low: float, c: float,
          action: int, confidence: float, head: np.ndarray, fills: np.ndarray) -> None:
-    """Apply one closed candle of symbol row ``i``; results go to ``head`` and ``fills``."""
-    head[:] = 0.0
+    """Apply one closed candle of symbol row ``i``; results go to ``head`` and ``fills``.
+
+    Only the counters of ``head`` are reset: the rows they count are written before they are read."""
+    head[H_NFILLS] = 0.0
+    head[H_PENDING_DONE] = 0.0
+    head[H_NCHANGES] = 0.0
     day = math.floor(ts / DAY_MS)
     if day != g[DAY]:
         if g[DAY] >= 0.0:

@@ -303,7 +303,7 @@ class TradingCore:
         n = ts.shape[0]
         equity = np.empty(n)
         held = np.zeros(n, dtype=np.bool_)
-        size = 1024
+        size = n // 8 + 1024  # room for a trade every 8 candles; grown (and rerun) if ever short
         while True:
             g, s = self.g.copy(), self.s.copy()
             buf = np.zeros((size, K.NT))
