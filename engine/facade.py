@@ -122,12 +122,8 @@ class EngineFacade:
     async def pnl(self, period: str = "day") -> PnlView:
         now = self.now_ms()
         start = period_start(period, now)
-        series = await self._store.equity_series(None)
-        start_equity = self._core.starting_cash
-        for ts, eq in series:
-            if ts > start:
-                break
-            start_equity = eq
+        found = await self._store.equity_before(start, inclusive=True)
+        start_equity = self._core.starting_cash if found is None else found
         end_equity = self._core.portfolio.equity()
         trades = await self._store.trades_between(start, now + 1)
         pnl = end_equity - start_equity
@@ -142,12 +138,8 @@ class EngineFacade:
         series = await self._store.equity_series((today - days) * DAY_MS)
         trades = await self._store.trades_between(first, now + 1)
         # the equity the window starts from: the last snapshot before its first day, however long ago
-        before = series if series and series[0][0] < first else await self._store.equity_series(None)
-        prev = self._core.starting_cash
-        for ts, eq in before:
-            if ts >= first:
-                break
-            prev = eq
+        found = await self._store.equity_before(first)
+        prev = self._core.starting_cash if found is None else found
         out = []
         for day in range(today - days + 1, today + 1):
             in_day = [eq for ts, eq in series if day * DAY_MS <= ts < (day + 1) * DAY_MS]

@@ -243,6 +243,15 @@ class Store:
         async with self._sessions.begin() as session:
             return [(int(ts), float(equity)) for ts, equity in (await session.execute(query)).all()]
 
+    async def equity_before(self, ts_ms: int, *, inclusive: bool = False) -> float | None:
+        """The last equity snapshot before ``ts_ms`` (or at it, when ``inclusive``); None if there is none."""
+        cond = EquitySnapshotRow.ts <= ts_ms if inclusive else EquitySnapshotRow.ts < ts_ms
+        query = (select(EquitySnapshotRow.equity).where(cond)
+                 .order_by(EquitySnapshotRow.ts.desc(), EquitySnapshotRow.id.desc()).limit(1))
+        async with self._sessions.begin() as session:
+            value = (await session.execute(query)).scalar_one_or_none()
+        return None if value is None else float(value)
+
     async def positions(self) -> list[PositionView]:
         rows = await self._scalars(select(PositionRow).order_by(PositionRow.symbol))
         return [_position(row) for row in rows]
