@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import structlog
@@ -30,14 +30,6 @@ from engine.feeds.base import Feed, FeedError
 log = structlog.get_logger("engine.loop")
 
 CHART_HISTORY = 2000  # recent candles kept per symbol for /chart
-
-
-class StepStore(Protocol):
-    """What the loop needs from the store (engine.store.repo.Store implements it)."""
-
-    async def record_step(self, rec: StepRecord) -> bool: ...
-
-    async def load_core_state(self) -> dict[str, Any] | None: ...
 
 
 def live_proba(model: GenericTradingModel, window: Iterable[Candle]) -> np.ndarray:
