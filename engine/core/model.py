@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from engine.core.types import Action, Candle
+from engine.core.types import Candle
 
 # Column order of predict_proba's output.
 DOWN, FLAT, UP = 0, 1, 2
@@ -86,14 +86,6 @@ def sma(values: np.ndarray, window: int) -> np.ndarray:
     if values.shape[0] >= window:
         out[window - 1:] = sliding_window_view(values, window).mean(axis=1)
     return out
-
-
-def actions_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(action, confidence) per row: the most likely class, ENTER for up, EXIT for down."""
-    cls = np.argmax(proba, axis=1)
-    action = np.where(cls == UP, Action.ENTER, np.where(cls == DOWN, Action.EXIT, Action.HOLD)).astype(np.int8)
-    confidence = proba[np.arange(proba.shape[0]), cls]
-    return action, confidence
 
 
 TIE_TOLERANCE = 1e-9

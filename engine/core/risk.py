@@ -100,11 +100,3 @@ def entry_refusal(*, paused: bool, state: RiskState, stale: bool, cooling_until:
     if cooling_until is not None and now_ts < cooling_until:
         return Refusal("cooldown", f"{symbol} is cooling down after its last exit")
     return None
-
-
-def buy_notional(limits: RiskLimits, *, wanted: float, equity: float, position_value: float,
-                 exposure: float, cash: float, fee_rate: float) -> float:
-    """The quote amount (fee included) a buy may spend: capped by position, exposure and cash."""
-    room_position = limits.max_position_fraction * equity - position_value
-    room_exposure = limits.max_total_exposure * equity - exposure
-    return max(0.0, min(wanted, room_position, room_exposure, cash))

@@ -22,7 +22,7 @@ from engine.core import kernel as K
 from engine.core.clock import Clock
 from engine.core.model import DOWN, FLAT, UP
 from engine.core.portfolio import Portfolio
-from engine.core.risk import Costs, RiskLimits, SignalFilters, buy_notional
+from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.types import (
     Action,
     Candle,
@@ -357,9 +357,7 @@ class TradingCore:
             return Refusal("feed_stale", f"the {order.symbol} feed is stale: no new entries")
         mark = pf.marks[order.symbol]
         wanted = order.notional if order.notional is not None else (order.quantity or 0.0) * mark
-        allowed = buy_notional(self._limits, wanted=wanted, equity=pf.equity(),
-                               position_value=pf.position_value(order.symbol), exposure=pf.exposure(),
-                               cash=pf.cash, fee_rate=self.costs.fee_rate)
+        allowed = float(K.buy_budget(self.g, self.s, self.p, self.index[order.symbol], wanted))
         if allowed + 1e-9 < wanted:
             return Refusal("limit", f"{wanted:.2f} exceeds what risk allows now ({allowed:.2f}: cash, "
                            "position and exposure limits)")

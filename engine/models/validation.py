@@ -37,7 +37,8 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from engine.core.model import DOWN, FLAT, UP, CandleArrays, GenericTradingModel, actions_from_proba
+from engine.core.model import DOWN, FLAT, UP, CandleArrays, GenericTradingModel
+from engine.core.trading import signals_from_proba
 from engine.core.types import Action
 from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel, TrainingInfo
 from engine.models.features import LOOKBACK, compute_features
@@ -213,7 +214,7 @@ def simple_long_only(arrays: CandleArrays, proba: np.ndarray, fee_bps: float) ->
     n = len(arrays)
     if n == 0:
         return 0.0, 0
-    action, _ = actions_from_proba(np.nan_to_num(proba, nan=0.0))
+    action, _ = signals_from_proba(np.nan_to_num(proba, nan=0.0))
     want = np.where(action == Action.ENTER, 1, np.where(action == Action.EXIT, 0, -1))  # -1: keep
     last = np.where(want >= 0, np.arange(n), -1)
     np.maximum.accumulate(last, out=last)  # index of the latest ENTER/EXIT signal, -1 before the first
