@@ -1,6 +1,6 @@
 """Command reply latency and throughput through the Bot API emulator while the engine trades 10 symbols.
 
-    .venv/bin/python bench/commands.py [--duration 5] [--concurrent-updates 64]
+    .venv/bin/python bench/commands.py [--duration 10] [--concurrent-updates 64]
 
 Two processes, as in production where Telegram is elsewhere: this one runs the engine (10 symbols on
 synthetic feeds, candle time sped up so it keeps stepping and writing to SQLite), the real bot
@@ -202,15 +202,16 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second in the open-loop scenario")
     parser.add_argument("--concurrent-updates", type=int, default=64)
     parser.add_argument("--speed", type=float, default=120.0,
                         help="candle time speed-up (120: each symbol closes a 1m candle every 0.5 s; 1: idle engine)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for the bot process (GIL hand-over to the SQLite thread)")
-    parser.add_argument("--http", choices=("httpx", "aiohttp"), default="httpx",
-                        help="Bot API transport (httpx: PTB's HTTPXRequest, the production default)")
+    parser.add_argument("--http", choices=("httpx", "aiohttp"), default="aiohttp",
+                        help="Bot API transport (aiohttp: bot.request.AiohttpRequest, the production default; "
+                             "httpx: PTB's HTTPXRequest)")
     parser.add_argument("--rate-limiter", action="store_true",
                         help="with the production AIORateLimiter (it holds replies to Telegram's 30 messages/s)")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)

@@ -94,10 +94,11 @@ a handler that finds all 16 busy waits up to PTB's pool timeout (1 s) for one.""
 def build_application(facade: EngineFacade, settings: Settings, *, base_url: str | None = None,
                       base_file_url: str | None = None, rate_limiter: bool = True, concurrent_updates: int = 32,
                       clock: Callable[[], int] | None = None,
-                      connection_pool_size: int = CONNECTION_POOL_SIZE, http: str = "httpx") -> BotApplication:
+                      connection_pool_size: int = CONNECTION_POOL_SIZE, http: str | None = None) -> BotApplication:
     """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the engine's clock).
 
-    ``http="aiohttp"`` sends Bot API calls through ``bot.request.AiohttpRequest`` (opt-in, see there)."""
+    ``http`` picks the Bot API transport (default: ``settings.telegram_http``, i.e. ``TELEGRAM_HTTP``):
+    ``"aiohttp"`` (``bot.request.AiohttpRequest``, the default) or ``"httpx"`` (PTB's ``HTTPXRequest``)."""
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
     if concurrent_updates < 1:
@@ -106,6 +107,7 @@ def build_application(facade: EngineFacade, settings: Settings, *, base_url: str
     builder: Any = (Application.builder().token(settings.telegram_bot_token.get_secret_value())
                     .context_types(context_types(facade, settings, clock or facade.now_ms))
                     .concurrent_updates(concurrent_updates).post_init(post_init))
+    http = http or settings.telegram_http
     if http == "aiohttp":
         builder = (builder.request(AiohttpRequest(connection_pool_size))
                    .get_updates_request(AiohttpRequest(1, read_timeout=5.0)))

@@ -1,27 +1,29 @@
-"""An aiohttp transport for python-telegram-bot (``BaseRequest``), as an alternative to ``HTTPXRequest``.
+"""An aiohttp transport for python-telegram-bot (``BaseRequest``), the default instead of ``HTTPXRequest``.
 
-Measured on the 2-core development machine against the local emulator, one ``sendMessage`` costs
-about 0.6 ms of bot CPU with 50 in flight, against 2.5 to 3 ms through httpx/httpcore (whose pool
-checks each idle connection with syscalls on every request and close). Opt-in:
-``build_application(..., http="aiohttp")``; PTB's ``HTTPXRequest`` stays the default. Before it can be
-the default: Runtime must shut down the getUpdates request too after a failed initialize (an unclosed
-aiohttp session warns, an unclosed httpx client does not), and tests/bot/test_token_scan.py relies on
-httpx logging request URLs at DEBUG, which aiohttp's client does not do.
+Measured on the 2-core development machine against the local emulator (``bench/commands.py``), one
+``sendMessage`` costs about 0.6 ms of bot CPU with 50 in flight, against 2.5 to 3 ms through
+httpx/httpcore (whose pool checks each idle connection with syscalls on every request and close); with
+it the bot meets the reply targets that httpx misses. ``TELEGRAM_HTTP=httpx`` switches back to PTB's own.
 
 Same contract as ``HTTPXRequest``: timeouts (connect, read, write, pool; 5/5/5/1 s, 20 s write for
 uploads) raise ``TimedOut``, other transport failures ``NetworkError``; form-encoded parameters, or
 multipart when files are attached. aiohttp has no separate write timeout: the write budget is added to
 the read budget of the same request (``sock_read`` covers the wait for the answer once it is sent).
+Like httpx, each request is logged with its URL (at DEBUG here, INFO there): the URL holds the bot
+token, which ``engine.logs`` redacts.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+log = logging.getLogger("bot.http")
 
 
 class AiohttpRequest(BaseRequest):
@@ -84,7 +86,10 @@ class AiohttpRequest(BaseRequest):
         try:
             async with self._session.request(method, url, data=data, timeout=timeout,
                                              headers={"User-Agent": self.USER_AGENT}) as response:
-                return response.status, await response.read()
+                body = await response.read()
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("HTTP Request: %s %s %d", method, url, response.status)
+                return response.status, body
         except TimeoutError as err:
             raise TimedOut from err
         except aiohttp.ClientError as err:

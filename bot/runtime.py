@@ -141,8 +141,10 @@ class Runtime:
         if app.running:
             await _guarded("stop_application", app.stop())
         await _guarded("shutdown_application", app.shutdown())
-        # a failed initialize (e.g. InvalidToken from getMe) leaves the HTTP client open and shutdown skips it
-        await _guarded("close_http", app.bot.request.shutdown())
+        # a failed initialize (e.g. InvalidToken from getMe) leaves the HTTP clients open and shutdown skips
+        # them: close both (Bot API calls, and getUpdates, which has its own and no public accessor)
+        for request in dict.fromkeys(getattr(app.bot, "_request", (app.bot.request,))):
+            await _guarded("close_http", request.shutdown())
         await _guarded("close_engine", self.engine_app.close())  # database, then the single-engine lock
 
 

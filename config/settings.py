@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     telegram_viewer_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_api_base_url: str | None = None
     telegram_api_file_url: str | None = None
+    telegram_http: Literal["aiohttp", "httpx"] = "aiohttp"
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     port: int | None = Field(None, ge=1, le=65535)
