@@ -25,12 +25,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -109,6 +110,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._ledger_started = False  # True once a step committed here: the ledger is not empty
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -142,19 +144,18 @@ class Store:
         try:
             async with self._sessions.begin() as session:
                 if rec.candle_ts is not None:
-                    symbol = _decision_symbol(rec)
-                    if await _decision_exists(session, symbol, rec.candle_ts):
-                        log.info("step_already_recorded", symbol=symbol, candle_ts=rec.candle_ts)
-                        return False
-                    session.add(DecisionRow(symbol=symbol, candle_ts=rec.candle_ts))
-                    await session.flush()
-                await _write_step(session, rec)
+                    # the unique (symbol, candle_ts) key is the idempotency check: a second step for the
+                    # same candle fails here, before anything else is written, and rolls back whole
+                    await session.execute(insert(DecisionRow).values(symbol=_decision_symbol(rec),
+                                                                     candle_ts=rec.candle_ts))
+                await _write_step(session, rec, ledger_started=self._ledger_started)
         except IntegrityError:
             if rec.candle_ts is not None and rec.symbol is not None:
                 if await self._decision_recorded(rec.symbol, rec.candle_ts):
-                    log.info("step_recorded_concurrently", symbol=rec.symbol, candle_ts=rec.candle_ts)
+                    log.info("step_already_recorded", symbol=rec.symbol, candle_ts=rec.candle_ts)
                     return False
             raise
+        self._ledger_started = True  # committed: the ledger has its opening deposit from now on
         return True
 
     async def _decision_recorded(self, symbol: str, candle_ts: int) -> bool:
@@ -502,16 +503,19 @@ async def _decision_exists(session: AsyncSession, symbol: str, candle_ts: int) -
     return (await session.scalar(query)) is not None
 
 
-async def _write_step(session: AsyncSession, rec: StepRecord) -> None:
+async def _write_step(session: AsyncSession, rec: StepRecord, *, ledger_started: bool = False) -> None:
+    """One step's rows. Core ``insert``/``update`` statements rather than ORM objects: a step runs per
+    candle and symbol, and the unit of work cost more than the SQL (see ``bench/worker.py``)."""
     await _write_orders(session, rec.orders)
     fills = await _write_fills(session, rec.fills)
-    await _write_ledger(session, fills, rec)
+    if fills or not ledger_started:
+        await _write_ledger(session, fills, rec)
     await _write_trades(session, rec.trades)
     await _replace_positions(session, rec.positions)
     await _write_events(session, rec.events)
-    session.add(EquitySnapshotRow(ts=rec.now_ms, equity=rec.equity, cash=rec.cash))
+    await session.execute(insert(EquitySnapshotRow).values(ts=rec.now_ms, equity=rec.equity, cash=rec.cash))
     if rec.signal is not None:
-        session.add(_signal_row(rec.signal))
+        await session.execute(insert(SignalRow).values(_signal_values(rec.signal)))
     await _write_core_state(session, rec.core_state)
     await session.flush()
 
@@ -639,7 +643,21 @@ async def _engine_state(session: AsyncSession) -> EngineStateRow:
 
 
 async def _write_core_state(session: AsyncSession, core_state: dict[str, object]) -> None:
-    """Store the blob; mirror its "paused" / "risk_state" / "halted_reason" keys when present."""
+    """Store the blob; mirror its "paused" / "risk_state" / "halted_reason" keys when present.
+
+    One UPDATE of the single row; the ORM path (read, then write) only when the row does not exist yet."""
+    values: dict[str, object] = {"core_state": dict(core_state)}
+    if isinstance(core_state.get("paused"), bool):
+        values["paused"] = core_state["paused"]
+    if isinstance(core_state.get("risk_state"), str):
+        values["risk_state"] = core_state["risk_state"]
+    if "halted_reason" in core_state:
+        reason = core_state["halted_reason"]
+        values["halted_reason"] = reason if isinstance(reason, str) else None
+    result = await session.execute(update(EngineStateRow).where(EngineStateRow.id == STATE_ID).values(values)
+                                   .execution_options(synchronize_session=False))
+    if cast(CursorResult[Any], result).rowcount == 1:
+        return
     state = await _engine_state(session)
     state.core_state = dict(core_state)
     paused = core_state.get("paused")
@@ -765,14 +783,9 @@ def _delivery_values(outbox_id: int, chat_id: int) -> dict[str, Any]:
     return _stamped({"outbox_id": outbox_id, "chat_id": chat_id, "status": "pending", "attempts": 0})
 
 
-def _signal_row(signal: SignalRecord) -> SignalRow:
-    return SignalRow(
-        symbol=signal.symbol,
-        ts=signal.ts,
-        action=signal.action,
-        confidence=signal.confidence,
-        outcome=signal.outcome,
-    )
+def _signal_values(signal: SignalRecord) -> dict[str, Any]:
+    return {"symbol": signal.symbol, "ts": signal.ts, "action": signal.action, "confidence": signal.confidence,
+            "outcome": signal.outcome}
 
 
 def _order(row: OrderRow) -> OrderRequest:
