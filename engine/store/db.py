@@ -6,28 +6,32 @@ One place decides how we talk to SQLite (local runs, tests) and PostgreSQL (host
 * ``redact_url`` makes a URL safe for logs;
 * ``create_engine`` builds the AsyncEngine (WAL, foreign keys, busy timeout and explicit
   ``BEGIN IMMEDIATE`` transactions on SQLite; a bounded, pre-pinged pool on asyncpg);
-* ``migrate`` applies the Alembic migrations in ``engine/store/migrations`` up to head.
+* ``migrate`` brings a database to the head of the Alembic migrations in ``engine/store/migrations``.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = structlog.get_logger("engine.store.db")
 
 STORE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = STORE_DIR / "alembic.ini"
 MIGRATIONS_DIR = STORE_DIR / "migrations"
+HEAD_REVISION = "0001"
+"""The newest migration in ``migrations/versions``; tests/store/test_db.py checks that Alembic agrees."""
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE = 5
@@ -135,6 +139,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     """Alembic config pointing at our migrations; pass ``connection`` to run on it."""
+    from alembic.config import Config
+
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
@@ -145,15 +151,49 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 
 def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 
+def _create_at_head(connection: Connection) -> None:
+    """An empty database gets the schema at head in one go and is stamped with the head revision, as
+    Alembic's cookbook describes ("Building an Up to Date Database from Scratch"), then the seed row
+    that migration 0001 writes. tests/store/test_db.py checks the result equals running the migrations."""
+    from engine.store.tables import Base, EngineStateRow
+
+    Base.metadata.create_all(connection)
+    version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
+                    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+    version.create(connection)
+    connection.execute(version.insert().values(version_num=HEAD_REVISION))
+    now = int(time.time() * 1000)
+    connection.execute(EngineStateRow.__table__.insert().values(
+        id=1, paused=False, risk_state="ACTIVE", clean_shutdown=True, created_at=now, updated_at=now))
+
+
+def _bring_to_head(connection: Connection) -> str:
+    """Create, leave, or upgrade; what was done. Alembic (~12 MB that a process keeps once imported) is
+    imported only when an existing database is behind: a fresh one is created at head, and one at head
+    (the release phase migrated it) is left alone."""
+    tables = set(inspect(connection).get_table_names())
+    if not tables:
+        _create_at_head(connection)
+        return "created"
+    if "alembic_version" in tables:
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        if current == [HEAD_REVISION]:
+            return "current"
+    _upgrade_to_head(connection)
+    return "upgraded"
+
+
 async def migrate(url: str) -> None:
-    """Apply all Alembic migrations up to head on ``url``; a no-op when already at head."""
+    """Bring ``url`` to the head migration; a no-op when already there."""
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade_to_head)
+            how = await connection.run_sync(_bring_to_head)
     finally:
         await engine.dispose()
-    log.info("migrated", url=redact_url(url))
+    log.info("migrated", url=redact_url(url), how=how, revision=HEAD_REVISION)

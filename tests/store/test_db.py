@@ -120,3 +120,86 @@ async def test_sqlite_directory_is_created(tmp_path: Path) -> None:
         assert (tmp_path / "nested" / "dir" / "agent.db").exists()
     finally:
         await store.close()
+
+
+def _schema(connection: Connection) -> dict[str, Any]:
+    """Everything the inspector reports, per table, plus SQLite's own CREATE statements."""
+    insp = inspect(connection)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                        for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table),
+            "fks": sorted(map(repr, insp.get_foreign_keys(table))),
+            "indexes": sorted(map(repr, insp.get_indexes(table))),
+            "uniques": sorted(map(repr, insp.get_unique_constraints(table))),
+            "checks": sorted(map(repr, insp.get_check_constraints(table))),
+        }
+    if connection.dialect.name == "sqlite":
+        rows = connection.execute(text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")).all()
+        # the CREATE text itself, AUTOINCREMENT included, as a multiset of its comma-separated parts:
+        # create_all and Alembic list a table's constraints in different orders
+        out["sqlite_master"] = [(t, n, sorted(" ".join((sql or "").split()).removesuffix(" )").split(", ")))
+                                for t, n, sql in rows]
+    return out
+
+
+def _seed(connection: Connection) -> list[Any]:
+    rows = connection.execute(text("SELECT id, paused, risk_state, clean_shutdown, halted_reason, core_state "
+                                   "FROM engine_state")).all()
+    return [tuple(r) for r in rows] + [connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()]
+
+
+def _drop_everything(connection: Connection) -> None:
+    Base.metadata.drop_all(connection)
+    connection.execute(text("DROP TABLE alembic_version"))
+
+
+async def test_fresh_database_created_at_head_equals_the_migrations(db_url: str) -> None:
+    """migrate() creates an empty database straight at head, without Alembic; the schema, the seed row and
+    the version stamp must be exactly what running the migrations gives."""
+    from alembic.script import ScriptDirectory
+
+    from engine.store.db import HEAD_REVISION, _upgrade_to_head, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to_head)
+            by_alembic = await connection.run_sync(_schema)
+            seed_alembic = await connection.run_sync(_seed)
+            await connection.run_sync(_drop_everything)
+            assert await connection.run_sync(lambda c: inspect(c).get_table_names()) == []
+    finally:
+        await engine.dispose()
+    await migrate(db_url)  # empty now: the create-at-head path
+    await migrate(db_url)  # at head: left alone
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as connection:
+            created = await connection.run_sync(_schema)
+            seed_created = await connection.run_sync(_seed)
+            diff = await connection.run_sync(_schema_diff)
+    finally:
+        await engine.dispose()
+    assert created == by_alembic
+    assert seed_created == seed_alembic
+    assert diff == []
+
+
+def test_migrate_imports_alembic_only_to_upgrade(tmp_path: Path) -> None:
+    """A fresh database and one at head are handled without importing Alembic (the worker would keep
+    its ~12 MB for the whole run)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    script = ("import asyncio, sys\nfrom engine.store.db import migrate\n"
+              f"asyncio.run(migrate({url!r}))\nasyncio.run(migrate({url!r}))\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
