@@ -79,9 +79,9 @@ def session_settings(tmp_path: Path, emu: BotApiEmulator, token: str, **extra: A
                          telegram_api_base_url=emu.base_url, sqlite_path=tmp_path / "agent.db", **extra)
 
 
-async def run_session(tmp_path: Path, emu: BotApiEmulator) -> None:
+async def run_session(tmp_path: Path, emu: BotApiEmulator, http: str) -> None:
     """Engine + bot + alerts on the emulator: commands, a confirmation, a chart, trading, alerts, stop."""
-    settings = session_settings(tmp_path, emu, TOKEN)
+    settings = session_settings(tmp_path, emu, TOKEN, telegram_http=http)
     config = load_trading_config(config_toml(tmp_path / "trading.toml"))
     clock = SimClock(DEFAULT_START_MS + 60 * STEP)
     engine_app = await build(settings, config, clock=clock, poll_interval=3600.0, heartbeat_interval=3600.0)
@@ -107,10 +107,10 @@ async def run_session(tmp_path: Path, emu: BotApiEmulator) -> None:
     assert any(m.text and m.text.startswith("🛑 Agent stopped") for m in emu.transcript(ADMIN))
 
 
-async def rejected_token_attempt(tmp_path: Path, emu: BotApiEmulator) -> None:
+async def rejected_token_attempt(tmp_path: Path, emu: BotApiEmulator, http: str) -> None:
     from telegram.error import InvalidToken
 
-    settings = session_settings(tmp_path / "wrong", emu, WRONG_TOKEN)
+    settings = session_settings(tmp_path / "wrong", emu, WRONG_TOKEN, telegram_http=http)
     config = load_trading_config(config_toml(tmp_path / "trading.toml"))
     engine_app = await build(settings, config, clock=SimClock(DEFAULT_START_MS + 60 * STEP), poll_interval=3600.0)
     runtime = Runtime(engine_app, build_application(engine_app.facade, settings), settings)
@@ -140,13 +140,14 @@ def assert_clean(text: str, *secrets: str) -> None:
         assert secret not in text, f"{secret!r} leaked: ...{text[max(0, text.find(secret) - 300):][:600]}..."
 
 
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])  # both Bot API transports (TELEGRAM_HTTP)
 async def test_a_whole_session_at_debug_logs_no_secret(tmp_path: Path, emu: BotApiEmulator,
-                                                       captured_logs: io.StringIO) -> None:
+                                                       captured_logs: io.StringIO, http: str) -> None:
     settings = session_settings(tmp_path, emu, TOKEN)
     wrong = session_settings(tmp_path, emu, WRONG_TOKEN)
     configure_logging("DEBUG", "json", secrets=[*secrets_of(settings), *secrets_of(wrong)], stream=captured_logs)
-    await run_session(tmp_path, emu)
-    await rejected_token_attempt(tmp_path, emu)
+    await run_session(tmp_path, emu, http)
+    await rejected_token_attempt(tmp_path, emu, http)
     await database_password_attempt(tmp_path)
 
     logged = captured_logs.getvalue()
