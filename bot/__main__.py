@@ -296,6 +296,10 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    if config.trading.strategy != "sma-cross":
+        from engine.models.catboost_model import import_catboost_without_pandas
+
+        import_catboost_without_pandas()  # ~30 MB less for the whole run
     try:
         return asyncio.run(serve(settings, config))
     except ConfigError as exc:  # raised while building (e.g. a replay file missing)

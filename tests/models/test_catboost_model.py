@@ -10,12 +10,13 @@ from engine.core.model import FLAT, CandleArrays, GenericTradingModel
 from engine.models.catboost_model import (
     META_FILE,
     MODEL_FILE,
+    CatBoostParams,
     CatBoostTradingModel,
     ModelLoadError,
     check_catboost,
     sha256_file,
 )
-from engine.models.features import FEATURE_NAMES, LOOKBACK
+from engine.models.features import FEATURE_NAMES, LOOKBACK, compute_features
 from tests.models.conftest import requires_data
 
 pytestmark = requires_data
@@ -156,3 +157,39 @@ def test_fit_needs_two_classes() -> None:
         model.fit(x, np.ones(50, dtype=np.int64))
     with pytest.raises(RuntimeError, match="not fitted"):
         model.predict_proba(x)
+
+
+def test_catboost_without_pandas_loads_predicts_and_trains_the_same(trained_dir: Path, eth_btc: CandleArrays,
+                                                                     tmp_path: Path) -> None:
+    """The worker imports catboost with a stand-in for pandas (import_catboost_without_pandas, ~30 MB):
+    a saved model must give bit-identical probabilities, and training the same model, without pandas."""
+    import subprocess
+    import sys
+
+    from engine.models.labels import make_labels
+
+    x = compute_features(eth_btc)
+    y = make_labels(eth_btc.close, horizon=12, fee_bps=10.0)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    loaded = CatBoostTradingModel.load(trained_dir).predict_proba(x[-2000:])
+    params = CatBoostParams(iterations=30, depth=4, thread_count=1)
+    fresh = CatBoostTradingModel(params, name="t", horizon=12)
+    fresh.fit(x, y)
+    trained = fresh.predict_proba(x[-2000:])
+    script = f"""
+import sys, numpy as np
+from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel, import_catboost_without_pandas
+assert import_catboost_without_pandas()
+x, y = np.load({str(tmp_path / 'x.npy')!r}), np.load({str(tmp_path / 'y.npy')!r})
+np.save({str(tmp_path / 'loaded.npy')!r}, CatBoostTradingModel.load({str(trained_dir)!r}).predict_proba(x[-2000:]))
+m = CatBoostTradingModel(CatBoostParams(iterations=30, depth=4, thread_count=1), name="t", horizon=12)
+m.fit(x, y)
+np.save({str(tmp_path / 'trained.npy')!r}, m.predict_proba(x[-2000:]))
+assert "pandas" not in sys.modules, "pandas was imported after all"
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert np.array_equal(np.load(tmp_path / "loaded.npy"), loaded)
+    assert np.array_equal(np.load(tmp_path / "trained.npy"), trained)
