@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, inspect, text
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, insert, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -168,7 +168,7 @@ def _create_at_head(connection: Connection) -> None:
     version.create(connection)
     connection.execute(version.insert().values(version_num=HEAD_REVISION))
     now = int(time.time() * 1000)
-    connection.execute(EngineStateRow.__table__.insert().values(
+    connection.execute(insert(EngineStateRow).values(
         id=1, paused=False, risk_state="ACTIVE", clean_shutdown=True, created_at=now, updated_at=now))
 
 
