@@ -99,7 +99,8 @@ def decided(db: Path) -> int:
         return 0
 
 
-async def memory_run(root: Path, candles: int, speed: float) -> dict[str, float]:
+async def memory_run(root: Path, candles: int, speed: float,
+                     samples: list[tuple[int, float]]) -> dict[str, float]:
     from engine.feeds.csvio import write_csv
 
     per_symbol = candles // len(SYMBOLS)
@@ -114,7 +115,6 @@ async def memory_run(root: Path, candles: int, speed: float) -> dict[str, float]
     models = train_models(root)
     exchange = await FakeExchangeProc.start(csvs, speed=speed, history=history + 100)
     emu = BotApiEmulator(token=TOKEN)
-    samples: list[tuple[int, float]] = []
     async with emu.run():
         env = worker_env(root, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=None,
                          trading_config=toml(root / "memory.toml", strategy="model", source="exchange",
@@ -145,8 +145,10 @@ async def memory_run(root: Path, candles: int, speed: float) -> dict[str, float]
             await exchange.stop()
     half = next(rss for n, rss in samples if n >= candles // 2)
     second_half = [rss for n, rss in samples if n >= candles // 2]
+    last_quarter = [rss for n, rss in samples if n >= candles * 3 // 4]
     return {"decisions": samples[-1][0], "took_s": took, "rss_half": half, "rss_end": samples[-1][1],
             "rss_max": max(r for _, r in samples), "growth_2nd_half": second_half[-1] - second_half[0],
+            "growth_last_quarter": last_quarter[-1] - last_quarter[0],
             "max_2nd_half": max(second_half), "models_refused": refused}
 
 
@@ -155,18 +157,22 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--candles", type=int, default=100_000)
     ap.add_argument("--speed", type=float, default=1500.0, help="fake exchange speed (1m candles: speed/60 per s)")
+    ap.add_argument("--samples", type=Path, default=None, help="write the (decisions, RSS MB) samples to this CSV")
     args = ap.parse_args()
     from engine.logs import configure_logging
 
     configure_logging("WARNING", "console", stream=sys.stderr)  # the in-process emulator's chatter off
     root = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    samples: list[tuple[int, float]] = []  # (decisions, RSS MB), one a second
     try:
         for part in ("startup", "memory"):
             (root / part).mkdir()
         times = asyncio.run(startup_times(root / "startup", args.starts))
-        mem = asyncio.run(memory_run(root / "memory", args.candles, args.speed))
+        mem = asyncio.run(memory_run(root / "memory", args.candles, args.speed, samples))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    if args.samples is not None:
+        args.samples.write_text("decisions,rss_mb\n" + "".join(f"{n},{r:.2f}\n" for n, r in samples))
     rows = [
         ("start to ready, first (fresh db)", f"{times[0]:.2f} s", "<= 2 s"),
         (f"start to ready, median of {len(times)}", f"{statistics.median(times):.2f} s", "<= 2 s"),
@@ -178,6 +184,7 @@ def main() -> int:
         ("RSS at the end", f"{mem['rss_end']:.1f} MB", "<= 200 MB"),
         ("RSS max over the run", f"{mem['rss_max']:.1f} MB", "<= 200 MB"),
         ("RSS growth over the second half", f"{mem['growth_2nd_half']:+.1f} MB", "~0"),
+        ("RSS growth over the last quarter", f"{mem['growth_last_quarter']:+.1f} MB", "~0"),
     ]
     print(f"\nworker process ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)")
     width = max(len(r[0]) for r in rows)
