@@ -659,16 +659,8 @@ async def _write_core_state(session: AsyncSession, core_state: dict[str, object]
     if cast(CursorResult[Any], result).rowcount == 1:
         return
     state = await _engine_state(session)
-    state.core_state = dict(core_state)
-    paused = core_state.get("paused")
-    if isinstance(paused, bool):
-        state.paused = paused
-    risk_state = core_state.get("risk_state")
-    if isinstance(risk_state, str):
-        state.risk_state = risk_state
-    if "halted_reason" in core_state:
-        reason = core_state["halted_reason"]
-        state.halted_reason = reason if isinstance(reason, str) else None
+    for column, value in values.items():
+        setattr(state, column, value)
 
 
 def _deliverable() -> ColumnElement[bool]:
