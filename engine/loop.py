@@ -50,6 +50,7 @@ class SymbolState:
     warmed: bool = False
     stale: bool = False
     last_poll_error: str = ""
+    behind: bool = False  # the last poll left closed candles for the next one: poll again at once
     last_signal: SignalRecord | None = None
     decision_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -123,40 +124,54 @@ class LiveEngine:
                 raise
             except Exception:
                 log.exception("symbol_loop_error", symbol=symbol)
-            await asyncio.sleep(self.poll_interval)
+                self.symbols[symbol].behind = False
+            await asyncio.sleep(0 if self.symbols[symbol].behind else self.poll_interval)
 
     async def poll_once(self, symbol: str) -> int:
-        """Fetch and process new closed candles; returns how many were stepped."""
+        """Fetch and process new closed candles; returns how many were stepped.
+
+        The first poll fetches history: the feed's last ``history`` candles on a fresh start (the model's
+        warm-up, never traded on), or after a restart the model window up to the last decided candle and
+        then every candle missed while down, so a restart decides what an uninterrupted run would have.
+        Polls come in bounded batches; ``st.behind`` tells the loop to poll again at once.
+        """
         st = self.symbols[symbol]
         first = not st.warmed
+        processed = self.core.last_candle_ts.get(symbol)
+        after: int | None
+        if not first:
+            after = st.last_seen
+        elif processed is not None:
+            after = processed - st.window.maxlen * self.tf_ms if st.window.maxlen else processed
+        else:
+            after = None
         try:
-            batch = await st.feed.poll(None if first else st.last_seen)
+            batch = await st.feed.poll(after)
         except FeedError as exc:
             st.last_poll_error = str(exc)
+            st.behind = False
             log.warning("feed_error", symbol=symbol, error=str(exc))
             await self._check_stale(st)
             return 0
         st.last_poll_error = ""
         st.warmed = True
+        st.behind = batch.more
         for candle, reason in batch.rejected:
             log.warning("candle_rejected", symbol=symbol, ts=None if candle is None else candle.ts, reason=reason)
         stepped = 0
-        processed = self.core.last_candle_ts.get(symbol)
         for candle in batch.candles:
-            if processed is not None and candle.ts <= processed:
-                if first:  # after a restart: history up to the last decided candle refills the model window
-                    self._remember(st, candle)
+            if after is not None and candle.ts <= after:
                 continue
-            if st.last_seen is not None and candle.ts <= st.last_seen:
-                continue
-            if first and not self.restored:
-                self._remember(st, candle)  # warm-up history: feeds the model, is never traded on
+            if (processed is not None and candle.ts <= processed) or (first and processed is None):
+                self._remember(st, candle)  # history: refills the model window, is never traded on
                 continue
             if await self.process_candle(st, candle):
                 stepped += 1
             else:
+                st.behind = False  # a step that could not be stored is retried after the poll interval
                 break
-        await self._check_stale(st)
+        if not st.behind:  # catching up is not staleness: the feed is delivering
+            await self._check_stale(st)
         return stepped
 
     def _remember(self, st: SymbolState, candle: Candle) -> None:

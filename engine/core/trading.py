@@ -103,7 +103,8 @@ class _StaleSymbols(MutableSet[str]):
         return sum(1 for _ in self)
 
     def add(self, symbol: str) -> None:
-        self._core.s[self._core.row(symbol), K.STALE] = 1.0
+        i = self._core.row(symbol)  # first: a new symbol's row replaces the array ``s``
+        self._core.s[i, K.STALE] = 1.0
 
     def discard(self, symbol: str) -> None:
         if symbol in self._core.index:

@@ -19,14 +19,20 @@ from engine.core.types import Candle, timeframe_ms
 log = structlog.get_logger(__name__)
 
 DEFAULT_HISTORY = 500
+MAX_BATCH = 1000  # candles per poll after the first: a worker far behind catches up in bounded steps
 
 
 @dataclass(frozen=True)
 class FeedBatch:
-    """Validated closed candles (oldest first) and what was dropped from the source, with why."""
+    """Validated closed candles (oldest first) and what was dropped from the source, with why.
+
+    ``more``: the source had more closed candles than one batch holds (a feed serves at most
+    ``MAX_BATCH`` after ``after_ts``); the caller polls again at once instead of waiting.
+    """
 
     candles: tuple[Candle, ...]
     rejected: tuple[tuple[Candle | None, str], ...] = ()
+    more: bool = False
 
     @property
     def last_ts(self) -> int | None:
@@ -44,7 +50,10 @@ class Feed(Protocol):
     synthetic: bool  # True for the seeded synthetic feed, so its prices can be labelled as such
 
     async def poll(self, after_ts: int | None) -> FeedBatch:
-        """CLOSED candles with ts > after_ts, oldest first, validated; the last ``history`` when None."""
+        """CLOSED candles with ts > after_ts, oldest first, validated; the last ``history`` when None.
+
+        After ``after_ts`` at most about ``MAX_BATCH`` candles, with ``more`` set when there are more:
+        memory stays bounded however far behind the caller is."""
         ...
 
     async def close(self) -> None:

@@ -26,7 +26,7 @@ import structlog
 
 from engine.core.clock import Clock, LiveClock, OffsetClock
 from engine.core.types import Candle, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, last_closed_ts, validate
+from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, FeedError, last_closed_ts, validate
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +124,9 @@ class ExchangeFeed:
     # ------------------------------------------------------------------------------------ port
 
     async def poll(self, after_ts: int | None) -> FeedBatch:
-        """Closed candles with ts > after_ts (the last ``history`` closed ones when None), validated."""
+        """Closed candles with ts > after_ts (the last ``history`` closed ones when None), validated.
+
+        After ``after_ts``, paging stops once a batch holds ``MAX_BATCH`` candles (``more`` says so)."""
         now = self.clock.now_ms()
         newest = last_closed_ts(now, self.timeframe)
         if after_ts is None:
@@ -134,19 +136,19 @@ class ExchangeFeed:
         if start > newest:
             return FeedBatch(())
         raw: list[Candle] = []
-        cursor = start
-        while cursor <= newest:
+        cursor: int | None = start
+        while cursor is not None and cursor <= newest:
+            if after_ts is not None and len(raw) >= MAX_BATCH:
+                break
             page = await self._fetch_page(cursor, now, PAGE_LIMIT)
             raw.extend(page)
-            next_cursor = self._next_cursor(page, cursor)
-            if next_cursor is None:
-                break
-            cursor = next_cursor
+            cursor = self._next_cursor(page, cursor)
+        more = after_ts is not None and cursor is not None and cursor <= newest
         closed = [c for c in raw if c.ts + self.step_ms <= now]
         batch = validate(closed, after_ts, self.timeframe, symbol=self.symbol)
         if after_ts is None and len(batch.candles) > self.history:
             batch = FeedBatch(batch.candles[-self.history:], batch.rejected)
-        return batch
+        return FeedBatch(batch.candles, batch.rejected, more) if more else batch
 
     async def fetch_range(self, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> AsyncIterator[FeedBatch]:
         """Closed candles with ``start_ms <= ts < end_ms``, one validated batch per page, oldest first."""

@@ -14,9 +14,10 @@ import pytest
 from engine.backtest import BacktestConfig, run_backtest
 from engine.core.model import CandleArrays
 from engine.core.types import Refusal
+from engine.feeds.base import MAX_BATCH
 from engine.feeds.fake_exchange import Fault
 from tests.engine.helpers import real_candles, wait_until
-from tests.engine.test_restart import STEP, SYMBOL, Rig, rig_factory, sql_scalar
+from tests.engine.test_restart import STEP, SYMBOL, Rig, backtest, rig_factory, sql_scalar
 
 __all__ = ["rig_factory"]  # the fixture, shared with test_restart
 
@@ -138,3 +139,58 @@ async def test_a_long_outage_raises_one_stale_and_one_recovered_event_and_blocks
         symbol=SYMBOL, cash=10_000, limits=rig.limits, costs=rig.costs, filters=rig.filters))
     live.reverse()
     assert live == expected.trades
+
+
+async def test_engine_far_behind_catches_up_in_bounded_batches_without_waiting(rig_factory) -> None:
+    """2,400 candles close at once (a worker down for a week of 5m candles): each poll holds at most
+    MAX_BATCH of them; after the restart the engine refills its model window, then decides every
+    missed candle, polling again at once while the feed says there is more (the poll interval here
+    is an hour); the trades are the backtest's over every candle."""
+    candles = real_candles("ETH_BTC-5m.csv").slice(0, 2400)
+    rig: Rig = await rig_factory(candles)
+    rig.clock.set(int(candles.ts[0]) + STEP)
+    engine = await rig.open()  # candle 0 is the warm-up history (never traded on: the SMA has no signal yet)
+    await engine.stop()  # the loop stopped; the next polls are ours
+    rig.clock.set(int(candles.ts[-1]) + STEP)
+    assert await engine.poll_once(SYMBOL) == MAX_BATCH  # one bounded batch, decided ...
+    assert engine.symbols[SYMBOL].behind  # ... and the loop told to come back at once
+    assert rig.store is not None and rig.feed is not None
+    await rig.feed.close()
+    await rig.store.close()
+
+    rig.poll_interval = 3600.0
+    engine = await rig.open()  # restored; its first poll is the warm-up, then only `behind` avoids an hour's sleep
+    await wait_until(lambda: engine.core.last_candle_ts.get(SYMBOL) == int(candles.ts[-1]), timeout=120)
+    async with engine.lock:
+        pass
+    assert not engine.symbols[SYMBOL].behind
+    assert await stepped_indices(rig, candles) == list(range(1, len(candles)))
+    expected = backtest(candles, rig)
+    assert rig.store is not None
+    trades = await rig.store.trades(limit=10_000)
+    trades.reverse()
+    assert len(expected.trades) >= 4 and trades == expected.trades
+    assert engine.core.portfolio.equity() == pytest.approx(expected.final_equity, rel=0, abs=1e-9)
+
+
+async def test_a_feed_down_from_the_start_goes_stale_without_crashing_its_loop(rig_factory, db_url: str) -> None:
+    """No candle was ever seen for the symbol: marking it stale must still work (its core row is new)."""
+    candles = real_candles("ETH_BTC-5m.csv").slice(0, CANDLES)
+    rig: Rig = await rig_factory(candles, stale_after=3, feed_attempts=1)
+    rig.fake.inject(Fault.SERVER_ERROR, times=1_000_000)
+    engine = await rig.build()
+    await engine.start()
+    rig.clock.set(int(candles.ts[10]) + STEP)
+    st = engine.symbols[SYMBOL]
+    await wait_until(lambda: st.stale)
+    polled = rig.fake.requests
+    await wait_until(lambda: rig.fake.requests >= polled + 20)
+    assert symbol_task_alive(rig) and SYMBOL in engine.core.stale
+    q = "SELECT count(*) FROM outbox WHERE event_type = '{}'"
+    assert await sql_scalar(db_url, q.format("FeedStale")) == 1
+    rig.fake.clear_faults()  # history comes (warm-up, not traded); the next candle is decided and recovers
+    await wait_until(lambda: st.warmed)
+    rig.clock.set(int(candles.ts[11]) + STEP)
+    await wait_until(lambda: engine.core.last_candle_ts.get(SYMBOL) == int(candles.ts[11]) and not st.stale)
+    await rig.stop()
+    assert await sql_scalar(db_url, q.format("FeedRecovered")) == 1

@@ -66,6 +66,7 @@ class Rig:
     stale_after: int = 10_000
     feed_timeout_s: float = 10.0
     feed_attempts: int = 5
+    poll_interval: float = 0.0005
     engine: LiveEngine | None = None
     store: Store | None = None
     feed: ExchangeFeed | None = None
@@ -73,18 +74,22 @@ class Rig:
     bus: EventBus = field(default_factory=EventBus)
 
     async def open(self) -> LiveEngine:
+        engine = await self.build()
+        await engine.start()
+        await wait_until(lambda: engine.symbols[SYMBOL].warmed)
+        return engine
+
+    async def build(self) -> LiveEngine:
+        """The engine on its store and feed, not started."""
         self.store = await Store.open(self.db_url)
         self.feed = ExchangeFeed(self.base_url, SYMBOL, TF, self.clock, sleep=fast_sleep,
                                  timeout_s=self.feed_timeout_s, max_attempts=self.feed_attempts)
         core = TradingCore(limits=self.limits, costs=self.costs, filters=self.filters, starting_cash=10_000,
                            clock=self.clock)
         self.engine = LiveEngine(core=core, store=self.store, feeds={SYMBOL: self.feed}, models={SYMBOL: self.model()},
-                                 clock=self.clock, bus=self.bus, timeframe=TF, poll_interval=0.0005,
+                                 clock=self.clock, bus=self.bus, timeframe=TF, poll_interval=self.poll_interval,
                                  stale_after=self.stale_after)
-        await self.engine.start()
-        engine = self.engine
-        await wait_until(lambda: engine.symbols[SYMBOL].warmed)
-        return engine
+        return self.engine
 
     def facade(self) -> EngineFacade:
         assert self.engine is not None

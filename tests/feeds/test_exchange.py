@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays
 from engine.core.types import Candle
-from engine.feeds.base import FeedError
+from engine.feeds.base import MAX_BATCH, FeedError
 from engine.feeds.exchange import ExchangeFeed, backoff_delay, parse_row
 from engine.feeds.fake_exchange import FakeExchange, Fault
 
@@ -78,8 +78,25 @@ async def test_pages_over_more_than_1000_candles(make_feed: MakeFeed, arrays: Ca
     assert len(klines) == 2
     assert all(q["limit"] == "1000" for q in klines)
     assert int(klines[1]["startTime"]) == int(arrays.ts[1500])
-    catch_up = await feed.poll(int(arrays.ts[0]))  # a feed that was down for a long time
-    assert catch_up.candles == expected(arrays, 1, 2000)
+    assert not batch.more  # the first poll serves its whole history
+
+
+async def test_catch_up_comes_in_bounded_batches(make_feed: MakeFeed, arrays: CandleArrays) -> None:
+    """A poller far behind gets MAX_BATCH candles at a time, told there is more, never the whole backlog."""
+    feed = make_feed()
+    got: list[Candle] = []
+    after = int(arrays.ts[0])  # a worker that was down for a long time: 1,999 closed candles behind
+    sizes = []
+    while True:
+        batch = await feed.poll(after)
+        sizes.append((len(batch.candles), batch.more))
+        got.extend(batch.candles)
+        if not batch.more:
+            break
+        after = batch.candles[-1].ts
+    assert tuple(got) == expected(arrays, 1, 2000)
+    assert sizes == [(MAX_BATCH, True), (999, False)]
+    assert (await feed.poll(got[-1].ts)).candles == ()
 
 
 async def test_fetch_range_pages_and_stops_at_closed(make_feed: MakeFeed, arrays: CandleArrays) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays
-from engine.feeds.base import Feed, FeedBatch, validate
+from engine.feeds.base import MAX_BATCH, Feed, FeedBatch, validate
 from engine.feeds.csvio import check_arrays, write_csv
 from engine.feeds.replay import ReplayFeed
 from engine.feeds.synthetic import SyntheticFeed, synthetic_arrays
@@ -58,6 +58,34 @@ async def test_synthetic_is_deterministic_whenever_polled() -> None:
     assert tuple(arrays.candle(i) for i in range(3000)) == everything.candles
     different = synthetic_arrays(3000, seed=4, start_ms=start, timeframe=TF, start_price=30000.0)
     assert not np.array_equal(different.close, arrays.close)
+
+
+async def drain(feed: Feed, after: int) -> tuple[list[FeedBatch], list[int]]:
+    batches = []
+    while True:
+        batch = await feed.poll(after)
+        batches.append(batch)
+        if not batch.more:
+            return batches, [len(b.candles) for b in batches]
+        after = batch.candles[-1].ts
+
+
+async def test_replay_and_synthetic_catch_up_in_bounded_batches(arrays: CandleArrays) -> None:
+    """Far behind, both feeds serve MAX_BATCH candles per poll with ``more`` set, and lose none."""
+    clock = SimClock(int(arrays.ts[-1]) + STEP)
+    replay = ReplayFeed(arrays, "BTCUSDT", TF, clock, history=30)
+    batches, sizes = await drain(replay, int(arrays.ts[0]))
+    n = len(arrays.ts) - 1
+    assert sizes == [MAX_BATCH] * (n // MAX_BATCH) + [n % MAX_BATCH]
+    assert tuple(c for b in batches for c in b.candles) == tuple(arrays.candle(i) for i in range(1, n + 1))
+
+    start = 1_704_067_200_000
+    sclock = SimClock(start + 2500 * STEP)
+    synthetic = SyntheticFeed("BTCUSDT", TF, sclock, seed=3, start_ms=start, history=10)
+    batches, sizes = await drain(synthetic, start)
+    assert sizes == [MAX_BATCH, MAX_BATCH, 499]
+    everything = synthetic_arrays(2500, seed=3, start_ms=start, timeframe=TF, start_price=30000.0)
+    assert tuple(c for b in batches for c in b.candles) == tuple(everything.candle(i) for i in range(1, 2500))
 
 
 def test_synthetic_candles_look_like_candles() -> None:
