@@ -70,13 +70,23 @@ def is_closed(ts: int, timeframe: str, now_ms: int) -> bool:
     return ts + timeframe_ms(timeframe) <= now_ms
 
 
-def validate(candles: Iterable[Candle], after_ts: int | None, timeframe: str, *, symbol: str = "") -> FeedBatch:
+def cap_batch(lo: int, hi: int, after_ts: int | None) -> tuple[int, bool]:
+    """The index range [lo, hi) of candles after ``after_ts`` cut to ``MAX_BATCH``: the new ``hi``, and
+    whether candles were left for the next poll. The history range (``after_ts`` None) is not cut."""
+    if after_ts is not None and hi - lo > MAX_BATCH:
+        return lo + MAX_BATCH, True
+    return hi, False
+
+
+def validate(candles: Iterable[Candle], after_ts: int | None, timeframe: str, *, symbol: str = "",
+             more: bool = False) -> FeedBatch:
     """Keep sound candles with strictly increasing, on-grid ``ts > after_ts``; report the rest.
 
     Candles at or before ``after_ts`` are not errors (already delivered) and are skipped silently
     (debug log). A candle with ``Candle.problem()``, a duplicate, an out-of-order or an off-grid
     candle is dropped, logged and listed in ``rejected``. Gaps are allowed and logged as warnings
-    with the number of missing candles (measured from ``after_ts`` too when it is given).
+    with the number of missing candles (measured from ``after_ts`` too when it is given). ``more`` is
+    passed on to the batch.
     """
     step = timeframe_ms(timeframe)
     kept: list[Candle] = []
@@ -110,4 +120,4 @@ def validate(candles: Iterable[Candle], after_ts: int | None, timeframe: str, *,
                         missing=missing)
         kept.append(candle)
         prev = candle.ts
-    return FeedBatch(tuple(kept), tuple(rejected))
+    return FeedBatch(tuple(kept), tuple(rejected), more)

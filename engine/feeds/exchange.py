@@ -145,10 +145,10 @@ class ExchangeFeed:
             cursor = self._next_cursor(page, cursor)
         more = after_ts is not None and cursor is not None and cursor <= newest
         closed = [c for c in raw if c.ts + self.step_ms <= now]
-        batch = validate(closed, after_ts, self.timeframe, symbol=self.symbol)
-        if after_ts is None and len(batch.candles) > self.history:
+        batch = validate(closed, after_ts, self.timeframe, symbol=self.symbol, more=more)
+        if after_ts is None and len(batch.candles) > self.history:  # never ``more``: history is not cut
             batch = FeedBatch(batch.candles[-self.history:], batch.rejected)
-        return FeedBatch(batch.candles, batch.rejected, more) if more else batch
+        return batch
 
     async def fetch_range(self, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> AsyncIterator[FeedBatch]:
         """Closed candles with ``start_ms <= ts < end_ms``, one validated batch per page, oldest first."""

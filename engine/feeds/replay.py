@@ -10,7 +10,7 @@ import structlog
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
 from engine.core.types import Candle, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, validate
+from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, cap_batch, validate
 from engine.feeds.csvio import read_csv
 
 log = structlog.get_logger(__name__)
@@ -51,11 +51,8 @@ class ReplayFeed:
 
     async def poll(self, after_ts: int | None) -> FeedBatch:
         lo, hi = closed_window(self.arrays.ts, after_ts, self.clock.now_ms(), self.step_ms, self.history)
-        more = after_ts is not None and hi - lo > MAX_BATCH
-        if more:
-            hi = lo + MAX_BATCH
-        batch = validate(candles_of(self.arrays, lo, hi), after_ts, self.timeframe, symbol=self.symbol)
-        return FeedBatch(batch.candles, batch.rejected, more) if more else batch
+        hi, more = cap_batch(lo, hi, after_ts)
+        return validate(candles_of(self.arrays, lo, hi), after_ts, self.timeframe, symbol=self.symbol, more=more)
 
     async def close(self) -> None:
         return None

@@ -16,7 +16,7 @@ import numpy as np
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
 from engine.core.types import DAY_MS, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, validate
+from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, cap_batch, validate
 from engine.feeds.replay import candles_of
 
 BLOCK = 1024
@@ -123,12 +123,9 @@ class SyntheticFeed:
             lo, hi = max(0, count - self.history), count
         else:
             lo, hi = min(count, max(0, (after_ts - self.start_ms) // step + 1)), count
-        more = after_ts is not None and hi - lo > MAX_BATCH
-        if more:
-            hi = lo + MAX_BATCH
+        hi, more = cap_batch(lo, hi, after_ts)
         arrays = self.series.arrays(lo, hi)
-        batch = validate(candles_of(arrays, 0, hi - lo), after_ts, self.timeframe, symbol=self.symbol)
-        return FeedBatch(batch.candles, batch.rejected, more) if more else batch
+        return validate(candles_of(arrays, 0, hi - lo), after_ts, self.timeframe, symbol=self.symbol, more=more)
 
     async def close(self) -> None:
         return None
