@@ -142,7 +142,7 @@ class LiveEngine:
         if not first:
             after = st.last_seen
         elif processed is not None:
-            after = processed - st.window.maxlen * self.tf_ms if st.window.maxlen else processed
+            after = processed - (st.window.maxlen or 0) * self.tf_ms  # the window's maxlen is the lookback
         else:
             after = None
         try:
