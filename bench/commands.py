@@ -98,7 +98,7 @@ def summary(name: str, latencies: list[float], lost: list[int], elapsed: float, 
 
 
 async def driver(args: argparse.Namespace) -> None:
-    from bot.emulator import BotApiEmulator
+    from sim.botapi import BotApiEmulator
 
     emu = BotApiEmulator(token=TOKEN)
     async with emu.run() as base_url:
@@ -130,8 +130,7 @@ async def bot_side(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bot.runtime import Runtime
     from config.settings import Settings
     from engine.app import build
-    from engine.core.clock import LiveClock
-    from engine.feeds.fake_exchange import ScaledClock
+    from engine.core.clock import LiveClock, ScaledClock
 
     child = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--driver", "--rate", str(args.rate), "--duration", str(args.duration),

@@ -8,7 +8,7 @@
    Target <= 2 s.
 2. Memory: one ``python -m bot`` trades 10 symbols, each with a CatBoost model loaded from the model
    registry (``strategy = "model"``), on 1m candles served by the fake exchange
-   (``python -m engine.feeds.fake_exchange --speed``) until it has decided ``--candles`` candles in
+   (``python -m sim.exchange --speed``) until it has decided ``--candles`` candles in
    total. Its RSS (/proc/<pid>/statm) is sampled every second; reported at the half-way point and at
    the end, and the growth over the second half. Target <= 200 MB, no growth over the second half.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.emulator import BotApiEmulator
+from sim.botapi import BotApiEmulator
 from tests.worker.rig import TOKEN, FakeExchangeProc, Worker, make_candles, worker_env
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "DOTUSDT", "LTCUSDT",

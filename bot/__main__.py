@@ -12,7 +12,7 @@ it died), the worker stops and exits 1 so that the platform restarts it.
 Time: with ``feed.source = "exchange"`` the worker's clock follows the exchange's
 ``/api/v3/time`` (``ExchangeTime``): the offset is measured at start-up and re-measured
 periodically, and the rate is measured too (as a lower bound, so the clock lags rather than leads),
-so a fake exchange running faster than wall time (``python -m engine.feeds.fake_exchange --speed
+so a fake exchange running faster than wall time (``python -m sim.exchange --speed
 600``) is followed as well as Binance itself.
 """
 

@@ -274,12 +274,11 @@ async def first_prices(facade: Any, wait_s: float) -> None:
 async def chat(args: argparse.Namespace) -> int:
     from bot.alerts import AlertSender
     from bot.app import build_application
-    from bot.emulator import BotApiEmulator
     from bot.runtime import Runtime, zone
     from config.settings import load_settings
     from engine.app import build
-    from engine.core.clock import LiveClock
-    from engine.feeds.fake_exchange import ScaledClock
+    from engine.core.clock import LiveClock, ScaledClock
+    from sim.botapi import BotApiEmulator
 
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     workdir = tempfile.TemporaryDirectory(prefix="trading-agent-chat-") if args.db is None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -43,3 +44,18 @@ class OffsetClock:
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+class ScaledClock:
+    """Candle time that starts at ``start_ms`` and runs ``speed`` times faster than wall time."""
+
+    def __init__(self, start_ms: int, speed: float = 1.0, wall: Callable[[], float] = time.monotonic) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.start_ms = start_ms
+        self.speed = speed
+        self._wall = wall
+        self._wall0 = wall()
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((self._wall() - self._wall0) * 1000.0 * self.speed)

@@ -5,7 +5,6 @@
 - ``engine.feeds.replay``: ``ReplayFeed`` (CSV / CandleArrays by an injected clock)
 - ``engine.feeds.synthetic``: ``SyntheticFeed``, ``synthetic_arrays`` (seeded random walk)
 - ``engine.feeds.csvio``: ``read_csv``, ``write_csv``, ``append_csv``, ``symbol_from_filename``
-- ``engine.feeds.fake_exchange``: local fake exchange server with fault injection (tests, offline demo)
 - ``engine.feeds.download``: the ``trading-agent download`` sub-command
 
 Only the light port is imported here, so ``import engine.feeds`` does not pull in aiohttp.

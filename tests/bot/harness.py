@@ -20,13 +20,13 @@ from typing import Any
 
 from bot.app import build_application
 from bot.context import BotApplication
-from bot.emulator import BotApiEmulator, CallbackAnswer, SentMessage
 from config.settings import FeedSection, RiskSection, Settings, SignalFiltersSection, TradingConfig, TradingSection
 from engine.app import EngineApp, build
 from engine.core.clock import SimClock
 from engine.feeds.base import Feed
 from engine.feeds.replay import ReplayFeed
 from engine.feeds.synthetic import DEFAULT_START_MS, SyntheticFeed, synthetic_arrays
+from sim.botapi import BotApiEmulator, CallbackAnswer, SentMessage
 from tests.engine.helpers import wait_until
 
 TOKEN = "123456:TEST-TOKEN"

@@ -20,7 +20,6 @@ from telegram.request import HTTPXRequest
 
 from bot.alert_text import render
 from bot.alerts import AlertSender
-from bot.emulator import BotApiEmulator, FaultKind, SentMessage
 from config.settings import Settings, TradingConfig, load_settings, load_trading_config
 from engine.app import EngineApp, build
 from engine.core.clock import SimClock
@@ -43,6 +42,7 @@ from engine.events import (
 from engine.feeds.base import FeedBatch, FeedError
 from engine.feeds.synthetic import DEFAULT_START_MS, SyntheticFeed
 from engine.store.repo import Store
+from sim.botapi import BotApiEmulator, FaultKind, SentMessage
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 

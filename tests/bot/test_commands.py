@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import COMMANDS, GENERIC_ERROR
-from bot.emulator import FaultKind
 from engine.core.types import StepRecord, Trade
+from sim.botapi import FaultKind
 from tests.bot.harness import ADMIN, VIEWER, Harness, running_bot
 
 ADMIN_EXAMPLES = {

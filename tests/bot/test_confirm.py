@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.confirm import TTL_MS
-from bot.emulator import SentMessage
+from sim.botapi import SentMessage
 from tests.bot.harness import ADMIN, ADMIN2, Harness
 
 

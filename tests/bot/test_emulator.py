@@ -27,8 +27,8 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.emulator import BotApiEmulator, FaultKind
-from bot.emulator.state import parse_html
+from sim.botapi import BotApiEmulator, FaultKind
+from sim.botapi.state import parse_html
 
 TOKEN = "123456:TEST-TOKEN"
 USERNAME = "paper_agent_bot"

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import render
-from bot.emulator.state import parse_html
 from engine.core.types import PositionView, Trade
 from engine.views import BalanceView, StatusView, SymbolStatus, TradesPage
+from sim.botapi.state import parse_html
 
 HOSTILE = '<b>x</b>&amp;<a href="javascript:alert(1)">*_[`]</a>\\'
 

@@ -20,7 +20,6 @@ import structlog
 from bot.__main__ import secrets_of
 from bot.alerts import AlertSender
 from bot.app import build_application
-from bot.emulator import BotApiEmulator
 from bot.runtime import Runtime
 from config.settings import Settings, load_settings, load_trading_config
 from engine.app import build
@@ -28,6 +27,7 @@ from engine.core.clock import SimClock
 from engine.events import ModelDegraded
 from engine.feeds.synthetic import DEFAULT_START_MS
 from engine.logs import NOISY, configure_logging
+from sim.botapi import BotApiEmulator
 
 TOKEN = "123456:TEST-TOKEN"
 WRONG_TOKEN = "654321:TEST-WRONG-TOKEN"

@@ -15,7 +15,7 @@ from engine.backtest import BacktestConfig, run_backtest
 from engine.core.model import CandleArrays
 from engine.core.types import Refusal
 from engine.feeds.base import MAX_BATCH
-from engine.feeds.fake_exchange import Fault
+from sim.exchange import Fault
 from tests.engine.helpers import real_candles, wait_until
 from tests.engine.test_restart import STEP, SYMBOL, Rig, backtest, rig_factory, sql_scalar
 

@@ -1,6 +1,6 @@
-"""Import boundaries: the engine never reaches for the bot or Telegram; the decision core stays pure.
+"""Import boundaries: the engine never reaches for the bot, Telegram or the simulators; the core stays pure.
 
-1. Every module under engine/ is imported in a fresh interpreter; afterwards no ``bot``/``telegram``
+1. Every module under engine/ is imported in a fresh interpreter; afterwards no ``bot``/``telegram``/``sim``
    module may be loaded (this catches indirect imports too).
 2. engine/core/ imports no I/O framework (ast, every import statement, also inside functions).
 3. engine/core/ reads no wall clock and sleeps nowhere (ast: no ``time.time``, ``time.monotonic``,
@@ -48,7 +48,7 @@ import importlib, json, sys
 bad = {}
 for name in sys.argv[1:]:
     importlib.import_module(name)
-    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('bot', 'telegram'))
+    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('bot', 'telegram', 'sim'))
     if loaded:
         bad[name] = loaded
 print(json.dumps(bad))
@@ -64,13 +64,13 @@ def test_no_engine_module_pulls_in_bot_or_telegram() -> None:
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     bad = json.loads(out.stdout.strip().splitlines()[-1])
-    assert bad == {}, f"bot/telegram loaded after importing: {next(iter(bad))} -> {bad[next(iter(bad))]}"
+    assert bad == {}, f"bot/telegram/sim loaded after importing: {next(iter(bad))} -> {bad[next(iter(bad))]}"
 
 
 @pytest.mark.parametrize("path", sorted(ENGINE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
-def test_engine_source_never_names_bot_or_telegram(path: Path) -> None:
+def test_engine_source_never_names_bot_telegram_or_the_simulators(path: Path) -> None:
     names = imported_names(ast.parse(path.read_text(encoding="utf-8")))
-    assert not {n for n in names if n.split(".")[0] in ("bot", "telegram")}
+    assert not {n for n in names if n.split(".")[0] in ("bot", "telegram", "sim")}
 
 
 FORBIDDEN_IN_CORE = ("sqlalchemy", "aiohttp", "telegram", "bot", "asyncio", "aiosqlite", "asyncpg", "structlog",

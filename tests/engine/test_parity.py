@@ -17,9 +17,9 @@ from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.trading import TradingCore
 from engine.events import EventBus
 from engine.feeds.exchange import ExchangeFeed
-from engine.feeds.fake_exchange import FakeExchange, FakeExchangeServer
 from engine.loop import LiveEngine
 from engine.store.repo import Store
+from sim.exchange import FakeExchange, FakeExchangeServer
 from tests.engine.helpers import real_candles, wait_until
 
 LIMITS = RiskLimits(position_fraction=0.5, max_position_fraction=0.6, max_total_exposure=1.0, stop_loss_pct=0.02,

@@ -24,10 +24,10 @@ from engine.core.trading import TradingCore
 from engine.events import EventBus
 from engine.facade import EngineFacade
 from engine.feeds.exchange import ExchangeFeed
-from engine.feeds.fake_exchange import FakeExchange, FakeExchangeServer
 from engine.loop import LiveEngine
 from engine.store import create_engine
 from engine.store.repo import Store
+from sim.exchange import FakeExchange, FakeExchangeServer
 from tests.engine.helpers import real_candles, wait_until
 
 SYMBOL, TF, STEP = "ETHBTC", "5m", 300_000

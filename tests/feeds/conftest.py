@@ -11,8 +11,8 @@ import pytest
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays
 from engine.feeds.exchange import ExchangeFeed
-from engine.feeds.fake_exchange import FakeExchange, FakeExchangeServer
 from engine.feeds.synthetic import synthetic_arrays
+from sim.exchange import FakeExchange, FakeExchangeServer
 
 TF = "5m"
 STEP = 300_000

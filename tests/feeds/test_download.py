@@ -16,8 +16,8 @@ from engine.core.model import CandleArrays
 from engine.feeds.base import FeedError
 from engine.feeds.csvio import CsvFormatError, read_csv, write_csv
 from engine.feeds.download import download, summary
-from engine.feeds.fake_exchange import FakeExchange, Fault
 from engine.feeds.synthetic import synthetic_arrays
+from sim.exchange import FakeExchange, Fault
 
 from .conftest import STEP, SYMBOL, TF, SleepRecorder
 
@@ -73,7 +73,7 @@ async def test_download_of_unknown_symbol_fails(base_url: str, clock: SimClock, 
 
 def _start_fake_exchange_cli(csv: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.feeds.fake_exchange", "--csv", str(csv), "--timeframe", TF, "--port", "0",
+        [sys.executable, "-m", "sim.exchange", "--csv", str(csv), "--timeframe", TF, "--port", "0",
          "--speed", "1", "--history", str(2 * DAY_CANDLES)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
@@ -83,7 +83,7 @@ def _start_fake_exchange_cli(csv: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def test_cli_download_against_fake_exchange_process(tmp_path: Path) -> None:
-    """``trading-agent download`` (real clock) against ``python -m engine.feeds.fake_exchange`` (speed 1)."""
+    """``trading-agent download`` (real clock) against ``python -m sim.exchange`` (speed 1)."""
     now = time.time_ns() // 1_000_000
     first = (now // STEP) * STEP - 2 * DAY_CANDLES * STEP
     data = synthetic_arrays(3 * DAY_CANDLES, seed=5, start_ms=first, timeframe=TF, start_price=100.0)

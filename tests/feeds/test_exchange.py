@@ -17,7 +17,7 @@ from engine.core.model import CandleArrays
 from engine.core.types import Candle
 from engine.feeds.base import MAX_BATCH, FeedError
 from engine.feeds.exchange import ExchangeFeed, backoff_delay, parse_row
-from engine.feeds.fake_exchange import FakeExchange, Fault
+from sim.exchange import FakeExchange, Fault
 
 from .conftest import STEP, SYMBOL, TF, SleepRecorder
 

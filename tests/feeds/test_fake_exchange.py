@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.core.clock import SimClock
+from engine.core.clock import ScaledClock, SimClock
 from engine.core.model import CandleArrays
-from engine.feeds.fake_exchange import FakeExchange, Fault, ScaledClock
+from sim.exchange import FakeExchange, Fault
 
 from .conftest import STEP, SYMBOL, TF
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator import BotApiEmulator
+from sim.botapi import BotApiEmulator
 from tests.worker.rig import TOKEN, FakeExchangeProc, write_market
 
 

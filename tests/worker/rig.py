@@ -1,5 +1,5 @@
 """The worker as the platform runs it: ``python -m bot`` subprocesses against the real fake exchange
-(``python -m engine.feeds.fake_exchange`` subprocess, fast scaled time) and the Bot API emulator, on a
+(``python -m sim.exchange`` subprocess, fast scaled time) and the Bot API emulator, on a
 SQLite file or a PostgreSQL database. Plus the database checks every end-to-end test uses."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class FakeExchangeProc:
     @classmethod
     async def start(cls, csvs: list[Path], *, speed: float, history: int = 400) -> FakeExchangeProc:
         port = free_port()
-        args = [sys.executable, "-m", "engine.feeds.fake_exchange", "--port", str(port), "--speed", str(speed),
+        args = [sys.executable, "-m", "sim.exchange", "--port", str(port), "--speed", str(speed),
                 "--history", str(history)]
         for csv in csvs:
             args += ["--csv", str(csv)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator import BotApiEmulator
+from sim.botapi import BotApiEmulator
 from tests.worker.rig import TOKEN, Worker, worker_env
 
 PASSWORD = "Pa55-w0rd-XYZ"

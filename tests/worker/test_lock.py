@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator import BotApiEmulator
+from sim.botapi import BotApiEmulator
 from tests.worker.conftest import check_url, fast_exchange
 from tests.worker.rig import SYMBOLS, TF_MS, Worker, consistency, decided_ts, rows, trading_toml, worker_env
 

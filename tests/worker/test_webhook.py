@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.emulator import BotApiEmulator
+from sim.botapi import BotApiEmulator
 from tests.worker.rig import ADMIN, Worker, free_port, worker_env
 
 SECRET = "hook-secret-0123456789"

@@ -1,6 +1,6 @@
 """Run the Bot API emulator standalone.
 
-    python -m bot.emulator --port 8082 --token 123456:TEST-TOKEN
+    python -m sim.botapi --port 8082 --token 123456:TEST-TOKEN
 
 Point the bot at ``http://127.0.0.1:8082/bot`` (files: ``/file/bot``) and drive it with the
 control API: ``POST /_control/send_message {"chat_id", "user_id", "text"}``,
@@ -14,11 +14,11 @@ import argparse
 import asyncio
 import contextlib
 
-from bot.emulator.server import BotApiEmulator
+from sim.botapi.server import BotApiEmulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot.emulator", description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m sim.botapi", description=__doc__.split("\n")[1])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082, help="0 = a random free port")
     parser.add_argument("--token", default="123456:TEST-TOKEN")

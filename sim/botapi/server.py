@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import structlog
 from aiohttp import BodyPartReader, web
 
-from bot.emulator.state import (
+from sim.botapi.state import (
     JSON,
     ApiError,
     CallbackAnswer,
@@ -35,7 +35,7 @@ from bot.emulator.state import (
     UploadedFile,
 )
 
-log = structlog.get_logger("bot.emulator")
+log = structlog.get_logger("sim.botapi")
 
 MAX_UPLOAD = 60 * 1024 * 1024
 CHAT_METHODS = frozenset(

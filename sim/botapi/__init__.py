@@ -6,8 +6,8 @@
                .base_url(f"{base_url}/bot").base_file_url(f"{base_url}/file/bot").build())
 """
 
-from bot.emulator.server import BotApiEmulator, Call, Fault, FaultInjector, FaultKind
-from bot.emulator.state import ApiError, CallbackAnswer, EmulatorState, Revision, SentMessage
+from sim.botapi.server import BotApiEmulator, Call, Fault, FaultInjector, FaultKind
+from sim.botapi.state import ApiError, CallbackAnswer, EmulatorState, Revision, SentMessage
 
 __all__ = [
     "ApiError",

@@ -14,7 +14,7 @@ order they were injected::
 CLI (a fake exchange a worker process can trade against; candle time runs ``speed`` times faster
 than wall time, starting ``--history`` candles after the first candle)::
 
-    python -m engine.feeds.fake_exchange --csv data/BTC_USDT-5m.csv --timeframe 5m --port 8081 --speed 60
+    python -m sim.exchange --csv data/BTC_USDT-5m.csv --timeframe 5m --port 8081 --speed 60
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import enum
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -36,7 +35,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.core.clock import Clock
+from engine.core.clock import Clock, ScaledClock
 from engine.core.model import CandleArrays
 from engine.core.types import timeframe_ms
 from engine.feeds.csvio import CsvFormatError, plain, read_csv, symbol_from_filename
@@ -275,21 +274,6 @@ class FakeExchangeServer:
         await self.stop()
 
 
-class ScaledClock:
-    """Candle time that starts at ``start_ms`` and runs ``speed`` times faster than wall time."""
-
-    def __init__(self, start_ms: int, speed: float = 1.0, wall: Callable[[], float] = time.monotonic) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be > 0")
-        self.start_ms = start_ms
-        self.speed = speed
-        self._wall = wall
-        self._wall0 = wall()
-
-    def now_ms(self) -> int:
-        return self.start_ms + int((self._wall() - self._wall0) * 1000.0 * self.speed)
-
-
 # ---------------------------------------------------------------------------------- CLI
 
 
@@ -321,7 +305,7 @@ async def serve(fake: FakeExchange, host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.feeds.fake_exchange",
+    parser = argparse.ArgumentParser(prog="python -m sim.exchange",
                                      description="Serve candle CSV files as a fake Binance klines API.")
     parser.add_argument("--csv", action="append", required=True, metavar="FILE",
                         help="candle CSV named BASE_QUOTE-TF.csv (repeatable)")
