@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SOURCE, bootstrap_candles, peak_rss_mb
+from bench.common import bootstrap_candles, peak_rss_mb, source_path
 
 FAST, SLOW = 10, 30
 
@@ -132,7 +132,9 @@ def main() -> int:
     n = args.candles
     print(f"Backtest benchmark: SMA cross ({FAST}/{SLOW}), long only, full equity, no fees")
     print("(fees would erode equity to nothing over 1M candles and make the two runs incomparable).")
-    print(f"Data: {n:,} 5m candles block-bootstrapped (one-day blocks, seed 42) from the real {SOURCE};")
+    src = source_path()
+    print(f"Data: {n:,} 5m candles block-bootstrapped (one-day blocks, seed 42) from the real "
+          f"{src.parent.name}/{src.name};")
     print("      synthetic in sequence, real in candle shape. Each side runs in its own process.\n")
     ours, theirs, lat = child("ours", n), child("theirs", n), child("latency", n)
     rows = [("ours (trading-agent)", ours), ("backtesting.py 0.6.6", theirs)]

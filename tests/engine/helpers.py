@@ -1,25 +1,18 @@
-"""Test helpers for the engine: real candles, and a live engine wired to real parts."""
+"""Test helpers for the engine: real candles from the shipped sample, and a live engine wired to real parts."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
-import pytest
 
 from engine.core.model import CandleArrays
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.sample import sample_path
 
 
 def real_candles(name: str) -> CandleArrays:
-    """Real candles from ../shared/data, or skip the test saying why."""
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"real candle data not found at {path} (the shared data folder is absent)")
+    """Real candles from the sample shipped in data/sample/."""
     from engine.feeds.csvio import read_csv
 
-    return read_csv(path)
+    return read_csv(sample_path(name))
 
 
 async def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.001) -> None:

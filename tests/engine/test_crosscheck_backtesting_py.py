@@ -64,7 +64,7 @@ def frame(c: CandleArrays) -> pd.DataFrame:
                         index=index)
 
 
-@pytest.mark.parametrize(("name", "fast", "slow"), [("BTC_USD-5m.csv", 10, 30), ("BTC_USD-1h.csv", 12, 26)])
+@pytest.mark.parametrize(("name", "fast", "slow"), [("BTC_USDT-5m.csv", 10, 30), ("BTC_USD-1h.csv", 12, 26)])
 def test_sma_cross_matches_backtesting_py(name: str, fast: int, slow: int) -> None:
     candles = real_candles(name)
     ours = run_backtest(candles, SmaCrossModel(fast, slow),

@@ -18,7 +18,8 @@ from engine.backtest import BacktestConfig, run_backtest
 from engine.core import kernel
 from engine.core.model import SmaCrossModel
 from engine.core.risk import Costs, RiskLimits, SignalFilters
-from tests.engine.helpers import DATA, real_candles
+from tests.engine.helpers import real_candles
+from tests.sample import sample_path
 
 CASES = {
     "all-in": RiskLimits(1, 1, 1, 0, 0, 0, 0, 0),
@@ -45,14 +46,15 @@ print(json.dumps({"trades": [asdict(t) for t in r.trades], "equity": [float(x) f
 @pytest.mark.skipif(not kernel.JITTED, reason="numba is not installed, so there is no compiled kernel to compare")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_compiled_and_interpreted_kernels_agree_exactly(case: str) -> None:
-    name = "BTC_USD-5m.csv"
+    name = "BTC_USDT-5m.csv"
     candles = real_candles(name)
     limits = CASES[case]
     compiled = run_backtest(candles, SmaCrossModel(10, 30), BacktestConfig(limits=limits, costs=Costs(10, 5),
                             filters=SignalFilters(0.6, 3_600_000)))
     env = {**os.environ, "TRADING_AGENT_JIT": "0"}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(DATA / name), json.dumps(list(limits.as_dict().values()))],
-                         env=env, capture_output=True, text=True, check=True, timeout=300)
+    args = [str(sample_path(name)), json.dumps(list(limits.as_dict().values()))]
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], env=env, capture_output=True, text=True, check=True,
+                         timeout=300)
     interpreted = json.loads(out.stdout)
 
     assert len(compiled.trades) > 20

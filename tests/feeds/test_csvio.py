@@ -23,18 +23,18 @@ from engine.feeds.csvio import (
     write_csv,
 )
 from engine.feeds.synthetic import synthetic_arrays
+from tests.sample import SAMPLE, shared_files
 
-SHARED = Path("/work/shared/data")
-SHARED_FILES = sorted(SHARED.glob("*.csv")) if SHARED.is_dir() else []
+# every file of the shipped sample, and of the optional larger set beside the checkout when it is there
+CANDLE_FILES = sorted(SAMPLE.glob("*.csv")) + shared_files()
 
 
 def same(a: CandleArrays, b: CandleArrays) -> bool:
     return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("ts", "open", "high", "low", "close", "volume"))
 
 
-@pytest.mark.skipif(not SHARED_FILES, reason=f"shared candle data folder {SHARED} is absent")
-@pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: p.name)
-def test_reads_every_shared_file(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", CANDLE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_reads_every_real_file(path: Path, tmp_path: Path) -> None:
     symbol, timeframe = symbol_from_filename(path)
     arrays = read_csv(path, timeframe)
     data_lines = path.read_text().count("\n") - 1

@@ -1,4 +1,4 @@
-"""Shared fixtures: real candles from /work/shared/data and one small CatBoost model trained on them."""
+"""Shared fixtures: real candles from the shipped sample (data/sample/) and one small CatBoost model trained on them."""
 
 from __future__ import annotations
 
@@ -11,20 +11,15 @@ from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel
 from engine.models.features import compute_features
 from engine.models.labels import make_labels
 from engine.models.validation import Dataset, Prepared, load_candles_csv, training_info
+from tests.sample import SAMPLE, sample_path
 
-DATA_DIR = Path("/work/shared/data")
+DATA_DIR = SAMPLE
 TRAIN_FILE = "ETH_BTC-5m.csv"
 SMALL = CatBoostParams(iterations=60, depth=4, thread_count=2)
 
-requires_data = pytest.mark.skipif(not (DATA_DIR / TRAIN_FILE).is_file(),
-                                   reason=f"real candle data not found in {DATA_DIR}")
-
 
 def real(name: str = TRAIN_FILE) -> Dataset:
-    path = DATA_DIR / name
-    if not path.is_file():
-        pytest.skip(f"real candle data not found: {path}")
-    return load_candles_csv(path)
+    return load_candles_csv(sample_path(name))
 
 
 @pytest.fixture(scope="session")

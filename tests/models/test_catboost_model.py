@@ -17,9 +17,6 @@ from engine.models.catboost_model import (
     sha256_file,
 )
 from engine.models.features import FEATURE_NAMES, LOOKBACK, compute_features
-from tests.models.conftest import requires_data
-
-pytestmark = requires_data
 
 
 def test_check_catboost_is_clean() -> None:

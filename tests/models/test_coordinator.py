@@ -12,7 +12,6 @@ from engine.events import EngineEvent, ModelDegraded, ModelRecovered
 from engine.models.catboost_model import CatBoostTradingModel
 from engine.models.coordinator import DriftTracker, ModelCoordinator
 from engine.models.features import LOOKBACK, reference_bins
-from tests.models.conftest import requires_data
 
 
 class ConstModel:
@@ -117,7 +116,6 @@ def test_psi_tracker_math() -> None:
     assert feature == "b" and psi > 0.5
 
 
-@requires_data
 def test_drift_fires_on_shifted_live_features_only(trained_dir: Path, eth_btc: CandleArrays) -> None:
     model = CatBoostTradingModel.load(trained_dir)
     x = model.features(eth_btc)[LOOKBACK - 1:]
@@ -145,7 +143,6 @@ def test_drift_fires_on_shifted_live_features_only(trained_dir: Path, eth_btc: C
     assert out.tolist() == [[0.0, 1.0, 0.0]]  # its only member is degraded: flat
 
 
-@requires_data
 def test_ensemble_batch_equals_live_per_candle(trained_dir: Path, eth_btc: CandleArrays) -> None:
     model = CatBoostTradingModel.load(trained_dir)
     coord = ModelCoordinator([(model, 2.0), (SmaCrossModel(), 1.0)], SimClock())
@@ -158,7 +155,6 @@ def test_ensemble_batch_equals_live_per_candle(trained_dir: Path, eth_btc: Candl
     assert all(h.errors == 0 and h.nan_outputs == 0 for h in coord.health())
 
 
-@requires_data
 def test_calendar_features_are_not_drift(trained_dir: Path, eth_btc: CandleArrays) -> None:
     """A few hours of live candles cover few days of the week: that alone must not count as drift."""
     model = CatBoostTradingModel.load(trained_dir)

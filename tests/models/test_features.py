@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from engine.core.model import CandleArrays
 from engine.models.features import FEATURE_NAMES, LOOKBACK, compute_features
 from engine.models.labels import DOWN, FLAT, NO_LABEL, UP, label_threshold, make_labels
-from tests.models.conftest import real, requires_data
+from tests.models.conftest import real
 
 
 def _tile(c: CandleArrays, times: int) -> CandleArrays:
@@ -18,7 +18,6 @@ def _tile(c: CandleArrays, times: int) -> CandleArrays:
     return CandleArrays(ts, *(np.tile(a, times) for a in (c.open, c.high, c.low, c.close, c.volume)))
 
 
-@requires_data
 def test_shape_names_and_warmup(eth_btc: CandleArrays) -> None:
     x = compute_features(eth_btc)
     assert x.shape == (len(eth_btc), len(FEATURE_NAMES))
@@ -28,7 +27,6 @@ def test_shape_names_and_warmup(eth_btc: CandleArrays) -> None:
     assert np.isnan(x[0, FEATURE_NAMES.index("ret_1")])
 
 
-@requires_data
 def test_window_equals_batch_exactly_on_every_row(eth_btc: CandleArrays) -> None:
     full = compute_features(eth_btc)
     for t in range(LOOKBACK - 1, len(eth_btc)):
@@ -36,7 +34,6 @@ def test_window_equals_batch_exactly_on_every_row(eth_btc: CandleArrays) -> None
         assert np.array_equal(row, full[t]), f"row {t} differs"
 
 
-@requires_data
 def test_blocked_long_series_equals_window_values(eth_btc: CandleArrays) -> None:
     long = _tile(eth_btc, 3)  # 17k rows: processed in several blocks
     full = compute_features(long)
@@ -86,7 +83,6 @@ def test_labels_only_use_the_future_horizon(prices: list[float], horizon: int) -
         assert make_labels(changed, horizon)[t] == y[t]
 
 
-@requires_data
 def test_real_file_has_all_three_classes() -> None:
     y = make_labels(real().arrays.close, horizon=12)
     assert set(np.unique(y[y >= 0]).tolist()) == {DOWN, FLAT, UP}

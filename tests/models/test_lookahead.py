@@ -9,9 +9,7 @@ from engine.cli import main
 from engine.core.model import CandleArrays, SmaCrossModel
 from engine.models.catboost_model import CatBoostTradingModel
 from engine.models.lookahead import check_lookahead
-from tests.models.conftest import DATA_DIR, TRAIN_FILE, requires_data
-
-pytestmark = requires_data
+from tests.models.conftest import DATA_DIR, TRAIN_FILE
 
 
 class LeakyModel(CatBoostTradingModel):

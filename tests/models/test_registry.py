@@ -6,9 +6,6 @@ from pathlib import Path
 from engine.core.types import Refusal
 from engine.models.catboost_model import MODEL_FILE, CatBoostTradingModel
 from engine.models.registry import ModelRegistry
-from tests.models.conftest import requires_data
-
-pytestmark = requires_data
 
 
 def test_activate_and_load_active(model_copy: Path) -> None:

@@ -19,10 +19,9 @@ from engine.models.validation import (
     simple_long_only,
     walk_forward_splits,
 )
-from tests.models.conftest import DATA_DIR, TRAIN_FILE, requires_data
+from tests.models.conftest import DATA_DIR, TRAIN_FILE
 
 
-@requires_data
 def test_train_cli_validates_then_saves_a_loadable_model(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "models" / "eth"
@@ -48,7 +47,6 @@ def test_train_cli_validates_then_saves_a_loadable_model(tmp_path: Path,
     assert model.training.rows == len(load_candles_csv(DATA_DIR / TRAIN_FILE).arrays)
 
 
-@requires_data
 def test_too_short_file_is_a_specific_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = (DATA_DIR / TRAIN_FILE).read_text().splitlines()
     short = tmp_path / "SHORT_BTC-5m.csv"
@@ -62,7 +60,6 @@ def test_too_short_file_is_a_specific_error(tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "m").exists()
 
 
-@requires_data
 def test_horizon_longer_than_data_is_a_specific_error(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["train", "--data", str(DATA_DIR / "BTC_USDT-1h.csv"), "--out", str(tmp_path / "m"),
