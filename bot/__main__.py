@@ -18,18 +18,30 @@ so a fake exchange running faster than wall time (``python -m sim.exchange --spe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import signal
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
-import structlog
 
-from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config
+def _stop_before_start(signum: int, frame: object) -> None:
+    """SIGTERM/SIGINT before the event loop's own handlers exist (imports, configuration): nothing is open
+    yet, so stopping is exiting 0, as the platform expects of a clean stop."""
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":  # first, before the imports that take most of a second; serve() replaces them
+    signal.signal(signal.SIGTERM, _stop_before_start)
+    signal.signal(signal.SIGINT, _stop_before_start)
+
+import asyncio  # noqa: E402  (after the signal handlers, on purpose)
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import structlog  # noqa: E402
+
+from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config  # noqa: E402
 
 log = structlog.get_logger("bot.worker")
 
@@ -191,6 +203,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     from bot.app import build_application
     from bot.runtime import Runtime
     from engine.app import build
+    from engine.store.db import DatabaseUnavailable
 
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -207,6 +220,11 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     except ConfigError:
         await _cancel(background, probe)
         raise
+    except DatabaseUnavailable as exc:
+        log.error("start_failed", stage="database", error=str(exc))
+        await _cancel(background, probe)
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
     except Exception:  # the process boundary: say why (redacted) and exit non-zero, no bare traceback
         log.exception("start_failed", stage="engine")
         await _cancel(background, probe)

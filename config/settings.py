@@ -169,9 +169,16 @@ def load_trading_config(path: Path | None = None) -> TradingConfig:
     """The TOML trading config (``config/default.toml`` when no path is given)."""
     source = path or DEFAULT_TRADING_CONFIG
     try:
-        data = tomllib.loads(Path(source).read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some Windows editors write one, is read past, not "not valid TOML"
+        data = tomllib.loads(Path(source).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"trading config {source}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"trading config {source}: is a directory, not a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"trading config {source}: not readable (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"trading config {source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"trading config {source}: not valid TOML ({exc})") from None
     try:

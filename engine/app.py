@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -22,7 +23,7 @@ from engine.facade import EngineFacade
 from engine.feeds.base import Feed
 from engine.lock import EngineLock, NoLock, acquire, lock_for
 from engine.loop import LiveEngine
-from engine.store.db import normalize_database_url, redact_url
+from engine.store.db import DatabaseUnavailable, is_sqlite, normalize_database_url, redact_url, unavailable_text
 from engine.store.repo import Store
 
 log = structlog.get_logger("engine.app")
@@ -89,6 +90,32 @@ def warn_if_ephemeral(settings: Settings, environ: dict[str, str] | None = None)
     return False
 
 
+def check_sqlite_file(url: str, variable: str) -> None:
+    """The SQLite file can be created or written, else ConfigError naming ``variable``; a missing directory is
+    created and said so (a typo in the path would otherwise silently start an empty database)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(f"{variable}: cannot create the directory {path.parent} for {path} "
+                              f"({exc.strerror or exc})") from None
+        log.warning("sqlite_directory_created", path=str(path.parent.resolve()),
+                    note="a new, empty database will be created there")
+    if path.is_dir():
+        raise ConfigError(f"{variable}: {path} is a directory, not a database file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{variable}: {path.parent} is not a directory")
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"{variable}: {target} is not writable")
+
+
 def database_url(settings: Settings) -> str:
     raw = settings.database_url.get_secret_value() if settings.database_url else None
     return normalize_database_url(raw, settings.sqlite_path)
@@ -118,11 +145,25 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
         from engine.feeds.csvio import symbol_from_filename
         from engine.feeds.replay import ReplayFeed
 
-        by_symbol = {symbol_from_filename(p.name)[0]: p for p in config.feed.replay_files}
+        by_symbol: dict[str, Path] = {}
+        for path in config.feed.replay_files:
+            try:
+                by_symbol[symbol_from_filename(path.name)[0]] = path
+            except ValueError as exc:
+                raise ConfigError(f"feed.replay_files: {path}: {exc}") from None
         for s in config.trading.symbols:
             if s not in by_symbol:
                 raise ConfigError(f"feed.replay_files: no CSV for symbol {s} (name it like BTC_USDT-5m.csv)")
-            feeds[s] = ReplayFeed(by_symbol[s], s, tf, clock, history=config.feed.history)
+            try:
+                feeds[s] = ReplayFeed(by_symbol[s], s, tf, clock, history=config.feed.history)
+            except FileNotFoundError:
+                raise ConfigError(f"feed.replay_files: {by_symbol[s]}: file not found") from None
+            except IsADirectoryError:
+                raise ConfigError(f"feed.replay_files: {by_symbol[s]}: is a directory, not a CSV file") from None
+            except PermissionError:
+                raise ConfigError(f"feed.replay_files: {by_symbol[s]}: not readable (permission denied)") from None
+            except ValueError as exc:  # CsvFormatError: already names the file and the line
+                raise ConfigError(f"feed.replay_files: {exc}") from None
     return feeds
 
 
@@ -163,7 +204,13 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
         warn_if_ephemeral(settings)
         url = database_url(settings)
         log.info("database", url=redact_url(url))
-        store = await Store.open(url)
+        if is_sqlite(url):
+            check_sqlite_file(url, "DATABASE_URL" if settings.database_url is not None else "SQLITE_PATH")
+        try:
+            store = await Store.open(url)
+        except Exception as exc:  # the start-up boundary: one line naming where and why, never the password
+            log.debug("database_open_failed", exc_info=True)
+            raise DatabaseUnavailable(unavailable_text(url, exc)) from None
         lock = lock or lock_for(url)
     bus = EventBus()
     feeds = feeds if feeds is not None else build_feeds(settings, config, clock)

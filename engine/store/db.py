@@ -83,6 +83,28 @@ def redact_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be opened; the message is one line for a person: where (no password) and why."""
+
+
+def unavailable_text(url: str, exc: BaseException) -> str:
+    """``cannot open the postgresql database agent on db.example.org:5432: ConnectionRefusedError: ...``."""
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        host = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        where = (f"the sqlite database {parsed.database}" if backend == "sqlite" else
+                 f"the {backend} database {parsed.database or ''} on {host}")
+        password = parsed.password
+    except ArgumentError:
+        where, password = "the database", None
+    inner = getattr(exc, "orig", None) or exc  # SQLAlchemy's DBAPIError wraps the driver's error
+    first = (str(inner).strip().splitlines() or [""])[0][:300]
+    if password:
+        first = first.replace(str(password), "***")
+    return f"cannot open {' '.join(where.split())}: {type(inner).__name__}" + (f": {first}" if first else "")
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

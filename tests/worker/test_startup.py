@@ -1,0 +1,132 @@
+"""Start-up edges of a real ``python -m bot`` (issue: hardening): paths that cannot be used, a database that
+cannot be reached, a replay file that is missing, a TOML file with a byte-order mark, and a SIGTERM that
+arrives while the worker is still importing. Each is one line, the documented exit code, no traceback,
+no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.botapi import BotApiEmulator
+from tests.worker.rig import TOKEN, Worker, worker_env
+
+PASSWORD = "Pa55-w0rd-XYZ"
+SYNTHETIC = '[trading]\nupdate_interval = 5\nfast = 3\nslow = 8\n[feed]\nsource = "synthetic"\nhistory = 50\n'
+
+
+def run_worker(tmp_path: Path, toml_text: str = SYNTHETIC, **extra: str) -> subprocess.CompletedProcess[str]:
+    toml = tmp_path / "trading.toml"
+    toml.write_text(toml_text, encoding="utf-8")
+    env = worker_env(tmp_path, emulator_url="http://127.0.0.1:9", exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml, **extra)
+    return subprocess.run([sys.executable, "-m", "bot"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+
+
+def one_line(proc: subprocess.CompletedProcess[str], prefix: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), lines
+    both = proc.stdout + proc.stderr
+    assert "Traceback" not in both
+    for secret in (TOKEN, PASSWORD):
+        assert secret not in both
+    return lines[0]
+
+
+def test_trading_config_that_is_a_directory_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_worker(tmp_path, TRADING_CONFIG=str(tmp_path))
+    assert proc.returncode == 2
+    assert "is a directory" in one_line(proc, "configuration error: trading config")
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_sqlite_path_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, where: str) -> None:
+    (tmp_path / "plain-file").write_text("x")
+    path = tmp_path / "plain-file" / "agent.db" if where == "under a file" else Path("/proc/agent-test/agent.db")
+    proc = run_worker(tmp_path, SQLITE_PATH=str(path))
+    assert proc.returncode == 2
+    assert "SQLITE_PATH" in one_line(proc, "configuration error: ")
+
+
+async def test_sqlite_path_in_a_missing_directory_is_created_and_said(tmp_path: Path, emu: BotApiEmulator) -> None:
+    toml = tmp_path / "trading.toml"
+    toml.write_text(SYNTHETIC, encoding="utf-8")
+    db = tmp_path / "new" / "dir" / "agent.db"
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml, SQLITE_PATH=str(db))
+    worker = await Worker.start(env, tmp_path)
+    try:
+        await worker.wait_for("ready")
+        said = worker.logged("sqlite_directory_created")
+        assert said and said[0]["level"] == "warning" and said[0]["path"] == str(db.parent)
+        assert db.is_file()
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.finish(), 15) == 0
+    finally:
+        worker.kill()
+
+
+@pytest.mark.parametrize("problem", ["missing", "a directory", "badly named"])
+def test_replay_file_that_cannot_be_used_is_one_line_exit_2(tmp_path: Path, problem: str) -> None:
+    target = {"missing": tmp_path / "BTC_USDT-5m.csv", "a directory": tmp_path / "BTC_USDT-5m.csv",
+              "badly named": tmp_path / "prices.csv"}[problem]
+    if problem == "a directory":
+        target.mkdir()
+    elif problem == "badly named":
+        target.write_text("timestamp,open,high,low,close,volume\n")
+    toml = ('[trading]\nsymbols = ["BTCUSDT"]\nfast = 3\nslow = 8\n'
+            f'[feed]\nsource = "replay"\nreplay_files = ["{target}"]\n')
+    proc = run_worker(tmp_path, toml)
+    assert proc.returncode == 2
+    line = one_line(proc, "configuration error: feed.replay_files")
+    assert str(target) in line
+
+
+def test_unreachable_postgres_is_one_line_naming_the_host_exit_1(tmp_path: Path) -> None:
+    url = f"postgresql://agent:{PASSWORD}@127.0.0.1:9/agentdb"  # port 9: nothing listens, connection refused
+    started = time.monotonic()
+    proc = run_worker(tmp_path, DATABASE_URL=url)
+    assert proc.returncode == 1
+    line = one_line(proc, "database error: cannot open the postgresql database agentdb on 127.0.0.1:9")
+    assert "refused" in line.lower() or "connect" in line.lower(), line
+    assert time.monotonic() - started < 30
+
+
+def test_trading_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    from config.settings import load_trading_config
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[trading]\nfast = 4\nslow = 9\n".encode())
+    config = load_trading_config(path)
+    assert (config.trading.fast, config.trading.slow) == (4, 9)
+
+
+def test_sigterm_while_importing_exits_0(tmp_path: Path) -> None:
+    """The platform may stop a worker that has only just started: the handler is the first thing installed."""
+    toml = tmp_path / "trading.toml"
+    toml.write_text(SYNTHETIC, encoding="utf-8")
+    env = worker_env(tmp_path, emulator_url="http://127.0.0.1:9", exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml, PYTHONUNBUFFERED="1")
+    # -X importtime writes a line to stderr per import: the first one of structlog proves the worker is in the
+    # middle of its imports, past the handler, when the signal is sent
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "bot"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.rstrip().endswith("| structlog"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
