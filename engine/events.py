@@ -39,6 +39,7 @@ class OrderFilled(EngineEvent):
     fee: float
     reason: str
     paper: bool = True
+    source: str = ""  # what decided a "signal" fill: the strategy or model name ("" in older outbox rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ class PositionClosed(EngineEvent):
     pnl: float
     reason: str
     paper: bool = True
+    pnl_pct: float | None = None  # the trade's engine.core.types.trade_pnl_pct (None in older outbox rows)
+    source: str = ""  # what decided a "signal" exit ("" in older outbox rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -386,7 +386,7 @@ class EngineFacade:
             return checked
         symbol = checked
         st = self._engine.symbols[symbol]
-        from engine.core.model import CandleArrays
+        from engine.core.model import CandleArrays, signal_source
         from engine.models.coordinator import ModelCoordinator
         from engine.models.validation import DataError
         from engine.retrain import retrain
@@ -401,6 +401,7 @@ class EngineFacade:
                 return Refusal("data", str(exc))
             async with self._engine.lock:  # the swap happens between two decisions, never during one
                 st.model = ModelCoordinator([(model, 1.0)], self._engine.clock)
+                self._core.sources[symbol] = signal_source(st.model)
         finally:
             self._retraining = False
         return result

@@ -21,7 +21,7 @@ import numpy as np
 import structlog
 
 from engine.core.clock import Clock
-from engine.core.model import CandleArrays, GenericTradingModel
+from engine.core.model import CandleArrays, GenericTradingModel, signal_source
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import Candle, OrderRequest, SignalRecord, StepRecord, timeframe_ms
 from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
@@ -74,6 +74,7 @@ class LiveEngine:
         self.heartbeat_interval = heartbeat_interval
         self.symbols = {s: SymbolState(s, feeds[s], models[s], deque(maxlen=max(1, models[s].lookback)))
                         for s in feeds}
+        core.sources.update({s: signal_source(models[s]) for s in feeds})  # named in the reason of signal fills
         self.lock = asyncio.Lock()
         self.started_ms = 0
         self.loop_lag_ms = 0.0

@@ -74,6 +74,19 @@ class GenericTradingModel(Protocol):
         ...
 
 
+def signal_source(model: GenericTradingModel) -> str:
+    """What decides a symbol's signals, for people: the rule ("sma-cross(10,30)") or "model NAME" (the
+    members of an ensemble joined by "+"). The reason of a signal fill reads "<source> signal"."""
+    meta = model.metadata()
+    kind = meta.get("kind")
+    if kind in ("rule", "none"):
+        return model.name
+    members = meta.get("members")
+    if kind == "ensemble" and isinstance(members, list) and members:
+        return "model " + "+".join(str(m.get("name", "?")) if isinstance(m, dict) else "?" for m in members)
+    return f"model {model.name}"
+
+
 class TrainableModel(GenericTradingModel, Protocol):
     def fit(self, x: np.ndarray, y: np.ndarray) -> None: ...
 

@@ -33,6 +33,7 @@ from engine.core.types import (
     Side,
     SignalRecord,
     Trade,
+    trade_pnl_pct,
 )
 from engine.events import (
     EngineEvent,
@@ -77,6 +78,13 @@ def signals_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     conf = np.maximum(np.maximum(d, f), u)
     conf[bad] = 0.0
     return action, conf
+
+
+def closed_trade(symbol: str, entry_ts: int, exit_ts: int, entry_price: float, exit_price: float, quantity: float,
+                 fee: float, exit_fee: float, pnl: float, reason: str) -> Trade:
+    """A round trip from the kernel's numbers (``fee`` is entry and exit fee together), with its PnL percentage."""
+    return Trade(symbol, "long", entry_ts, exit_ts, entry_price, exit_price, quantity, fee, pnl, reason,
+                 trade_pnl_pct(pnl, entry_price, quantity, fee - exit_fee))
 
 
 def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
@@ -131,6 +139,7 @@ class TradingCore:
         self._fills = np.zeros((2, K.NF))
         self.portfolio = Portfolio(self)
         self.stale: MutableSet[str] = _StaleSymbols(self)
+        self.sources: dict[str, str] = {}  # symbol -> what decides its signals ("sma-cross(10,30)"), for alerts
 
     # ------------------------------------------------------------------ state as attributes
 
@@ -255,19 +264,21 @@ class TradingCore:
             res.events.append(ProtectiveExitHit(ts=ts, symbol=symbol, trigger=reason, level=float(row[K.F_LEVEL]),
                                                 fill_price=price))
         res.fills.append(Fill(order_id, symbol, side, qty, price, fee, ts, reason))
+        source = self.sources.get(symbol, "")
         res.events.append(OrderFilled(ts=ts, order_id=order_id, symbol=symbol, side=side.value, quantity=qty,
-                                      price=price, fee=fee, reason=reason, paper=self.paper))
+                                      price=price, fee=fee, reason=reason, paper=self.paper, source=source))
         if row[K.F_OPENED]:
             res.events.append(PositionOpened(ts=ts, symbol=symbol, quantity=qty, price=price,
                                              stop_price=_opt(row[K.F_STOP]), target_price=_opt(row[K.F_TARGET]),
                                              paper=self.paper))
         if side is Side.SELL:
-            trade = Trade(symbol, "long", int(row[K.F_T_ENTRY_TS]), ts, float(row[K.F_T_ENTRY_PRICE]), price, qty,
-                          float(row[K.F_T_FEE]), float(row[K.F_T_PNL]), reason)
+            trade = closed_trade(symbol, int(row[K.F_T_ENTRY_TS]), ts, float(row[K.F_T_ENTRY_PRICE]), price, qty,
+                                 float(row[K.F_T_FEE]), fee, float(row[K.F_T_PNL]), reason)
             res.trades.append(trade)
             if row[K.F_CLOSED]:
                 res.events.append(PositionClosed(ts=ts, symbol=symbol, quantity=qty, entry_price=trade.entry_price,
-                                                 exit_price=price, pnl=trade.pnl, reason=reason, paper=self.paper))
+                                                 exit_price=price, pnl=trade.pnl, reason=reason, paper=self.paper,
+                                                 pnl_pct=trade.pnl_pct, source=source))
 
     def _order_from_row(self, symbol: str, i: int, tag: str) -> OrderRequest:
         s = self.s[i]
@@ -313,9 +324,11 @@ class TradingCore:
                 break
             size *= 4
         self.g, self.s = g, s
-        trades = [Trade(symbol, "long", int(t[K.T_ENTRY_TS]), int(t[K.T_EXIT_TS]), float(t[K.T_ENTRY_PRICE]),
-                        float(t[K.T_EXIT_PRICE]), float(t[K.T_QTY]), float(t[K.T_FEE]), float(t[K.T_PNL]),
-                        REASONS[int(t[K.T_REASON])]) for t in buf[:count]]
+        rate = self.p[K.FEE_RATE]  # the exit fee as the kernel computed it: quantity * price * rate
+        trades = [closed_trade(symbol, int(t[K.T_ENTRY_TS]), int(t[K.T_EXIT_TS]), float(t[K.T_ENTRY_PRICE]),
+                               float(t[K.T_EXIT_PRICE]), float(t[K.T_QTY]), float(t[K.T_FEE]),
+                               float(t[K.T_QTY] * t[K.T_EXIT_PRICE] * rate), float(t[K.T_PNL]),
+                               REASONS[int(t[K.T_REASON])]) for t in buf[:count]]
         return trades, equity, held
 
     # ------------------------------------------------------------------ operator actions

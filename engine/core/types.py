@@ -144,9 +144,17 @@ class Trade:
     entry_price: float
     exit_price: float
     quantity: float
-    fee: float
-    pnl: float
+    fee: float  # entry and exit fee together
+    pnl: float  # net of both fees
     exit_reason: str
+    pnl_pct: float  # trade_pnl_pct: the one PnL percentage of a trade (a fraction), shown everywhere
+
+
+def trade_pnl_pct(pnl: float, entry_price: float, quantity: float, entry_fee: float) -> float:
+    """The PnL percentage of a round trip, defined once: its PnL net of both fees over its entry cost
+    (entry notional plus entry fee), as a fraction (-0.008 is -0.80 %). 0.0 for a trade that cost nothing."""
+    cost = entry_price * quantity + entry_fee
+    return pnl / cost if cost > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -751,6 +751,7 @@ def _trade_values(trade: Trade) -> dict[str, Any]:
             "fee": trade.fee,
             "pnl": trade.pnl,
             "exit_reason": trade.exit_reason,
+            "pnl_pct": trade.pnl_pct,
         }
     )
 
@@ -805,6 +806,7 @@ def _trade(row: TradeRow) -> Trade:
         fee=row.fee,
         pnl=row.pnl,
         exit_reason=row.exit_reason,
+        pnl_pct=row.pnl_pct,
     )
 
 

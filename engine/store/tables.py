@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -111,6 +112,8 @@ class TradeRow(Timestamped, Base):
     fee: Mapped[float]
     pnl: Mapped[float]
     exit_reason: Mapped[str]
+    # engine.core.types.trade_pnl_pct; added by migration 0002, hence after the timestamps and with its default
+    pnl_pct: Mapped[float] = mapped_column(server_default=text("0"), sort_order=100)
 
 
 class PositionRow(Timestamped, Base):

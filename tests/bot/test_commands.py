@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import COMMANDS, GENERIC_ERROR
-from engine.core.types import StepRecord, Trade
+from engine.core.types import StepRecord, Trade, trade_pnl_pct
 from sim.botapi import FaultKind
 from tests.bot.harness import ADMIN, VIEWER, Harness, running_bot
 
@@ -134,7 +134,8 @@ async def seed_trades(bot: Harness, n: int, exit_reason: str = "signal") -> None
     candles through the engine costs ~26 ms each on SQLite)."""
     core, now = bot.engine.engine.core, bot.clock.now_ms()
     trades = tuple(Trade("BTCUSDT", "long", now - (i + 2) * 600_000, now - (i + 1) * 600_000, 30_000.0 + i,
-                         30_010.0 + i * (-1) ** i, 0.01, 0.6, 0.1 * (-1) ** i, exit_reason) for i in range(n))
+                         30_010.0 + i * (-1) ** i, 0.01, 0.6, 0.1 * (-1) ** i, exit_reason,
+                         trade_pnl_pct(0.1 * (-1) ** i, 30_000.0 + i, 0.01, 0.3)) for i in range(n))
     pf = core.portfolio
     await bot.engine.store.record_step(StepRecord(None, None, now, (), (), trades, (), None, pf.equity(), pf.cash,
                                                   pf.views(), core.snapshot()))

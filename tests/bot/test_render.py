@@ -59,7 +59,7 @@ def status_view(symbol: str, synthetic: bool) -> StatusView:
 
 
 def test_hostile_values_are_escaped_everywhere() -> None:
-    trade = Trade(HOSTILE, "long", 0, 60_000, 10.0, 11.0, 1.0, 0.01, 0.99, HOSTILE)
+    trade = Trade(HOSTILE, "long", 0, 60_000, 10.0, 11.0, 1.0, 0.01, 0.99, HOSTILE, 0.099)
     pos = PositionView(HOSTILE, 1.0, 10.0, 0, 11.0, 1.0, 9.0, None, None)
     texts = [render.status(status_view(HOSTILE, True)), render.trades(TradesPage((trade,), 1, 0)),
              render.positions([pos], [HOSTILE]), render.risk({HOSTILE: 0.5})]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.core.types import Fill, OrderRequest, PositionView, Side, SignalRecord, StepRecord, Trade
+from engine.core.types import Fill, OrderRequest, PositionView, Side, SignalRecord, StepRecord, Trade, trade_pnl_pct
 from engine.events import EngineEvent, OrderFilled, PositionClosed
 
 SYMBOL = "BTCUSDT"
@@ -24,7 +24,8 @@ def fill(
 
 
 def trade(exit_time: int, pnl: float = 10.0, symbol: str = SYMBOL) -> Trade:
-    return Trade(symbol, "long", exit_time - 10 * MINUTE, exit_time, 30_000.0, 30_100.0, 0.1, 6.0, pnl, "signal")
+    return Trade(symbol, "long", exit_time - 10 * MINUTE, exit_time, 30_000.0, 30_100.0, 0.1, 6.0, pnl, "signal",
+                 trade_pnl_pct(pnl, 30_000.0, 0.1, 3.0))
 
 
 def position(symbol: str = SYMBOL, qty: float = 0.1, mark: float = 30_050.0) -> PositionView:

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from engine.store import Store, create_engine, migrate, normalize_database_url, redact_url
+from engine.store.db import HEAD_REVISION
 from engine.store.tables import Base
 
 EXPECTED_TABLES = {
@@ -80,8 +81,8 @@ async def test_migrations_apply_match_models_and_are_idempotent(db_url: str) -> 
     finally:
         await engine.dispose()
     assert tables == EXPECTED_TABLES | {"alembic_version"}
-    assert version == "0001"
-    assert diff == []  # migration 0001 creates exactly what tables.py declares
+    assert version == HEAD_REVISION
+    assert diff == []  # the migrations create exactly what tables.py declares
     assert state_rows == 1
 
 
@@ -203,3 +204,33 @@ def test_migrate_imports_alembic_only_to_upgrade(tmp_path: Path) -> None:
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _upgrade_from_0001_with_a_trade(connection: Connection) -> float:
+    from alembic import command
+
+    from engine.store.db import alembic_config
+
+    config = alembic_config(connection)
+    command.upgrade(config, "0001")
+    # bought 0.1 at 30,000 (fee 3.00), sold at 29,700 (fee 2.97): PnL -30 - 5.97 over an entry cost of 3,003
+    connection.execute(text("INSERT INTO trades (symbol, side, entry_time, exit_time, entry_price, exit_price, "
+                            "quantity, fee, pnl, exit_reason, created_at, updated_at) VALUES ('BTCUSDT', 'long', 1, "
+                            "2, 30000, 29700, 0.1, 5.97, -35.97, 'signal', 0, 0)"))
+    command.upgrade(config, "head")
+    return float(connection.execute(text("SELECT pnl_pct FROM trades")).scalar_one())
+
+
+async def test_upgrade_gives_older_trades_their_pnl_pct(db_url: str) -> None:
+    """A database at 0001 with a closed trade: migration 0002 fills in the trade's PnL percentage, the same
+    number engine.core.types.trade_pnl_pct gives (PnL net of both fees over the entry cost)."""
+    from engine.core.types import trade_pnl_pct
+
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as connection:
+            stored = await connection.run_sync(_upgrade_from_0001_with_a_trade)
+    finally:
+        await engine.dispose()
+    assert stored == pytest.approx(trade_pnl_pct(-35.97, 30_000.0, 0.1, 3.0), rel=1e-12)
+    assert stored == pytest.approx(-35.97 / 3003.0, rel=1e-12)
