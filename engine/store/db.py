@@ -30,7 +30,7 @@ log = structlog.get_logger("engine.store.db")
 STORE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = STORE_DIR / "alembic.ini"
 MIGRATIONS_DIR = STORE_DIR / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration in ``migrations/versions``; tests/store/test_db.py checks that Alembic agrees."""
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
