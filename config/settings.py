@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, Strict, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.core.risk import Costs, RiskLimits, SignalFilters
@@ -24,7 +24,9 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML has real types, so ``update_interval = true`` or ``fast = "10"`` is refused, not coerced
+    # (an int is still accepted where a float is expected)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TradingSection(_Section):
@@ -88,8 +90,9 @@ class PaperSection(_Section):
 class FeedSection(_Section):
     source: Literal["exchange", "replay", "synthetic"] = "exchange"
     stale_after: int = Field(3, ge=1, le=1000)
-    history: int = Field(500, ge=10, le=5000)
-    replay_files: list[Path] = Field(default_factory=list)
+    history: int = Field(1000, ge=10, le=5000)
+    ticker_interval: float = Field(10.0, ge=0, le=3600)
+    replay_files: list[Annotated[Path, Strict(False)]] = Field(default_factory=list)  # TOML strings -> paths
 
 
 class TradingConfig(_Section):
@@ -100,12 +103,22 @@ class TradingConfig(_Section):
     feed: FeedSection = FeedSection()
 
 
+MAX_TELEGRAM_ID = 2**52  # Telegram: a user id "has at most 52 significant bits"
+
+
 def _int_list(value: Any) -> Any:
     if isinstance(value, str):
-        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        text = value.replace(";", ",").strip()
+        parts = [p.strip() for p in text.split(",")] if text else []
         for p in parts:
+            if not p:
+                raise ValueError("an empty id between commas (write ids like 111,222)")
             if not p.lstrip("-").isdigit():
                 raise ValueError(f"{p!r} is not a numeric Telegram user id (usernames are not accepted)")
+            if not 0 < int(p) < MAX_TELEGRAM_ID:
+                raise ValueError(f"{p} is not a Telegram user id (user ids are positive and below 2^52)")
+        if len(set(parts)) != len(parts):
+            raise ValueError("an id is listed twice")
         return [int(p) for p in parts]
     return value
 
@@ -134,6 +147,8 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     daily_summary_time: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     sqlite_path: Path = Path("var/agent.db")
+    # read by engine/core/kernel.py itself; named here so that a typo is refused, not silently "compile"
+    trading_agent_jit: Literal["0", "1"] | None = None
 
     @field_validator("telegram_admin_ids", "telegram_viewer_ids", mode="before")
     @classmethod
