@@ -20,6 +20,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bot import auth
+from bot.confirm import wall_ms
 from bot.context import BotApplication, BotContext, context_types
 from bot.handlers import account, alerts, basic, charts, insight, risk, trading
 from bot.handlers.commands import COMMANDS, Command, Role
@@ -95,7 +96,8 @@ def build_application(facade: EngineFacade, settings: Settings, *, base_url: str
                       base_file_url: str | None = None, rate_limiter: bool = True, concurrent_updates: int = 32,
                       clock: Callable[[], int] | None = None,
                       connection_pool_size: int = CONNECTION_POOL_SIZE, http: str | None = None) -> BotApplication:
-    """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the engine's clock).
+    """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the wall clock, since people
+    answer on it, even when the engine's clock follows a fast simulated exchange).
 
     ``http`` picks the Bot API transport (default: ``settings.telegram_http``, i.e. ``TELEGRAM_HTTP``):
     ``"aiohttp"`` (``bot.request.AiohttpRequest``, the default) or ``"httpx"`` (PTB's ``HTTPXRequest``)."""
@@ -105,7 +107,7 @@ def build_application(facade: EngineFacade, settings: Settings, *, base_url: str
         raise ValueError("concurrent_updates must be at least 1")
     base_url, base_file_url = _api_urls(settings, base_url, base_file_url)
     builder: Any = (Application.builder().token(settings.telegram_bot_token.get_secret_value())
-                    .context_types(context_types(facade, settings, clock or facade.now_ms))
+                    .context_types(context_types(facade, settings, clock or wall_ms))
                     .concurrent_updates(concurrent_updates).post_init(post_init))
     http = http or settings.telegram_http
     if http == "aiohttp":

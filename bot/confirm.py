@@ -3,13 +3,15 @@
 A handler validates first, then calls ``ask`` with an HTML summary of what will happen and the
 coroutine that does it. The prompt carries inline Yes / No buttons (``cf:<token>:y|n``). A press
 runs the action only when it comes from the user who asked, within ``TTL_MS`` by the injected
-clock (the engine's clock by default, so tests can expire a prompt without waiting); a late,
-foreign or repeated press gets a clear ``answerCallbackQuery`` text and changes nothing.
+clock (the wall clock by default: people answer on it, even when the engine's clock follows a fast
+simulated exchange; tests inject their own to expire a prompt without waiting); a late, foreign or
+repeated press gets a clear ``answerCallbackQuery`` text and changes nothing.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +29,11 @@ log = structlog.get_logger("bot.confirm")
 TTL_MS = 60_000
 PREFIX = "cf:"
 Action = Callable[[], Awaitable[str]]  # does the thing; returns the HTML result to show
+
+
+def wall_ms() -> int:
+    """The wall clock in ms: the time base of a person's answer."""
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

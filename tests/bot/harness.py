@@ -22,7 +22,7 @@ from bot.app import build_application
 from bot.context import BotApplication
 from config.settings import FeedSection, RiskSection, Settings, SignalFiltersSection, TradingConfig, TradingSection
 from engine.app import EngineApp, build
-from engine.core.clock import SimClock
+from engine.core.clock import LiveClock, SimClock
 from engine.feeds.base import Feed
 from engine.feeds.replay import ReplayFeed
 from engine.feeds.synthetic import DEFAULT_START_MS, SyntheticFeed, synthetic_arrays
@@ -47,7 +47,8 @@ class Harness:
     emu: BotApiEmulator
     engine: EngineApp
     app: BotApplication
-    clock: SimClock
+    clock: SimClock  # the engine's (market) clock
+    wall: SimClock  # the people's clock that confirmations expire on (unless running_bot(wall_clock=True))
 
     @property
     def errors_seen(self) -> int:
@@ -120,11 +121,13 @@ async def running_bot(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, fas
                       feed: str = "synthetic", rate_limiter: bool = False, timezone: str = "UTC",
                       admins: tuple[int, ...] = (ADMIN, ADMIN2), viewers: tuple[int, ...] = (VIEWER,),
                       concurrent_updates: int = 8, config: TradingConfig | None = None,
-                      feeds: dict[str, Feed] | None = None, clock: SimClock | None = None) -> AsyncIterator[Harness]:
+                      feeds: dict[str, Feed] | None = None, clock: SimClock | None = None,
+                      wall_clock: bool = False) -> AsyncIterator[Harness]:
     """The whole stack. By default the SMA windows are too long to ever cross: no automatic trades.
 
     ``config``, ``feeds`` and ``clock`` replace the defaults (e.g. the model strategy on a replay of real
-    candles); models live in ``tmp_path / "models"``."""
+    candles); models live in ``tmp_path / "models"``. Confirmations expire on ``Harness.wall``, which
+    tests advance, or with ``wall_clock`` on the bot's default, the real wall clock."""
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_admin_ids=list(admins),  # type: ignore[call-arg]
                         telegram_viewer_ids=list(viewers), sqlite_path=tmp_path / "agent.db", timezone=timezone,
                         models_dir=tmp_path / "models")
@@ -135,9 +138,11 @@ async def running_bot(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, fas
     emu = BotApiEmulator(token=TOKEN, bot_username=BOT_USERNAME)
     async with emu.run() as url:
         await engine_app.start()
+        wall = SimClock(LiveClock().now_ms())
         app = build_application(engine_app.facade, settings, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot",
-                                rate_limiter=rate_limiter, concurrent_updates=concurrent_updates)
-        harness = Harness(emu, engine_app, app, clock)
+                                rate_limiter=rate_limiter, concurrent_updates=concurrent_updates,
+                                clock=None if wall_clock else wall.now_ms)
+        harness = Harness(emu, engine_app, app, clock, wall)
         await wait_until(lambda: all(st.warmed for st in engine_app.engine.symbols.values()))
         await app.initialize()
         if app.post_init is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.confirm import TTL_MS
 from sim.botapi import SentMessage
-from tests.bot.harness import ADMIN, ADMIN2, Harness
+from tests.bot.harness import ADMIN, ADMIN2, Harness, running_bot
 
 
 async def prompt(bot: Harness, text: str) -> SentMessage:
@@ -76,7 +78,7 @@ async def test_no_changes_nothing(bot: Harness) -> None:
 async def test_late_answer_changes_nothing(bot: Harness) -> None:
     await bot.candle()
     message = await prompt(bot, "/buy BTCUSDT 100")
-    bot.clock.advance(TTL_MS + 1000)  # the engine's clock: no real waiting
+    bot.wall.advance(TTL_MS + 1000)  # the people's clock, injected: no real waiting
     before = await bot.state()
     answer = await bot.press(ADMIN, ADMIN, message, "Yes")
     assert answer.text is not None and answer.text.startswith("Too late") and answer.show_alert
@@ -84,9 +86,20 @@ async def test_late_answer_changes_nothing(bot: Harness) -> None:
     assert "Expired: nothing was done." in (bot.message(ADMIN, message.message_id).text or "")
 
 
+async def test_confirmations_expire_on_the_wall_clock_not_the_engines(tmp_path: Path) -> None:
+    """Against a fast simulated exchange the engine's clock runs far ahead; a person's 60 s are wall seconds."""
+    async with running_bot(tmp_path, wall_clock=True) as bot:  # the bot's default clock, as the worker runs it
+        await bot.candle()
+        message = await prompt(bot, "/buy BTCUSDT 100")
+        bot.clock.advance(100 * TTL_MS)  # the market's clock: 100 minutes pass there
+        answer = await bot.press(ADMIN, ADMIN, message, "Yes")
+        assert answer.text == "Confirmed."
+        assert [o.symbol for o in await bot.engine.store.pending_orders()] == ["BTCUSDT"]
+
+
 async def test_just_in_time_answer_acts(bot: Harness) -> None:
     message = await prompt(bot, "/pause")
-    bot.clock.advance(TTL_MS)
+    bot.wall.advance(TTL_MS)
     await bot.press(ADMIN, ADMIN, message, "Yes")
     assert bot.engine.facade.status().paused
 
