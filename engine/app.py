@@ -220,7 +220,8 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     engine = LiveEngine(core=core, store=store, feeds=feeds, models=models, clock=clock, bus=bus,
                         timeframe=config.trading.timeframe,
                         poll_interval=poll_interval if poll_interval is not None else config.trading.update_interval,
-                        stale_after=config.feed.stale_after, heartbeat_interval=heartbeat_interval, **extra)
+                        stale_after=config.feed.stale_after, heartbeat_interval=heartbeat_interval,
+                        ticker_interval=config.feed.ticker_interval, history=config.feed.history, **extra)
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
     facade = EngineFacade(engine, strategy=strategy, models_dir=settings.models_dir)

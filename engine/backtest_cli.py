@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from engine.backtest import BacktestConfig, BacktestResult, run_backtest
+from engine.cli import non_negative_float, positive_float, positive_int
 from engine.core.model import GenericTradingModel, SmaCrossModel
 from engine.core.risk import Costs
+from engine.feeds.csvio import CandleFile, CsvFormatError, iso_utc, load_candles
+
+if TYPE_CHECKING:
+    from config.settings import TradingConfig
+    from engine.models.catboost_model import CatBoostTradingModel
 
 METRIC_ROWS = [
     ("total_return", "Total return", "ret"), ("cagr", "CAGR", "ret"), ("sharpe", "Sharpe", "num"),
@@ -22,19 +33,29 @@ METRIC_ROWS = [
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="CSV file: timestamp,open,high,low,close,volume")
+    p.add_argument("--data", required=True, type=Path,
+                   help="candle CSV: timestamp,open,high,low,close,volume (ms, s or µs; or a date column in ISO "
+                        "8601)")
     p.add_argument("--symbol", help="symbol name (default: from the file name, e.g. BTC_USDT-5m.csv -> BTCUSDT)")
-    p.add_argument("--strategy", default="sma-cross", choices=["sma-cross"])
-    p.add_argument("--fast", type=int, default=10)
-    p.add_argument("--slow", type=int, default=30)
+    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: from the file name, else the "
+                                       "timestamps' most common spacing)")
+    p.add_argument("--strategy", default="sma-cross", choices=["sma-cross"],
+                   help="the rule strategy when no --model is given (default sma-cross)")
+    p.add_argument("--fast", type=positive_int, default=None,
+                   help="sma-cross fast moving average, in candles (default: the config's trading.fast, 10)")
+    p.add_argument("--slow", type=positive_int, default=None,
+                   help="sma-cross slow moving average, in candles (default: the config's trading.slow, 30)")
     p.add_argument("--model", type=Path, help="a trained model directory (overrides --strategy)")
+    p.add_argument("--force", action="store_true",
+                   help="backtest a model on another symbol or timeframe than it was trained on")
     p.add_argument("--config", type=Path, help="trading config TOML (risk and signal filters); default: embedded")
-    p.add_argument("--fee-bps", type=float, default=10.0)
-    p.add_argument("--slippage-bps", type=float, default=0.0)
-    p.add_argument("--cash", type=float, default=10_000.0)
+    p.add_argument("--fee-bps", type=non_negative_float, default=10.0, help="fee per side in basis points (default 10)")
+    p.add_argument("--slippage-bps", type=non_negative_float, default=0.0,
+                   help="slippage per fill in basis points (default 0)")
+    p.add_argument("--cash", type=positive_float, default=10_000.0, help="starting cash (default 10,000)")
     p.add_argument("--json", type=Path, dest="json_out", help="write metrics and every trade as JSON here")
     p.add_argument("--chart", type=Path, help="write the equity curve as a PNG here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr for long runs")
 
 
 def _fmt(value: float, kind: str) -> str:
@@ -51,8 +72,12 @@ def _fmt(value: float, kind: str) -> str:
     return f"{value:.3f}" if value not in (float("inf"),) else "inf"
 
 
-def render_table(result: BacktestResult) -> str:
-    lines = [f"Backtest {result.symbol} · {result.model} · {len(result.ts):,} candles", ""]
+def render_table(result: BacktestResult, *, in_sample: str | None = None, warnings: Sequence[str] = ()) -> str:
+    """The report: ``in_sample`` (a model tested on its own training window) is its first line."""
+    lines = [] if in_sample is None else [in_sample]
+    lines.append(f"Backtest {result.symbol} · {result.model} · {len(result.ts):,} candles")
+    lines += [f"  warning: {w}" for w in warnings]
+    lines.append("")
     width = max(len(label) for _, label, _ in METRIC_ROWS)
     for key, label, kind in METRIC_ROWS:
         lines.append(f"  {label:<{width}}  {_fmt(result.metrics[key], kind):>14}")
@@ -61,41 +86,95 @@ def render_table(result: BacktestResult) -> str:
     return "\n".join(lines)
 
 
-def result_json(result: BacktestResult) -> dict[str, object]:
+def result_json(result: BacktestResult, *, timeframe: str = "", in_sample_candles: int = 0,
+                warnings: Sequence[str] = ()) -> dict[str, object]:
     return {
         "symbol": result.symbol,
+        "timeframe": timeframe,
         "model": result.model,
         "candles": len(result.ts),
+        "in_sample_candles": in_sample_candles,
+        "warnings": list(warnings),
         "metrics": result.metrics,
         "open_position": result.open_position,
         "trades": [asdict(t) for t in result.trades],
     }
 
 
-def _model(args: argparse.Namespace) -> GenericTradingModel:
-    if args.model is not None:
-        from engine.models.catboost_model import CatBoostTradingModel
+def _trained(args: argparse.Namespace) -> CatBoostTradingModel | None:
+    if args.model is None:
+        return None
+    from engine.models.catboost_model import CatBoostTradingModel, ModelLoadError
 
+    try:
         return CatBoostTradingModel.load(args.model)
-    return SmaCrossModel(args.fast, args.slow)
+    except ModelLoadError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _rule(args: argparse.Namespace, cfg: TradingConfig) -> GenericTradingModel:
+    if cfg.trading.strategy == "model":
+        raise ValueError(f"{args.config} sets strategy = \"model\": pass --model DIR to backtest a trained model "
+                         f"(a backtest does not read the model registry)")
+    fast = cfg.trading.fast if args.fast is None else args.fast
+    slow = cfg.trading.slow if args.slow is None else args.slow
+    return SmaCrossModel(fast, slow)
+
+
+def _model_symbols(model: CatBoostTradingModel) -> tuple[set[str], set[str]]:
+    """The symbols (as BASEQUOTE) and timeframes a model's metadata says it was trained on (empty: unknown)."""
+    symbols = {re.sub(r"[^A-Za-z0-9]", "", s).upper() for s in model.symbol.split(",") if s.strip()}
+    timeframes = {t.strip() for t in model.timeframe.split(",") if t.strip()}
+    return symbols, timeframes
+
+
+def _mismatch(model: CatBoostTradingModel, data: CandleFile) -> str | None:
+    symbols, timeframes = _model_symbols(model)
+    if (not symbols or data.symbol in symbols) and (not timeframes or data.timeframe in timeframes):
+        return None
+    return (f"model {model.name} was trained on {model.symbol or '?'} {model.timeframe or '?'} candles, "
+            f"{data.path.name} holds {data.symbol} {data.timeframe}; pass --force to backtest it anyway")
+
+
+def _in_sample(model: CatBoostTradingModel, data: CandleFile) -> tuple[int, str | None]:
+    """Candles inside the model's training window, and the report's first line saying so."""
+    first, last = model.training.first_ts, model.training.last_ts
+    if first is None or last is None:
+        return 0, None
+    ts = data.arrays.ts
+    inside = int(np.count_nonzero((ts >= first) & (ts <= last)))
+    if inside == 0:
+        return 0, None
+    return inside, (f"IN-SAMPLE: {inside:,} of {len(ts):,} candles lie inside the model's training window "
+                    f"({iso_utc(first)} .. {iso_utc(last)}); these numbers are not out of sample")
+
+
+def _say(lines: Sequence[str], kind: str) -> None:
+    for line in lines:
+        print(f"{kind}: {line}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     from config.settings import ConfigError, load_trading_config
-    from engine.feeds.csvio import CsvFormatError, read_csv, symbol_from_filename
 
     try:
         cfg = load_trading_config(args.config)
-        candles = read_csv(args.data)
-        model = _model(args)
+        trained = _trained(args)
+        model = trained if trained is not None else _rule(args, cfg)
+        data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
+                            min_candles=model.lookback + 1, needed_by=f"a backtest of {model.name}")
         costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
+        problem = None if trained is None else _mismatch(trained, data)
+        if problem is not None and not args.force:
+            raise ValueError(problem)
     except (ConfigError, CsvFormatError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if len(candles) < 2:
-        print(f"error: {args.data} has {len(candles)} candles; a backtest needs at least 2", file=sys.stderr)
-        return 2
-    symbol = args.symbol or symbol_from_filename(args.data.name)[0]
+    _say(data.notes, "note")
+    if problem is not None:
+        _say([problem.split(";")[0] + " (--force)"], "note")
+    in_sample_candles, in_sample = (0, None) if trained is None else _in_sample(trained, data)
+    candles, symbol = data.arrays, data.symbol
     config = BacktestConfig(symbol=symbol, cash=args.cash, limits=cfg.risk.to_core(), costs=costs,
                             filters=cfg.signal_filters.to_core())
     progress = None
@@ -103,14 +182,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_progress and len(candles) > 200_000:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(candles), unit="candle", unit_scale=True, file=sys.stderr)
+        bar = tqdm(total=len(candles), unit="candle", unit_scale=True, file=sys.stderr, leave=False)
         progress = bar.update
     result = run_backtest(candles, model, config, progress)
     if bar is not None:
         bar.close()
-    print(render_table(result))
+    print(render_table(result, in_sample=in_sample, warnings=data.warnings))
     if args.json_out:
-        args.json_out.write_text(json.dumps(result_json(result), indent=2))
+        args.json_out.write_text(json.dumps(result_json(result, timeframe=data.timeframe,
+                                                        in_sample_candles=in_sample_candles,
+                                                        warnings=[*([in_sample] if in_sample else []),
+                                                                  *data.warnings]), indent=2))
         print(f"\nJSON written to {args.json_out}")
     if args.chart:
         from engine.charts import equity_png

@@ -2,27 +2,101 @@
 
 Each sub-command module exposes ``configure(parser)`` and ``run(args) -> int`` and is imported only
 when chosen, so ``trading-agent download`` does not pay for CatBoost or Telegram imports.
+
+A reader that goes away (``trading-agent backtest ... | head -1``) ends the command quietly with
+exit code 141 (128 + SIGPIPE), as Unix tools end, instead of a BrokenPipeError traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
+import signal
 import sys
+from typing import NoReturn
+
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments get one line (``trading-agent backtest: error: ...``) and exit code 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
+    return value
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("engine.backtest_cli", "run the decision path over a CSV with a simulated clock"),
     "download": ("engine.feeds.download", "fetch closed candles from the exchange into CSV"),
     "train": ("engine.models.train_cli", "train a CatBoost model with walk-forward validation"),
     "check-lookahead": ("engine.models.lookahead", "prove features and predictions are causal"),
+    "models": ("engine.models.models_cli", "list the saved models, or activate one for a symbol"),
     "chat": ("bot.chat", "offline: engine, local Bot API emulator and bot, chat in the terminal"),
     "migrate": ("engine.store.migrate_cli", "apply the database migrations (the Procfile's release phase)"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it could only print a traceback
+    except BrokenPipeError:
+        # nothing more can be written to stdout; point it at /dev/null so the flush at exit stays quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_EXIT
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="trading-agent", description=__doc__.splitlines()[0])
+    parser = Parser(prog="trading-agent", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module_name, help_text) in COMMANDS.items():

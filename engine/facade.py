@@ -6,6 +6,7 @@ Everything the bot shows is computed here. Money moves only through ``buy``, ``s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -96,14 +97,17 @@ class EngineFacade:
 
     def status(self) -> StatusView:
         core, pf = self._core, self._core.portfolio
-        marks, positions = pf.marks, pf.positions  # both properties build a dict: once per call, not per symbol
-        symbols = tuple(
-            SymbolStatus(s, st.last_seen, marks.get(s), st.stale,
-                         positions[s].quantity if s in positions else 0.0, st.feed.synthetic)
-            for s, st in self._engine.symbols.items())
+        positions, now = pf.positions, self.now_ms()  # the property builds a dict: once per call, not per symbol
+        symbols = []
+        for s, st in self._engine.symbols.items():
+            market = self._engine.market_price(s)  # the ticker's, or the last candle's close
+            symbols.append(SymbolStatus(s, st.last_seen, market.price if market else None, st.stale,
+                                        positions[s].quantity if s in positions else 0.0, st.feed.synthetic,
+                                        market.source if market else "",
+                                        max(0, now - market.ts) if market else None))
         return StatusView(self.mode, core.paused, core.state.value, core.state_reason, pf.equity(), pf.cash,
                           len(pf.positions), self._engine.started_ms, self.now_ms(), self.strategy,
-                          self._engine.timeframe, symbols)
+                          self._engine.timeframe, tuple(symbols))
 
     def balance(self) -> BalanceView:
         core, pf = self._core, self._core.portfolio
@@ -113,7 +117,15 @@ class EngineFacade:
                            unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms())
 
     def positions(self) -> tuple[PositionView, ...]:
-        return self._core.portfolio.views()
+        """Open positions, marked at the ticker's price when it is newer than the last candle's close."""
+        out = []
+        for p in self._core.portfolio.views():
+            market = self._engine.market_price(p.symbol)
+            if market is not None and market.source == "ticker":
+                p = dataclasses.replace(p, mark_price=market.price,
+                                        unrealized_pnl=p.unrealized_pnl + (market.price - p.mark_price) * p.quantity)
+            out.append(p)
+        return tuple(out)
 
     async def trades(self, limit: int = 10, offset: int = 0) -> TradesPage:
         items = await self._store.trades(limit, offset)
@@ -373,6 +385,11 @@ class EngineFacade:
                                        "\"model\" to trade and retrain CatBoost models")
         if self._retraining:
             return Refusal("busy", "a retrain is already running")
+        from engine.retrain import too_few_candles
+
+        problem = too_few_candles(symbol, len(self._engine.symbols[symbol].recent))
+        if problem is not None:
+            return Refusal("data", problem)
         return symbol
 
     async def retrain(self, symbol: str) -> RetrainResult | Refusal:

@@ -4,6 +4,11 @@ Each closed candle goes through the same ``TradingCore.on_candle`` as the backte
 persistence run under one lock, so the state snapshot written with a step always matches what was
 committed before it. If the commit fails, the core is rolled back to the snapshot taken before the
 step and the candle is retried on the next poll: memory never runs ahead of the database.
+
+A fresh engine decides the newest candle of its warm-up history at once (the rest only fills the
+model window), so it can trade from its first poll. Between candles a ticker task per symbol keeps
+the latest price for display and the manual order preview; decisions, fills and stops stay on
+closed candles, as in the backtest.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from engine.core.model import CandleArrays, GenericTradingModel, signal_source
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import Candle, OrderRequest, SignalRecord, StepRecord, timeframe_ms
 from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
-from engine.feeds.base import Feed, FeedError
+from engine.feeds.base import DEFAULT_HISTORY, Feed, FeedError, Tick
 
 log = structlog.get_logger("engine.loop")
 
@@ -53,6 +58,17 @@ class SymbolState:
     behind: bool = False  # the last poll left closed candles for the next one: poll again at once
     last_signal: SignalRecord | None = None
     decision_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    tick: Tick | None = None  # the feed's latest ticker price
+    ticker_error: str = ""  # why the last ticker request failed ("" when it worked)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketPrice:
+    """The freshest price of a symbol: the ticker's, or the last candle's close (timed at its close)."""
+
+    price: float
+    ts: int
+    source: str  # "ticker" or "candle"
 
 
 class LiveEngine:
@@ -61,7 +77,7 @@ class LiveEngine:
     def __init__(self, *, core: TradingCore, store: Any, feeds: dict[str, Feed],
                  models: dict[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
                  poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
-                 mode: str = "paper") -> None:
+                 mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY) -> None:
         self.core = core
         self.store = store
         self.clock = clock
@@ -72,7 +88,11 @@ class LiveEngine:
         self.poll_interval = poll_interval
         self.stale_after = stale_after
         self.heartbeat_interval = heartbeat_interval
-        self.symbols = {s: SymbolState(s, feeds[s], models[s], deque(maxlen=max(1, models[s].lookback)))
+        self.ticker_interval = ticker_interval  # seconds between ticker requests; 0: prices come from candles
+        self.history = history  # candles a fresh start warms up on, and a restart refills (at least the lookback)
+        keep = max(CHART_HISTORY, history)  # /chart and /retrain read these
+        self.symbols = {s: SymbolState(s, feeds[s], models[s], deque(maxlen=max(1, models[s].lookback)),
+                                       deque(maxlen=keep))
                         for s in feeds}
         core.sources.update({s: signal_source(models[s]) for s in feeds})  # named in the reason of signal fills
         self.lock = asyncio.Lock()
@@ -96,6 +116,8 @@ class LiveEngine:
         await self.commit_action((EngineStarted(ts=self.started_ms, mode=self.mode, unclean_restart=unclean_restart),))
         for symbol in self.symbols:
             self._tasks.append(asyncio.create_task(self._run_symbol(symbol), name=f"symbol:{symbol}"))
+            if self.ticker_interval > 0:
+                self._tasks.append(asyncio.create_task(self._run_ticker(symbol), name=f"ticker:{symbol}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         log.info("engine_started", mode=self.mode, symbols=list(self.symbols), restored=self.restored)
 
@@ -131,9 +153,10 @@ class LiveEngine:
     async def poll_once(self, symbol: str) -> int:
         """Fetch and process new closed candles; returns how many were stepped.
 
-        The first poll fetches history: the feed's last ``history`` candles on a fresh start (the model's
-        warm-up, never traded on), or after a restart the model window up to the last decided candle and
-        then every candle missed while down, so a restart decides what an uninterrupted run would have.
+        The first poll fetches history: on a fresh start the feed's last ``history`` candles, of which the
+        newest is decided at once and the others only warm the model up (never traded on); after a restart
+        the ``history`` candles (at least the model window) up to the last decided candle, then every candle
+        missed while down, so a restart decides what an uninterrupted run would have.
         Polls come in bounded batches; ``st.behind`` tells the loop to poll again at once.
         """
         st = self.symbols[symbol]
@@ -143,9 +166,10 @@ class LiveEngine:
         if not first:
             after = st.last_seen
         elif processed is not None:
-            after = processed - (st.window.maxlen or 0) * self.tf_ms  # the window's maxlen is the lookback
+            after = processed - max(st.window.maxlen or 0, self.history) * self.tf_ms  # maxlen: the lookback
         else:
             after = None
+        fresh = after is None and processed is None  # the warm-up history: only its newest candle is decided
         try:
             batch = await st.feed.poll(after)
         except FeedError as exc:
@@ -160,10 +184,11 @@ class LiveEngine:
         for candle, reason in batch.rejected:
             log.warning("candle_rejected", symbol=symbol, ts=None if candle is None else candle.ts, reason=reason)
         stepped = 0
+        newest = batch.candles[-1] if batch.candles else None
         for candle in batch.candles:
             if after is not None and candle.ts <= after:
                 continue
-            if (processed is not None and candle.ts <= processed) or (first and processed is None):
+            if (processed is not None and candle.ts <= processed) or (fresh and candle is not newest):
                 self._remember(st, candle)  # history: refills the model window, is never traded on
                 continue
             if await self.process_candle(st, candle):
@@ -199,13 +224,46 @@ class LiveEngine:
                 self.core.restore(before)
                 st.window.pop()
                 st.recent.pop()
-                st.last_seen = self.core.last_candle_ts.get(st.symbol)
+                st.last_seen = st.window[-1].ts if st.window else None  # the candle before: retried next poll
                 log.exception("step_not_persisted", symbol=st.symbol, candle_ts=candle.ts)
                 return False
         st.last_signal = step.signal
         for event in step.events:
             self.bus.publish(event)
         return True
+
+    # ------------------------------------------------------------------ prices between candles
+
+    async def _run_ticker(self, symbol: str) -> None:
+        """Keep ``st.tick`` fresh: one ticker request every ``ticker_interval`` seconds. A failure keeps the
+        previous price (its age shows how old it is) and is logged once until the ticker answers again."""
+        st = self.symbols[symbol]
+        while not self._stopping.is_set():
+            try:
+                st.tick = await st.feed.ticker()
+                if st.ticker_error:
+                    log.info("ticker_recovered", symbol=symbol)
+                st.ticker_error = ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = str(exc) if isinstance(exc, FeedError) else f"{type(exc).__name__}: {exc}"
+                if not st.ticker_error:
+                    log.warning("ticker_error", symbol=symbol, error=error)
+                st.ticker_error = error or "unknown error"
+            await asyncio.sleep(self.ticker_interval)
+
+    def market_price(self, symbol: str) -> MarketPrice | None:
+        """The freshest price known for ``symbol``: the ticker's when it is newer than the last candle's
+        close, else that close (timed at the candle's close); None before any."""
+        st = self.symbols[symbol]
+        candle = st.recent[-1] if st.recent else None
+        tick = st.tick
+        if tick is not None and (candle is None or tick.ts >= candle.ts + self.tf_ms):
+            return MarketPrice(tick.price, tick.ts, "ticker")
+        if candle is None:
+            return None
+        return MarketPrice(candle.close, candle.ts + self.tf_ms, "candle")
 
     def _record(self, step: StepResult) -> StepRecord:
         pf = self.core.portfolio

@@ -1,6 +1,9 @@
 """Retraining from chat: walk-forward validation and a final fit on the candles the engine holds,
 run in a worker thread (CatBoost trains in C++ without the GIL, so the event loop keeps its pace),
 then an atomic swap of the symbol's model.
+
+Importing this module is cheap (the facade reads ``MIN_CANDLES`` to refuse a retrain before asking for
+confirmation); the model libraries are imported when a retrain runs.
 """
 
 from __future__ import annotations
@@ -9,14 +12,22 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.core.model import CandleArrays
-from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel
-from engine.models.registry import ModelRegistry
-from engine.models.validation import DataError, Dataset, fit_final, prepare, walk_forward
 
-MIN_CANDLES = 600
+if TYPE_CHECKING:
+    from engine.models.catboost_model import CatBoostTradingModel
+
+MIN_CANDLES = 600  # walk-forward over 3 folds with a 104-candle feature lookback, a 6-candle horizon and embargo
+
+
+def too_few_candles(symbol: str, held: int) -> str | None:
+    """Why a retrain on ``held`` candles would be refused, or None when there are enough."""
+    if held >= MIN_CANDLES:
+        return None
+    return (f"{symbol}: {held} candles held; retraining needs at least {MIN_CANDLES} "
+            f"(raise feed.history to {MIN_CANDLES} or more, or wait for {MIN_CANDLES - held} more candles)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +42,14 @@ class RetrainResult:
 def retrain(arrays: CandleArrays, *, symbol: str, timeframe: str, models_dir: Path, horizon: int = 6,
             folds: int = 3, iterations: int = 150) -> tuple[RetrainResult, CatBoostTradingModel]:
     """Validate, fit, save and activate a model for ``symbol``; raises DataError on unusable data."""
+    from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel
+    from engine.models.registry import ModelRegistry
+    from engine.models.validation import DataError, Dataset, fit_final, prepare, walk_forward
+
     t0 = time.perf_counter()
-    if len(arrays) < MIN_CANDLES:
-        raise DataError(f"{symbol}: {len(arrays)} candles held; retraining needs at least {MIN_CANDLES}")
+    problem = too_few_candles(symbol, len(arrays))
+    if problem is not None:
+        raise DataError(problem)
     digest = hashlib.sha256(arrays.close.tobytes() + arrays.ts.tobytes()).hexdigest()
     prepared = prepare([Dataset(f"{symbol}-live", arrays, digest)], horizon, folds, 10.0)
     params = CatBoostParams(iterations=iterations, depth=4, thread_count=1)

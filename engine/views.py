@@ -15,6 +15,8 @@ class SymbolStatus:
     stale: bool
     position_qty: float
     synthetic: bool
+    price_source: str = ""  # where last_price comes from: "ticker" or "candle" (the last candle's close)
+    price_age_ms: int | None = None  # how old last_price is, on the engine clock
 
 
 @dataclass(frozen=True, slots=True)

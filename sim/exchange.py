@@ -1,9 +1,11 @@
 """A local fake of the Binance public market-data API, for tests and the offline demo.
 
-Serves ``/api/v3/klines``, ``/api/v3/time`` and ``/api/v3/ping`` over HTTP on 127.0.0.1 from
-in-memory candle arrays, by an injected clock. Klines follow Binance: ``startTime``/``endTime`` filter
-on the open time, ``limit`` defaults to 500 (max 1000), and only candles with ``ts <= now`` are
-served, so the still-open current candle is the last row (with partial values, as on Binance).
+Serves ``/api/v3/klines``, ``/api/v3/ticker/price``, ``/api/v3/time`` and ``/api/v3/ping`` over HTTP
+on 127.0.0.1 from in-memory candle arrays, by an injected clock. Klines follow Binance: ``startTime``/
+``endTime`` filter on the open time, ``limit`` defaults to 500 (max 1000), and only candles with
+``ts <= now`` are served, so the still-open current candle is the last row (with partial values, as on
+Binance). The ticker's price is that still-open candle's close so far (``{"symbol", "price"}``, or a
+list of them for every symbol without ``symbol=``).
 
 Faults are injected through :meth:`FakeExchange.inject` and consumed one per klines request, in the
 order they were injected::
@@ -134,6 +136,13 @@ class FakeExchange:
             hi = min(hi, lo + limit)
         return [self._row(arrays, i, now) for i in range(lo, hi)]
 
+    def price(self, symbol: str) -> float | None:
+        """The ticker price now: the close so far of the newest candle that has opened (None before any)."""
+        arrays = self.markets[symbol]
+        now = self.clock.now_ms()
+        i = int(np.searchsorted(arrays.ts, now, side="right")) - 1
+        return None if i < 0 else float(self._row(arrays, i, now)[4])
+
     def _row(self, arrays: CandleArrays, i: int, now: int) -> list[Any]:
         ts = int(arrays.ts[i])
         o, h, lo, c, v = (float(arrays.open[i]), float(arrays.high[i]), float(arrays.low[i]),
@@ -171,6 +180,7 @@ class FakeExchange:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count])
         app.router.add_get("/api/v3/klines", self._klines_handler)
+        app.router.add_get("/api/v3/ticker/price", self._ticker_handler)
         app.router.add_get("/api/v3/time", self._time_handler)
         app.router.add_get("/api/v3/ping", self._ping_handler)
         return app
@@ -186,6 +196,19 @@ class FakeExchange:
 
     async def _ping_handler(self, request: web.Request) -> web.Response:
         return web.json_response({})
+
+    async def _ticker_handler(self, request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "").upper()
+        if symbol and symbol not in self.markets:
+            return _binance_error(400, -1121, "Invalid symbol.")
+        answers = []
+        for name in [symbol] if symbol else sorted(self.markets):
+            price = self.price(name)
+            if price is not None:
+                answers.append({"symbol": name, "price": plain(price)})
+        if symbol:
+            return web.json_response(answers[0]) if answers else _binance_error(400, -1121, "Invalid symbol.")
+        return web.json_response(answers)
 
     async def _klines_handler(self, request: web.Request) -> web.Response:
         q = request.query

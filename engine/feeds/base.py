@@ -3,7 +3,8 @@
 A feed delivers CLOSED candles only: a candle is closed when ``candle.ts + timeframe_ms(tf) <= now``
 by the feed's injected clock. Every batch goes through :func:`validate`, which drops unsound,
 duplicate, out-of-order and off-grid candles (reporting each one in ``FeedBatch.rejected``) and logs
-gaps in the time grid.
+gaps in the time grid. ``ticker`` is the latest price between candles, for display and the manual
+order preview only: decisions, fills and stops use closed candles.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from engine.core.types import Candle, timeframe_ms
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_HISTORY = 500
+DEFAULT_HISTORY = 1000  # the config default (feed.history): /retrain needs 600
 MAX_BATCH = 1000  # candles per poll after the first: a worker far behind catches up in bounded steps
 
 
@@ -39,6 +40,15 @@ class FeedBatch:
         return self.candles[-1].ts if self.candles else None
 
 
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The latest price and its time (ms, on the feed's clock): when it was received from an exchange, or
+    the close time of the candle whose close it is."""
+
+    price: float
+    ts: int
+
+
 class FeedError(Exception):
     """The feed could not deliver after its retries; the message says why (and holds no secrets)."""
 
@@ -54,6 +64,11 @@ class Feed(Protocol):
 
         After ``after_ts`` at most about ``MAX_BATCH`` candles, with ``more`` set when there are more:
         memory stays bounded however far behind the caller is."""
+        ...
+
+    async def ticker(self) -> Tick:
+        """The latest price (an exchange's ticker; a replayed or synthetic series' latest close).
+        FeedError when there is none or it cannot be fetched."""
         ...
 
     async def close(self) -> None:

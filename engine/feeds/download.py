@@ -2,26 +2,28 @@
 
 Resumable: when ``OUT/SYMBOL-TF.csv`` exists, the download continues after its last timestamp and
 appends. Every page is validated (unsound, duplicate and out-of-order candles are dropped and
-counted), and only closed candles are written.
+counted), and only closed candles are written. Exit codes: 0 done, 1 the exchange failed, 2 bad
+input (an argument, or an existing file that is not one this command wrote).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from tqdm import tqdm
 
+from engine.cli import positive_float
 from engine.core.clock import Clock
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import FeedError
-from engine.feeds.csvio import CsvFormatError, append_csv, read_csv
+from engine.feeds.csvio import CsvFormatError, append_csv, check_arrays, iso_utc, load_candles
 from engine.feeds.exchange import ExchangeFeed, Sleep, exchange_clock
 from engine.logs import configure_logging
 
@@ -39,22 +41,27 @@ class DownloadResult:
     last_ts: int | None
     resumed_after: int | None  # last timestamp already in the file, when resuming
     rejected: int  # candles the exchange sent that failed validation and were dropped
+    asked: int = 0  # closed candles in the range asked for (the last N days, or since the file's last row)
+    start_ts: int | None = None  # open time of the first candle asked for
 
 
 def output_path(out_dir: str | os.PathLike[str], symbol: str, timeframe: str) -> Path:
     return Path(out_dir) / f"{symbol.upper()}-{timeframe}.csv"
 
 
-def iso_utc(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _existing_last_ts(path: Path, timeframe: str) -> int | None:
+def _existing_last_ts(path: Path, symbol: str, timeframe: str) -> int | None:
     """Last timestamp of an existing output file, after checking the whole file (CsvFormatError if bad)."""
     if not path.exists() or path.stat().st_size == 0:
         return None
-    existing = read_csv(path, timeframe)  # catches e.g. a half-written last row from an interrupted run
-    return int(existing.ts[-1]) if len(existing) else None
+    # catches e.g. a half-written last row from an interrupted run, and says what else is wrong
+    existing = load_candles(path, symbol=symbol, timeframe=timeframe, min_candles=0)
+    if not existing.exact_header or existing.unit != "milliseconds":
+        kind = "has ISO 8601 dates" if existing.unit == "ISO 8601" else (
+            f"has timestamps in {existing.unit}" if existing.unit != "milliseconds" else "has another header")
+        raise CsvFormatError(path, 0, f"{kind}; download appends only to files in its own format "
+                                      f"(timestamp,open,high,low,close,volume; ms): move it away or pick another --out")
+    check_arrays(existing.arrays, path=path, timeframe=timeframe)  # on the timeframe's grid, as fetched
+    return int(existing.arrays.ts[-1]) if len(existing.arrays) else None
 
 
 async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.PathLike[str], base_url: str,
@@ -70,13 +77,15 @@ async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.P
     path.parent.mkdir(parents=True, exist_ok=True)
     end = (clock.now_ms() // step) * step  # open time of the current (unclosed) candle: exclusive end
     start = end - (int(days * DAY_MS) // step) * step
-    resumed_after = _existing_last_ts(path, timeframe)
+    resumed_after = _existing_last_ts(path, symbol, timeframe)
     if resumed_after is not None:
         start = resumed_after + step
     written, first, last, rejected = 0, None, None, 0
     feed = ExchangeFeed(base_url, symbol, timeframe, clock, sleep=sleep)
-    bar = tqdm(total=max(0, (end - start) // step), unit="candle", desc=f"{symbol.upper()} {timeframe}",
-               file=sys.stderr, disable=not progress, leave=False)
+    asked = max(0, (end - start) // step)
+    # disable=None: no bar unless stderr is a terminal, so a log or a pipe never gets a stray progress line
+    bar = tqdm(total=asked, unit="candle", desc=f"{symbol.upper()} {timeframe}", file=sys.stderr,
+               disable=None if progress else True, leave=False)
     try:
         if start < end:
             async for batch in feed.fetch_range(start, end):
@@ -92,16 +101,22 @@ async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.P
         await feed.close()
     log.info("download.done", symbol=symbol, timeframe=timeframe, rows=written, path=str(path),
              resumed_after=resumed_after, rejected=rejected)
-    return DownloadResult(path, written, first, last, resumed_after, rejected)
+    return DownloadResult(path, written, first, last, resumed_after, rejected, asked, start)
 
 
 def summary(result: DownloadResult) -> str:
     if result.rows_written == 0 or result.first_ts is None or result.last_ts is None:
+        if result.resumed_after is None and result.asked:
+            return f"no candles: the exchange has none of the {result.asked:,} asked for; nothing written"
         return f"up to date: no new closed candles for {result.path}"
     text = (f"wrote {result.rows_written} rows, {iso_utc(result.first_ts)} .. {iso_utc(result.last_ts)} UTC, "
             f"to {result.path}")
     if result.resumed_after is not None:
         text += " (resumed)"
+    if result.rows_written < result.asked:
+        text += f"; got {result.rows_written:,} of the {result.asked:,} candles asked for"
+        if result.start_ts is not None and result.first_ts > result.start_ts:
+            text += f" (the exchange's history starts at {iso_utc(result.first_ts)})"
     if result.rejected:
         text += f"; dropped {result.rejected} invalid candles"
     return text
@@ -110,7 +125,7 @@ def summary(result: DownloadResult) -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbol", required=True, help="exchange symbol, e.g. BTCUSDT")
     parser.add_argument("--timeframe", required=True, help="candle timeframe, e.g. 5m")
-    parser.add_argument("--days", type=float, default=30.0, help="days of history to fetch (default 30)")
+    parser.add_argument("--days", type=positive_float, default=30.0, help="days of history to fetch (default 30)")
     parser.add_argument("--out", required=True, help="output directory (file: OUT/SYMBOL-TF.csv)")
     parser.add_argument("--base-url", default=None,
                         help=f"exchange REST base URL (default ${BASE_URL_ENV} or {DEFAULT_BASE_URL})")
@@ -120,6 +135,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def _download_synced(symbol: str, timeframe: str, days: float, out: str, base_url: str,
                            progress: bool) -> DownloadResult:
     """Download by the exchange's clock ("the last N days" as the exchange counts them)."""
+    _existing_last_ts(output_path(out, symbol, timeframe), symbol, timeframe)  # a bad file: before any request
     clock = await exchange_clock(base_url)
     return await download(symbol, timeframe, days, out, base_url, clock, progress=progress)
 
@@ -131,8 +147,15 @@ def run(args: argparse.Namespace) -> int:
         timeframe_ms(args.timeframe)
         result = asyncio.run(_download_synced(args.symbol.upper(), args.timeframe, args.days, args.out, base_url,
                                               progress=not getattr(args, "quiet", False)))
-    except (FeedError, CsvFormatError, ValueError, OSError) as exc:
+    except (CsvFormatError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FeedError, OSError) as exc:
         print(f"download failed: {exc}", file=sys.stderr)
         return 1
     print(summary(result))
+    if result.path.exists():
+        with contextlib.suppress(CsvFormatError, ValueError):
+            for line in load_candles(result.path, timeframe=args.timeframe, min_candles=0).warnings:
+                print(f"warning: {result.path}: {line}", file=sys.stderr)
     return 0

@@ -1,4 +1,5 @@
-"""A client of the Binance-style public klines REST API (``GET /api/v3/klines``).
+"""A client of the Binance-style public market-data REST API (``GET /api/v3/klines``, and
+``GET /api/v3/ticker/price`` for the latest price between candles).
 
 Rows are ``[open_time, "open", "high", "low", "close", "volume", close_time, ...]``. The feed pages
 with ``limit=1000`` until caught up, keeps only CLOSED candles by its injected clock and validates
@@ -26,11 +27,12 @@ import structlog
 
 from engine.core.clock import Clock, LiveClock, OffsetClock
 from engine.core.types import Candle, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, FeedError, last_closed_ts, validate
+from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, FeedError, Tick, last_closed_ts, validate
 
 log = structlog.get_logger(__name__)
 
 KLINES_PATH = "/api/v3/klines"
+TICKER_PATH = "/api/v3/ticker/price"
 PAGE_LIMIT = 1000
 MAX_BACKOFF_S = 60.0
 JITTER_FRACTION = 0.25
@@ -73,6 +75,18 @@ def parse_rows(data: Any) -> list[Candle]:
     if not isinstance(data, list):
         raise ValueError(f"klines payload is not a list: {str(data)[:80]}")
     return [parse_row(row) for row in data]
+
+
+def parse_ticker(data: Any) -> float:
+    """The price of a ``/api/v3/ticker/price`` answer (``{"symbol": ..., "price": "..."}``); ValueError
+    when it is not shaped like one or the price is not a positive finite number."""
+    if not isinstance(data, dict) or not isinstance(data.get("price"), str | int | float) \
+            or isinstance(data.get("price"), bool):
+        raise ValueError(f"ticker payload has no price: {str(data)[:80]}")
+    price = float(data["price"])
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"ticker price is not a positive number: {str(data['price'])[:40]}")
+    return price
 
 
 def _retry_after_seconds(header: str | None) -> float | None:
@@ -191,6 +205,12 @@ class ExchangeFeed:
             await self._session.close()
         self._session = None
 
+    async def ticker(self) -> Tick:
+        """The exchange's latest price (``/api/v3/ticker/price``), timed when it arrived (by the feed's
+        clock: Binance's ticker carries no time). One attempt: the caller asks again on its schedule."""
+        price: float = await self._get_json(TICKER_PATH, {"symbol": self.symbol}, parse_ticker, attempts=1)
+        return Tick(price, self.clock.now_ms())
+
     async def server_time(self) -> int:
         """The exchange's clock (``/api/v3/time``), with the same retries as klines."""
         data = await self._get_json("/api/v3/time", {})
@@ -213,22 +233,25 @@ class ExchangeFeed:
         return self._session
 
     async def _get_json(self, path: str, params: dict[str, str],
-                        parse: Callable[[Any], Any] = lambda data: data) -> Any:
-        """GET ``path`` with retries; the parsed payload, or FeedError."""
+                        parse: Callable[[Any], Any] = lambda data: data, attempts: int | None = None) -> Any:
+        """GET ``path`` with retries (``attempts``, the feed's ``max_attempts`` by default); the parsed
+        payload, or FeedError."""
+        max_attempts = attempts or self.max_attempts
         reason = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, max_attempts + 1):
             try:
                 return await self._attempt(path, params, parse)
             except _Retryable as exc:
                 reason = exc.reason
                 retry_after = exc.retry_after
-            if attempt == self.max_attempts:
+            if attempt == max_attempts:
                 break
             delay = retry_after if retry_after is not None else backoff_delay(attempt, self._rng)
             log.warning("feed.retry", endpoint=path, symbol=self.symbol, attempt=attempt,
-                        max_attempts=self.max_attempts, delay_s=round(delay, 3), reason=reason)
+                        max_attempts=max_attempts, delay_s=round(delay, 3), reason=reason)
             await self._sleep(delay)
-        raise FeedError(f"{self.symbol} {self.timeframe}: {path} failed after {self.max_attempts} attempts: {reason}")
+        tries = f"after {max_attempts} attempts" if max_attempts > 1 else "(one attempt)"
+        raise FeedError(f"{self.symbol} {self.timeframe}: {path} failed {tries}: {reason}")
 
     async def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], Any]) -> Any:
         session = self._get_session()

@@ -10,7 +10,7 @@ import structlog
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
 from engine.core.types import Candle, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, cap_batch, validate
+from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, Tick, cap_batch, validate
 from engine.feeds.csvio import read_csv
 
 log = structlog.get_logger(__name__)
@@ -53,6 +53,13 @@ class ReplayFeed:
         lo, hi = closed_window(self.arrays.ts, after_ts, self.clock.now_ms(), self.step_ms, self.history)
         hi, more = cap_batch(lo, hi, after_ts)
         return validate(candles_of(self.arrays, lo, hi), after_ts, self.timeframe, symbol=self.symbol, more=more)
+
+    async def ticker(self) -> Tick:
+        """The close of the newest closed candle, timed at its close: a replay knows no price in between."""
+        hi = int(np.searchsorted(self.arrays.ts, self.clock.now_ms() - self.step_ms, side="right"))
+        if hi == 0:
+            raise FeedError(f"{self.symbol}: no closed candle yet")
+        return Tick(float(self.arrays.close[hi - 1]), int(self.arrays.ts[hi - 1]) + self.step_ms)
 
     async def close(self) -> None:
         return None

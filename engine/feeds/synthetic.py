@@ -16,7 +16,7 @@ import numpy as np
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
 from engine.core.types import DAY_MS, timeframe_ms
-from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, cap_batch, validate
+from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, Tick, cap_batch, validate
 from engine.feeds.replay import candles_of
 
 BLOCK = 1024
@@ -126,6 +126,14 @@ class SyntheticFeed:
         hi, more = cap_batch(lo, hi, after_ts)
         arrays = self.series.arrays(lo, hi)
         return validate(candles_of(arrays, 0, hi - lo), after_ts, self.timeframe, symbol=self.symbol, more=more)
+
+    async def ticker(self) -> Tick:
+        """The close of the newest closed candle, timed at its close (the walk has no price in between)."""
+        step = self.series.step_ms
+        count = (self.clock.now_ms() - self.start_ms) // step
+        if count <= 0:
+            raise FeedError(f"{self.symbol}: no closed candle yet")
+        return Tick(float(self.series.arrays(count - 1, count).close[0]), self.start_ms + count * step)
 
     async def close(self) -> None:
         return None

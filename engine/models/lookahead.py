@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.cli import non_negative_int, positive_int
 from engine.core.model import CLASSES, CandleArrays, GenericTradingModel, SmaCrossModel
 from engine.logs import configure_logging
 
@@ -109,11 +110,17 @@ def check_lookahead(arrays: CandleArrays, model: GenericTradingModel,
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="candle CSV file")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="candle CSV: timestamp,open,high,low,close,volume (ms, s or µs; or a date column in "
+                             "ISO 8601)")
+    parser.add_argument("--symbol", default=None, help="symbol of the data (default: from the file name)")
+    parser.add_argument("--timeframe", default=None,
+                        help="candle timeframe, e.g. 5m (default: from the file name, else the timestamps' "
+                             "most common spacing)")
     parser.add_argument("--model", required=True,
                         help="a saved model directory, or 'sma-cross' for the built-in rule model")
-    parser.add_argument("--cuts", type=int, default=DEFAULT_CUTS, help=f"cut points (default {DEFAULT_CUTS})")
-    parser.add_argument("--show", type=int, default=20, help="differing values to print (default 20)")
+    parser.add_argument("--cuts", type=positive_int, default=DEFAULT_CUTS, help=f"cut points (default {DEFAULT_CUTS})")
+    parser.add_argument("--show", type=non_negative_int, default=20, help="differing values to print (default 20)")
 
 
 def _load_model(spec: str) -> GenericTradingModel:
@@ -126,19 +133,21 @@ def _load_model(spec: str) -> GenericTradingModel:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.feeds.csvio import CsvFormatError, load_candles
     from engine.models.catboost_model import ModelLoadError
-    from engine.models.validation import DataError, load_candles_csv
 
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
     try:
-        arrays = load_candles_csv(args.data).arrays
         model = _load_model(args.model)
-    except (DataError, ModelLoadError) as exc:
+        data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
+                            min_candles=model.lookback + 1, needed_by=f"checking {model.name}")
+    except (CsvFormatError, ModelLoadError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if len(arrays) < 2:
-        print(f"error: {args.data} has {len(arrays)} candle(s); need at least 2", file=sys.stderr)
-        return 2
+    for kind, lines in (("note", data.notes), ("warning", data.warnings)):
+        for line in lines:
+            print(f"{kind}: {line}", file=sys.stderr)
+    arrays = data.arrays
     report = check_lookahead(arrays, model, default_cut_points(len(arrays), model.lookback, args.cuts))
     print(report.summary(args.show))
     return 0 if report.clean else 1

@@ -25,10 +25,11 @@ long-only evaluator (``simple_long_only``). Which one ran is recorded per fold.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from tqdm import tqdm
 from engine.core.model import DOWN, FLAT, UP, CandleArrays, GenericTradingModel
 from engine.core.trading import signals_from_proba
 from engine.core.types import Action
+from engine.feeds.csvio import CsvFormatError, load_candles, symbol_from_filename
 from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel, TrainingInfo
 from engine.models.features import LOOKBACK, compute_features
 from engine.models.labels import NO_LABEL, make_labels
@@ -47,7 +49,6 @@ from engine.models.labels import NO_LABEL, make_labels
 log = structlog.get_logger("engine.models.validation")
 
 MIN_BLOCK_ROWS = 50  # each of the folds + 1 blocks needs at least this many usable rows
-CSV_HEADER = "timestamp,open,high,low,close,volume"
 
 
 class DataError(Exception):
@@ -62,28 +63,30 @@ class Dataset:
     name: str
     arrays: CandleArrays
     sha256: str
+    symbol: str = ""  # as a model's metadata records it: BASE/QUOTE when the file is named BASE_QUOTE-TF.csv
+    timeframe: str = ""
+    notes: tuple[str, ...] = ()  # what reading the file inferred or converted, one line each
+    warnings: tuple[str, ...] = ()  # gaps in the candles
 
 
-def load_candles_csv(path: Path) -> Dataset:
-    """Read a ``timestamp,open,high,low,close,volume`` CSV (ms UTC open times) into arrays."""
+def load_candles_csv(path: Path, *, symbol: str | None = None, timeframe: str | None = None) -> Dataset:
+    """Read a candle CSV as ``engine.feeds.csvio.load_candles`` does (ms, s or µs timestamps, ISO dates,
+    the timeframe from the name or the spacing); every problem is a one-line DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    raw = path.read_bytes()
-    header = raw.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    if header != CSV_HEADER:
-        raise DataError(f"{path}: header is {header!r}, expected {CSV_HEADER!r}")
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from exc
-    if table.shape[0] == 0:
-        raise DataError(f"{path}: no candles")
-    ts = table[:, 0].astype(np.int64)
-    if np.any(np.diff(ts) <= 0):
-        raise DataError(f"{path}: timestamps are not strictly increasing")
-    arrays = CandleArrays(ts, *(np.ascontiguousarray(table[:, j]) for j in range(1, 6)))
-    return Dataset(path.name, arrays, hashlib.sha256(raw).hexdigest())
+        candles = load_candles(path, symbol=symbol, timeframe=timeframe)
+        raw = path.read_bytes()
+    except (CsvFormatError, ValueError, OSError) as exc:
+        raise DataError(str(exc)) from None
+    recorded = candles.symbol
+    if not symbol:
+        with contextlib.suppress(ValueError):
+            symbol_from_filename(path)  # a BASE_QUOTE-TF.csv name: keep the BASE/QUOTE spelling
+            recorded = symbol_timeframe(path.name)[0]
+    return Dataset(path.name, candles.arrays, hashlib.sha256(raw).hexdigest(), recorded, candles.timeframe,
+                   candles.notes, candles.warnings)
 
 
 def symbol_timeframe(name: str) -> tuple[str, str]:
@@ -395,12 +398,14 @@ def training_info(prepared: Sequence[Prepared]) -> TrainingInfo:
 
 
 def fit_final(prepared: Sequence[Prepared], params: CatBoostParams, *, horizon: int, fee_bps: float,
-              name: str, symbol: str, timeframe: str) -> CatBoostTradingModel:
-    """The shipped model: trained on every labelled row of every file (after validation)."""
+              name: str, symbol: str, timeframe: str,
+              progress: Callable[[int], None] | None = None) -> CatBoostTradingModel:
+    """The shipped model: trained on every labelled row of every file (after validation); ``progress(1)``
+    after each boosting iteration."""
     xs = [p.x[_rows(p, 0, len(p.dataset.arrays))] for p in prepared]
     ys = [p.y[_rows(p, 0, len(p.dataset.arrays))] for p in prepared]
     model = CatBoostTradingModel(params, name=name, horizon=horizon, fee_bps=fee_bps, symbol=symbol,
                                  timeframe=timeframe)
-    model.fit(np.concatenate(xs), np.concatenate(ys), info=training_info(prepared))
+    model.fit(np.concatenate(xs), np.concatenate(ys), info=training_info(prepared), progress=progress)
     return model
 

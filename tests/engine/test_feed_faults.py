@@ -149,7 +149,7 @@ async def test_engine_far_behind_catches_up_in_bounded_batches_without_waiting(r
     candles = real_candles("ETH_BTC-5m.csv").slice(0, 2400)
     rig: Rig = await rig_factory(candles)
     rig.clock.set(int(candles.ts[0]) + STEP)
-    engine = await rig.open()  # candle 0 is the warm-up history (never traded on: the SMA has no signal yet)
+    engine = await rig.open()  # candle 0 is the whole warm-up history: its newest, so it is decided at once
     await engine.stop()  # the loop stopped; the next polls are ours
     rig.clock.set(int(candles.ts[-1]) + STEP)
     assert await engine.poll_once(SYMBOL) == MAX_BATCH  # one bounded batch, decided ...
@@ -164,7 +164,7 @@ async def test_engine_far_behind_catches_up_in_bounded_batches_without_waiting(r
     async with engine.lock:
         pass
     assert not engine.symbols[SYMBOL].behind
-    assert await stepped_indices(rig, candles) == list(range(1, len(candles)))
+    assert await stepped_indices(rig, candles) == list(range(len(candles)))
     expected = backtest(candles, rig)
     assert rig.store is not None
     trades = await rig.store.trades(limit=10_000)
@@ -188,7 +188,7 @@ async def test_a_feed_down_from_the_start_goes_stale_without_crashing_its_loop(r
     assert symbol_task_alive(rig) and SYMBOL in engine.core.stale
     q = "SELECT count(*) FROM outbox WHERE event_type = '{}'"
     assert await sql_scalar(db_url, q.format("FeedStale")) == 1
-    rig.fake.clear_faults()  # history comes (warm-up, not traded); the next candle is decided and recovers
+    rig.fake.clear_faults()  # history comes (its newest candle decided at once) and the feed recovers
     await wait_until(lambda: st.warmed)
     rig.clock.set(int(candles.ts[11]) + STEP)
     await wait_until(lambda: engine.core.last_candle_ts.get(SYMBOL) == int(candles.ts[11]) and not st.stale)
