@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
 from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent, TradingPaused
@@ -267,6 +268,14 @@ class EngineFacade:
         order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, notional=amount)
         refusal = self._core.check_manual(order)
         return refusal or order
+
+    def buy_room(self, symbol: str) -> float:
+        """The most a manual buy of ``symbol`` may spend now (cash, position and exposure limits; 0 if unknown)."""
+        core = self._core
+        i = core.index.get(symbol.upper())
+        if i is None or not math.isfinite(core.s[i, K.MARK]):
+            return 0.0
+        return float(K.buy_budget(core.g, core.s, core.p, i, math.inf))
 
     async def buy(self, symbol: str, amount: float) -> OrderAck | Refusal:
         return await self._submit(symbol, "buy", amount)

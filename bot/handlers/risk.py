@@ -13,6 +13,16 @@ from bot.handlers.common import Problem, args_of, bad, reply, reply_problem, sho
 from engine.core.types import Refusal
 
 VALUE_RE = re.compile(r"\d{1,6}(\.\d{1,10})?")
+FRACTIONS = "Fractions: 0.05 is 5%; 0 switches a protective limit off."
+
+
+def _refused(key: str, value: float, limits: dict[str, float], problem: str | None) -> str | None:
+    """Why ``key = value`` is refused (with how the values read), or None."""
+    cap = limits.get("max_position_fraction")
+    if problem is None and key == "position_fraction" and cap is not None and value > cap:
+        problem = (f"position_fraction {value:g} is above max_position_fraction {cap:g}, the most one symbol may "
+                   f"hold; choose at most {cap:g}, or raise max_position_fraction first")
+    return None if problem is None else f"Refused: {render.esc(problem)}.\n{FRACTIONS}"
 
 
 def _parse(context: BotContext) -> tuple[str, float] | Problem:
@@ -24,8 +34,8 @@ def _parse(context: BotContext) -> tuple[str, float] | Problem:
     if key not in keys:
         return bad("risk", f"Unknown risk key {shown(args[0])}; known: {render.esc(', '.join(keys))}.")
     if not VALUE_RE.fullmatch(args[1]):
-        return bad("risk", f"The value must be a plain number like 0.05 (a fraction: 0.05 is 5%), "
-                           f"got {shown(args[1])}.")
+        return bad("risk", f"The value must be a plain number like 0.05 (a fraction: 0.05 is 5%; 0 switches a "
+                           f"protective limit off), got {shown(args[1])}.")
     return key, float(args[1])
 
 
@@ -38,10 +48,10 @@ async def risk(update: Update, context: BotContext) -> None:
     if isinstance(parsed, Problem):
         return await reply_problem(update, parsed)
     key, value = parsed
-    problem = facade.check_risk(key, value)
-    if problem:
-        return await reply(update, f"Refused: {render.esc(problem)}")
-    old = facade.risk().get(key)
+    limits = facade.risk()
+    if refused := _refused(key, value, limits, facade.check_risk(key, value)):
+        return await reply(update, refused)
+    old = limits.get(key)
 
     async def act() -> str:
         result = await facade.set_risk(key, value)

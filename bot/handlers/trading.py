@@ -9,6 +9,7 @@ from bot import confirm, render
 from bot.context import BotApplication, BotContext
 from bot.handlers.common import Problem, args_of, bad, parse_amount, parse_symbol, reply, reply_problem
 from engine.core.types import Refusal
+from engine.facade import MAX_AMOUNT
 from engine.views import OrderAck, SymbolStatus
 
 
@@ -37,6 +38,29 @@ def _order_args(command: str, context: BotContext, *, amount_required: bool) -> 
     return symbol, amount
 
 
+def _too_much(context: BotContext, symbol: str, amount: float) -> str:
+    """Why a buy is too big, with the real limit: what cash and the risk limits allow now."""
+    facade = context.facade
+    limits = facade.risk()
+    return (f"Refused: {render.money(amount)} is more than a buy of {render.esc(symbol)} may spend now: at most "
+            f"<b>{render.money(facade.buy_room(symbol))}</b> (cash available {render.money(facade.balance().cash)}; "
+            f"risk limits max_position_fraction {limits['max_position_fraction']:g} of equity per symbol and "
+            f"max_total_exposure {limits['max_total_exposure']:g} in all; /risk shows them).")
+
+
+def _too_little_held(context: BotContext, symbol: str, amount: float) -> str | None:
+    """A sell of more than the position is worth (or of nothing): refused with the numbers."""
+    held = next((p for p in context.facade.positions() if p.symbol == symbol), None)
+    if held is None:
+        return f"Refused: no {render.esc(symbol)} position to sell"
+    worth = held.quantity * held.mark_price
+    if amount <= worth * (1 + 1e-9):
+        return None
+    return (f"Refused: you asked to sell {render.money(amount)} of {render.esc(symbol)}, but the position is "
+            f"{render.qty(held.quantity)}, worth about {render.money(worth)} at {render.price(held.mark_price)}. "
+            f"Send /sell {render.esc(symbol)} to sell all of it.")
+
+
 def _acks(result: OrderAck | tuple[OrderAck, ...] | Refusal) -> str:
     if isinstance(result, Refusal):
         return render.refusal(result)
@@ -51,9 +75,10 @@ async def buy(update: Update, context: BotContext) -> None:
     symbol, amount = parsed
     assert amount is not None
     facade = context.facade
-    checked = facade.check_order(symbol, "buy", amount)
+    checked = facade.check_order(symbol, "buy", min(amount, MAX_AMOUNT))  # beyond that: told the real limit
     if isinstance(checked, Refusal):
-        return await reply(update, render.refusal(checked))
+        too_much = checked.code == "limit" or amount > MAX_AMOUNT
+        return await reply(update, _too_much(context, symbol, amount) if too_much else render.refusal(checked))
 
     async def act() -> str:
         return _acks(await facade.buy(symbol, amount))
@@ -70,6 +95,8 @@ async def sell(update: Update, context: BotContext) -> None:
         return await reply_problem(update, parsed)
     symbol, amount = parsed
     facade = context.facade
+    if amount is not None and (refused := _too_little_held(context, symbol, amount)):
+        return await reply(update, refused)
     checked = facade.check_order(symbol, "sell", amount)
     if isinstance(checked, Refusal):
         return await reply(update, render.refusal(checked))

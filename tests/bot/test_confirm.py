@@ -138,5 +138,6 @@ async def test_refusals_come_straight_away_without_a_prompt(bot: Harness) -> Non
     (sell,) = await bot.ask(ADMIN, ADMIN, "/sell BTCUSDT")
     assert sell.text == "Refused: no BTCUSDT position to sell"
     (risk,) = await bot.ask(ADMIN, ADMIN, "/risk stop_loss_pct 5")
-    assert risk.text == "Refused: stop_loss_pct must be between 0 and 0.99, got 5"
+    assert risk.text == ("Refused: stop_loss_pct must be between 0 and 0.99, got 5.\n"
+                         "Fractions: 0.05 is 5%; 0 switches a protective limit off.")
     assert [m.text for m in await bot.ask(ADMIN, ADMIN, "/resume")] == ["Nothing to resume: trading is active."]
