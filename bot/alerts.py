@@ -37,7 +37,7 @@ from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.alert_text import render
+from bot.render import alert_text
 from engine.events import EngineEvent
 from engine.store.repo import Delivery
 
@@ -250,7 +250,7 @@ class AlertSender:
             return True
 
     def _text(self, d: Delivery) -> str:
-        return render(d.event, tz=self.tz, paper=self.facade.mode == "paper")
+        return alert_text(d.event, tz=self.tz, paper=self.facade.mode == "paper")
 
     async def _send(self, d: Delivery, text: str) -> Message:
         return await self.bot.send_message(chat_id=d.chat_id, text=text, parse_mode=ParseMode.HTML,

@@ -1,9 +1,13 @@
-"""Text for people: HTML parse mode with every dynamic value escaped, and long replies split.
+"""Every text the bot shows, in one module: replies, alerts and chart captions, in HTML parse mode
+with every dynamic value escaped, and long replies split.
 
-Helpers format numbers (thousands separators, sensible decimals, signed PnL, percentages) and
-times (``2026-11-24 14:05 UTC``, or in ``Settings.timezone``). ``split_html`` cuts a reply longer
-than Telegram's 4,096 characters into several, at line boundaries, never inside a tag or an entity.
-Prices from synthetic feeds carry the word "synthetic" wherever they show.
+One function per kind of value, used by all of them: ``money``, ``signed`` (a PnL), ``price``,
+``qty`` (a quantity), ``pct`` (a percentage), ``when`` (a time: ``2026-11-24 14:05 UTC``, or in
+``Settings.timezone``), ``duration``, ``plural`` (a count of things) and ``missing`` (an absent or
+non-finite value). Views of the engine's snapshots follow, then ``alert_text`` (the alert of each
+engine event), then ``split_html``, which cuts a reply longer than Telegram's 4,096 characters into
+several, at line boundaries, never inside a tag or an entity. Prices from synthetic feeds carry the
+word "synthetic" wherever they show; every trade message says PAPER while the agent paper-trades.
 """
 
 from __future__ import annotations
@@ -11,12 +15,28 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.core.types import PositionView, Refusal, Trade
+from engine.events import (
+    DailySummary,
+    EngineEvent,
+    EngineStarted,
+    EngineStopped,
+    FeedRecovered,
+    FeedStale,
+    ModelDegraded,
+    ModelRecovered,
+    OrderFilled,
+    PositionClosed,
+    PositionOpened,
+    ProtectiveExitHit,
+    RiskStateChanged,
+    TradingPaused,
+)
 from engine.views import (
     BalanceView,
     DayView,
@@ -48,10 +68,20 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def missing() -> str:
+    """What every value below shows when it is absent (None) or not a finite number."""
+    return "n/a"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 trade`` / ``2 trades`` / ``0 trades`` (``words``: an irregular plural)."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
 def number(value: float | None, decimals: int = 2) -> str:
-    """``12345.678`` -> ``12,345.68``; None or non-finite -> ``n/a``."""
+    """``12345.678`` -> ``12,345.68``; None or non-finite -> ``missing()``."""
     if value is None or not math.isfinite(value):
-        return "n/a"
+        return missing()
     text = f"{value:,.{decimals}f}"
     if text.startswith("-") and not any(c in "123456789" for c in text):
         text = text[1:]  # no "-0.00"
@@ -59,28 +89,29 @@ def number(value: float | None, decimals: int = 2) -> str:
 
 
 def money(value: float | None) -> str:
+    """An amount of the quote currency: ``1,234.50``."""
     return number(value, 2)
 
 
 def signed(value: float | None, decimals: int = 2) -> str:
-    """Signed amount: ``+1,234.50`` / ``-12.00`` / ``0.00``."""
+    """Signed amount (a PnL): ``+1,234.50`` / ``-12.00`` / ``0.00``."""
     if value is None or not math.isfinite(value):
-        return "n/a"
+        return missing()
     text = number(value, decimals)
     return text if text.startswith("-") or not any(c in "123456789" for c in text) else "+" + text
 
 
 def pct(fraction: float | None, *, sign: bool = True, decimals: int = 2) -> str:
-    """A fraction as a percentage: ``0.0123`` -> ``+1.23%``."""
+    """A fraction as a percentage: ``0.0123`` -> ``+1.23%`` (``sign=False``: ``1.23%``)."""
     if fraction is None or not math.isfinite(fraction):
-        return "n/a"
+        return missing()
     return (signed(fraction * 100, decimals) if sign else number(fraction * 100, decimals)) + "%"
 
 
 def price(value: float | None) -> str:
     """A price with decimals that suit its size (2 above 1,000, 4 above 1, five significant digits below)."""
     if value is None or not math.isfinite(value):
-        return "n/a"
+        return missing()
     magnitude = abs(value)
     if magnitude >= 1000:
         decimals = 2
@@ -94,9 +125,10 @@ def price(value: float | None) -> str:
 
 
 def qty(value: float | None) -> str:
-    """A base-currency quantity: up to 8 decimals, trailing zeros dropped."""
+    """A base-currency quantity, the same in every message: up to 8 decimals, trailing zeros dropped
+    (``0.03252481``, ``1,250.5``)."""
     if value is None or not math.isfinite(value):
-        return "n/a"
+        return missing()
     text = number(value, 8)
     return text.rstrip("0").rstrip(".") if "." in text else text
 
@@ -123,7 +155,7 @@ def when(ms: int | None, tz: tzinfo = UTC) -> str:
 def duration(seconds: float | None) -> str:
     """``3d 4h`` / ``2h 5m`` / ``42s``."""
     if seconds is None or not math.isfinite(seconds):
-        return "n/a"
+        return missing()
     s = max(0, int(seconds))
     days, rest = divmod(s, 86_400)
     hours, rest = divmod(rest, 3600)
@@ -207,15 +239,15 @@ def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode
 
 
 def trade_line(t: Trade, tz: tzinfo = UTC) -> str:
-    ret = (t.exit_price / t.entry_price - 1.0) if t.entry_price else None
+    """One closed trade; its percentage is the engine's ``pnl_pct`` (net of both fees, over the entry cost)."""
     return (f"• {when(t.exit_time, tz)} <b>{esc(t.symbol)}</b> {qty(t.quantity)}: {price(t.entry_price)} → "
-            f"{price(t.exit_price)} {signed(t.pnl)} ({pct(ret)}), {esc(t.exit_reason)}")
+            f"{price(t.exit_price)} {signed(t.pnl)} ({pct(t.pnl_pct)}), {reason_text(t.exit_reason)}")
 
 
 def trades(page: TradesPage, mode: str = "paper", tz: tzinfo = UTC) -> str:
     if not page.items:
         return f"{mode_tag(mode)}: no closed trades yet."
-    head = f"{mode_tag(mode)} last {len(page.items)} of {page.total} closed trades (newest first)"
+    head = f"{mode_tag(mode)} last {len(page.items)} of {plural(page.total, 'closed trade')} (newest first)"
     return "\n".join([head, *(trade_line(t, tz) for t in page.items)])
 
 
@@ -226,15 +258,15 @@ def pnl(v: PnlView, mode: str = "paper", tz: tzinfo = UTC) -> str:
         f"{mode_tag(mode)} PnL {since}",
         f"<b>{signed(v.pnl)}</b> ({pct(v.pnl_pct)})",
         f"Equity: {money(v.start_equity)} → {money(v.end_equity)}",
-        f"Closed trades: {v.trades}, won {v.wins} ({win_rate}); fees {money(v.fees)}",
+        f"Closed trades: {v.trades:,}, won {v.wins:,} ({win_rate}); fees {money(v.fees)}",
     ])
 
 
 def daily(days: Sequence[DayView], mode: str = "paper") -> str:
-    lines = [f"{mode_tag(mode)} last {len(days)} days (UTC)"]
+    lines = [f"{mode_tag(mode)} last {plural(len(days), 'day')} (UTC)"]
     for d in days:
         lines.append(f"• {esc(d.day)}: {signed(d.pnl)} ({pct(d.pnl_pct)}), equity {money(d.end_equity)}, "
-                     f"{d.trades} trade{'s' if d.trades != 1 else ''}")
+                     f"{plural(d.trades, 'trade')}")
     return "\n".join(lines)
 
 
@@ -243,8 +275,12 @@ def performance(items: Sequence[SymbolPerformance], mode: str = "paper") -> str:
         return f"{mode_tag(mode)}: no performance yet."
     lines = [f"{mode_tag(mode)} performance by symbol"]
     for p in items:
-        lines.append(f"• <b>{esc(p.symbol)}</b>: {p.trades} trades, win rate {pct(p.win_rate, sign=False, decimals=0)}"
-                     f", PnL {signed(p.pnl)}, fees {money(p.fees)}")
+        line = f"• <b>{esc(p.symbol)}</b>: {plural(p.trades, 'trade')}"
+        if p.trades:
+            line += (f", win rate {pct(p.win_rate, sign=False, decimals=0)}, PnL {signed(p.pnl)}, fees {money(p.fees)}"
+                     f"; per trade {pct(p.avg_pnl_pct)} on average, best {pct(p.best_pnl_pct)}, "
+                     f"worst {pct(p.worst_pnl_pct)}")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -262,7 +298,11 @@ def signal(v: SignalView, tz: tzinfo = UTC) -> str:
         action = {1: "ENTER", 0: "HOLD", -1: "EXIT"}.get(v.last.action, str(v.last.action))
         lines.append(f"Last candle {when(v.last.ts, tz)}: <b>{esc(action)}</b>, confidence "
                      f"{pct(v.last.confidence, sign=False, decimals=0)}, outcome {esc(v.last.outcome)}")
-    lines.append("Would trade now: <b>yes</b>" if v.would_trade else "Would trade now: no")
+    if v.would_trade:
+        what = "exit (sell)" if v.side == "sell" else "enter (buy)"
+        lines.append(f"Would trade now: <b>yes</b>: {what} at the next candle's open")
+    else:
+        lines.append("Would trade now: no")
     lines += [f"• {esc(r)}" for r in v.reasons]
     if v.position_qty:
         lines.append(f"Holding {qty(v.position_qty)}")
@@ -285,7 +325,7 @@ def out_of_sample(overall: Mapping[str, object]) -> list[str]:
     if (ret := _num(overall, "strategy_return")) is not None:
         trades = _num(overall, "trades")
         lines.append(f"strategy {pct(ret)} vs buy-and-hold {pct(_num(overall, 'buy_and_hold_return'))}"
-                     + (f" ({number(trades, 0)} trades)" if trades is not None else ""))
+                     + (f" ({plural(int(trades), 'trade')})" if trades is not None else ""))
     return lines
 
 
@@ -386,6 +426,134 @@ def order_ack(acks: Sequence[OrderAck]) -> str:
         lines.append(f"{tag}{esc(a.side.upper())} <b>{esc(a.symbol)}</b> {amount} accepted: {esc(a.note)}."
                      f"\nOrder <code>{esc(a.order_id)}</code>")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- alerts (engine events)
+
+ALERT_PAPER = "🧪 <b>PAPER</b>"
+TRIGGERS = {"stop_loss": "Stop-loss", "take_profit": "Take-profit", "trailing_stop": "Trailing stop"}
+REASONS = {
+    "manual": "operator order",
+    "stop_loss": "stop-loss",
+    "take_profit": "take-profit",
+    "trailing_stop": "trailing stop",
+    "reduce": "risk reduction",
+}
+
+
+def reason_text(reason: str, source: str = "") -> str:
+    """Why a fill or a trade happened: ``sma-cross(10,30) signal`` (``source``: what decided it), ``stop-loss``."""
+    if reason == "signal":
+        return esc(f"{source} signal" if source else "signal")
+    return esc(REASONS.get(reason, reason.replace("_", " ")))
+
+
+def _paper(paper: bool) -> str:
+    return f"{ALERT_PAPER} · " if paper else ""
+
+
+def _stamp(ts: int | None, tz: tzinfo) -> str:
+    return f"<i>{when(ts, tz)}</i>"
+
+
+def _level(value: float | None) -> str:
+    """A protective level that may be switched off."""
+    return "none" if value is None else price(value)
+
+
+def order_filled(e: OrderFilled, tz: tzinfo, paper: bool) -> str:
+    icon = "🟢" if e.side == "buy" else "🔴"
+    return (f"{_paper(e.paper or paper)}{icon} <b>{esc(e.side.upper())} {esc(e.symbol)}</b> filled\n"
+            f"{qty(e.quantity)} @ {price(e.price)} (fee {money(e.fee)})\n"
+            f"Reason: {reason_text(e.reason, e.source)}\n{_stamp(e.ts, tz)}")
+
+
+def position_opened(e: PositionOpened, tz: tzinfo, paper: bool) -> str:
+    return (f"{_paper(e.paper or paper)}📈 <b>Position opened: {esc(e.symbol)}</b>\n"
+            f"{qty(e.quantity)} @ {price(e.price)}\n"
+            f"Stop {_level(e.stop_price)} · target {_level(e.target_price)}\n{_stamp(e.ts, tz)}")
+
+
+def position_closed(e: PositionClosed, tz: tzinfo, paper: bool) -> str:
+    """The trade's percentage is the engine's ``pnl_pct``, the one /trades and /performance show."""
+    icon = "✅" if e.pnl >= 0 else "❌"
+    ret = f" ({pct(e.pnl_pct)})" if e.pnl_pct is not None else ""
+    return (f"{_paper(e.paper or paper)}{icon} <b>Position closed: {esc(e.symbol)}</b>\n"
+            f"{qty(e.quantity)} · entry {price(e.entry_price)} → exit {price(e.exit_price)}\n"
+            f"PnL <b>{signed(e.pnl)}</b>{ret}\nReason: {reason_text(e.reason, e.source)}\n{_stamp(e.ts, tz)}")
+
+
+def protective_exit(e: ProtectiveExitHit, tz: tzinfo, paper: bool) -> str:
+    name = TRIGGERS.get(e.trigger, e.trigger.replace("_", " ").capitalize())
+    return (f"{_paper(paper)}🛑 <b>{esc(name)} hit: {esc(e.symbol)}</b>\n"
+            f"Level {price(e.level)} · filled at {price(e.fill_price)}\n{_stamp(e.ts, tz)}")
+
+
+def risk_state(e: RiskStateChanged, tz: tzinfo, paper: bool) -> str:
+    icon = {"ACTIVE": "🟢", "REDUCING": "🟠", "HALTED": "⛔"}.get(e.new, "⚠️")
+    return f"{icon} <b>Risk state: {esc(e.old)} → {esc(e.new)}</b>\n{esc(e.reason)}\n{_stamp(e.ts, tz)}"
+
+
+def trading_paused(e: TradingPaused, tz: tzinfo, paper: bool) -> str:
+    what = "⏸ <b>Trading paused</b> (exits and stops keep working)" if e.paused else "▶️ <b>Trading resumed</b>"
+    return f"{what}\nBy {esc(e.by)} · {_stamp(e.ts, tz)}"
+
+
+def feed_stale(e: FeedStale, tz: tzinfo, paper: bool) -> str:
+    return (f"📡 <b>Feed stale: {esc(e.symbol)}</b> — no new entries until it recovers\n{esc(e.detail)}\n"
+            f"Last candle: {when(e.last_candle_ts, tz)}")
+
+
+def feed_recovered(e: FeedRecovered, tz: tzinfo, paper: bool) -> str:
+    return f"📡 <b>Feed recovered: {esc(e.symbol)}</b>\nLast candle: {when(e.last_candle_ts, tz)}"
+
+
+def model_degraded(e: ModelDegraded, tz: tzinfo, paper: bool) -> str:
+    return f"🧠 <b>Model degraded: {esc(e.model)}</b>\n{esc(e.reason)}\n{_stamp(e.ts, tz)}"
+
+
+def model_recovered(e: ModelRecovered, tz: tzinfo, paper: bool) -> str:
+    return f"🧠 <b>Model recovered: {esc(e.model)}</b>\n{_stamp(e.ts, tz)}"
+
+
+def daily_summary(e: DailySummary, tz: tzinfo, paper: bool) -> str:
+    return (f"{_paper(paper)}📊 <b>Daily summary {esc(e.day)}</b>\n"
+            f"Equity {money(e.equity)}\nPnL <b>{signed(e.pnl)}</b> ({pct(e.pnl_pct)})\n"
+            f"{plural(e.trades, 'trade')} · fees {money(e.fees)}")
+
+
+def engine_started(e: EngineStarted, tz: tzinfo, paper: bool) -> str:
+    extra = "\n⚠️ The previous run did not shut down cleanly; state was restored." if e.unclean_restart else ""
+    return f"🚀 <b>Agent started</b> — mode {esc(e.mode.upper())}{extra}\n{_stamp(e.ts, tz)}"
+
+
+def engine_stopped(e: EngineStopped, tz: tzinfo, paper: bool) -> str:
+    return f"🛑 <b>Agent stopped</b> — mode {esc(e.mode.upper())}\n{_stamp(e.ts, tz)}"
+
+
+ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
+    OrderFilled: order_filled,
+    PositionOpened: position_opened,
+    PositionClosed: position_closed,
+    ProtectiveExitHit: protective_exit,
+    RiskStateChanged: risk_state,
+    TradingPaused: trading_paused,
+    FeedStale: feed_stale,
+    FeedRecovered: feed_recovered,
+    ModelDegraded: model_degraded,
+    ModelRecovered: model_recovered,
+    DailySummary: daily_summary,
+    EngineStarted: engine_started,
+    EngineStopped: engine_stopped,
+}
+
+
+def alert_text(event: EngineEvent, *, tz: tzinfo = UTC, paper: bool = True) -> str:
+    """The alert for ``event`` as Telegram HTML; ``paper``: the agent is paper-trading."""
+    write = ALERTS.get(type(event))
+    if write is None:
+        return f"ℹ️ <b>{esc(type(event).__name__)}</b>\n{_stamp(event.ts, tz)}"
+    return write(event, tz, paper)
 
 
 # ---------------------------------------------------------------------------- splitting

@@ -1,12 +1,14 @@
 """PNG charts (matplotlib, Agg backend): equity with drawdown, and price with entries and exits.
 
 Pure functions from numbers to PNG bytes; callers on an event loop run them in a worker thread.
+Axis labels are matplotlib's unless the caller hands in its formatters (the bot passes its own
+``money``, ``price`` and ``pct``, so a chart shows numbers as the messages do).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -15,7 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from engine.core.types import Trade
 
@@ -37,6 +41,15 @@ def _thin(ts: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[f
     return [ts[i] for i in idx], [values[i] for i in idx]
 
 
+Format = Callable[[float], str]
+
+
+def _label_y(ax: Axes, fmt: Format | None, scale: float = 1.0) -> None:
+    """Tick labels of the y axis written by ``fmt`` (of the value divided by ``scale``)."""
+    if fmt is not None:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v / scale)))
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -44,8 +57,10 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equity") -> bytes:
-    """Equity curve over drawdown (percent below the running peak)."""
+def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equity", money: Format | None = None,
+               percent: Format | None = None) -> bytes:
+    """Equity curve over drawdown (percent below the running peak); ``money`` and ``percent`` (of a fraction)
+    write the axes' numbers."""
     ts, equity = _thin(ts, equity)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1))
     if ts:
@@ -60,16 +75,18 @@ def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equi
     ax1.set_title(title)
     ax1.set_ylabel("equity")
     ax1.grid(alpha=0.3)
-    ax2.set_ylabel("drawdown %")
+    ax2.set_ylabel("drawdown" if percent else "drawdown %")
     ax2.grid(alpha=0.3)
+    _label_y(ax1, money)
+    _label_y(ax2, percent, 100.0)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)
 
 
 def price_png(ts: Sequence[int], close: Sequence[float], trades: Sequence[Trade], *, title: str,
-              open_entry: tuple[int, float] | None = None) -> bytes:
-    """Close prices with entries (green ^) and exits (red v) marked."""
+              open_entry: tuple[int, float] | None = None, price: Format | None = None) -> bytes:
+    """Close prices with entries (green ^) and exits (red v) marked; ``price`` writes the axis' numbers."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     if ts:
         ax.plot(_times(ts), close, color="#444", linewidth=1.0)
@@ -91,6 +108,7 @@ def price_png(ts: Sequence[int], close: Sequence[float], trades: Sequence[Trade]
         ax.text(0.5, 0.5, "no candles yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    _label_y(ax, price)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)

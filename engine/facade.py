@@ -145,8 +145,13 @@ class EngineFacade:
                        sum(1 for t in trades if t.pnl > 0), sum(t.fee for t in trades))
 
     async def daily(self, days: int = 7) -> tuple[DayView, ...]:
+        """PnL per UTC day, newest first: the last ``days`` days, none before the agent's first (its oldest
+        equity snapshot, or this run's start when it has decided nothing yet)."""
         now = self.now_ms()
         today = now // DAY_MS
+        born = await self._store.first_equity_ts()
+        born_day = min(today, self._engine.started_ms // DAY_MS, today if born is None else born // DAY_MS)
+        days = max(1, min(days, today - born_day + 1))
         first = (today - days + 1) * DAY_MS
         series = await self._store.equity_series((today - days) * DAY_MS)
         trades = await self._store.trades_between(first, now + 1)
@@ -169,7 +174,8 @@ class EngineFacade:
         for symbol in sorted({t.symbol for t in trades} | set(self.symbols)):
             mine = [t for t in trades if t.symbol == symbol]
             out.append(SymbolPerformance(symbol, len(mine), sum(1 for t in mine if t.pnl > 0),
-                                         sum(t.pnl for t in mine), sum(t.fee for t in mine)))
+                                         sum(t.pnl for t in mine), sum(t.fee for t in mine),
+                                         tuple(t.pnl_pct for t in mine)))
         return tuple(out)
 
     def risk(self) -> dict[str, float]:
@@ -191,7 +197,10 @@ class EngineFacade:
             reasons.append("no candle processed yet")
         elif last.outcome != "order":
             reasons.append(f"last signal: {last.outcome}")
-        if symbol in core.portfolio.positions:
+        holding = symbol in core.portfolio.positions
+        # an exit order is placed while holding, an entry only while flat (and exits pass the entry checks)
+        side = "" if last is None or last.outcome != "order" else ("sell" if last.action < 0 else "buy")
+        if holding and side != "sell":
             reasons.append("already holding a position")
         meta = st.model.metadata()
         if meta.get("kind") == "none":
@@ -200,9 +209,10 @@ class EngineFacade:
         if callable(health_fn):
             reasons += [f"model {h.name} degraded: {h.reason}" for h in map(_model_health, health_fn())
                         if not h.healthy]
-        would = refusal is None and last is not None and last.outcome == "order"
-        qty = core.portfolio.positions[symbol].quantity if symbol in core.portfolio.positions else 0.0
-        return SignalView(symbol, st.model.name, last, would, tuple(reasons), qty, self.now_ms())
+        would = (side == "sell" and holding) or (side == "buy" and not holding and refusal is None)
+        qty = core.portfolio.positions[symbol].quantity if holding else 0.0
+        return SignalView(symbol, st.model.name, last, would, tuple(reasons), qty, self.now_ms(),
+                          side if would else "")
 
     def models(self) -> tuple[ModelView, ...]:
         out = []

@@ -86,10 +86,23 @@ class SymbolPerformance:
     wins: int
     pnl: float
     fees: float
+    pnl_pcts: tuple[float, ...]  # each trade's pnl_pct (engine.core.types.trade_pnl_pct), oldest first
 
     @property
     def win_rate(self) -> float:
         return self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def avg_pnl_pct(self) -> float | None:
+        return sum(self.pnl_pcts) / len(self.pnl_pcts) if self.pnl_pcts else None
+
+    @property
+    def best_pnl_pct(self) -> float | None:
+        return max(self.pnl_pcts, default=None)
+
+    @property
+    def worst_pnl_pct(self) -> float | None:
+        return min(self.pnl_pcts, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,7 @@ class SignalView:
     reasons: tuple[str, ...]  # why it would or would not trade now
     position_qty: float
     now_ms: int
+    side: str  # what it would do when would_trade: "buy" (enter) or "sell" (exit); "" otherwise
 
 
 @dataclass(frozen=True, slots=True)

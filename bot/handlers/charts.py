@@ -61,11 +61,17 @@ async def chart(update: Update, context: BotContext) -> None:
     title = f"{symbol} close" + (" (synthetic)" if data.synthetic else "")
     from engine.charts import price_png  # matplotlib (~30 MB, ~0.5 s) loads on the first chart, not at start-up
 
-    png = await asyncio.to_thread(price_png, data.ts, data.close, data.trades, title=title, open_entry=data.open_entry)
-    caption = (f"{render.mode_tag(facade.mode)} <b>{render.esc(symbol)}</b>, last {len(data.ts)} candles"
-               f"{render.synthetic_tag(data.synthetic)}; {len(data.trades)} closed trades shown"
+    png = await asyncio.to_thread(price_png, data.ts, data.close, data.trades, title=title, open_entry=data.open_entry,
+                                  price=render.price)
+    caption = (f"{render.mode_tag(facade.mode)} <b>{render.esc(symbol)}</b>, "
+               f"last {render.plural(len(data.ts), 'candle')}{render.synthetic_tag(data.synthetic)}; "
+               f"{render.plural(len(data.trades), 'closed trade')} shown"
                + (", position open" if data.open_entry else "") + ". ▲ entry, ▼ exit.")
     await _send_photo(update, context, png, caption)
+
+
+def _drawdown_pct(fraction: float) -> str:
+    return render.pct(fraction, sign=False, decimals=1)
 
 
 async def equity(update: Update, context: BotContext) -> None:
@@ -80,7 +86,8 @@ async def equity(update: Update, context: BotContext) -> None:
     await _uploading(update)
     from engine.charts import equity_png
 
-    png = await asyncio.to_thread(equity_png, data.ts, data.equity, title=f"Equity ({period})")
+    png = await asyncio.to_thread(equity_png, data.ts, data.equity, title=f"Equity ({period})", money=render.money,
+                                  percent=_drawdown_pct)
     if data.equity:
         change = data.equity[-1] / data.equity[0] - 1.0 if data.equity[0] else None
         summary = (f"equity {render.money(data.equity[-1])} ({render.pct(change)} over the period), "

@@ -244,6 +244,12 @@ class Store:
         async with self._sessions.begin() as session:
             return [(int(ts), float(equity)) for ts, equity in (await session.execute(query)).all()]
 
+    async def first_equity_ts(self) -> int | None:
+        """The time of the oldest equity snapshot (the agent's first decided candle); None before it."""
+        async with self._sessions.begin() as session:
+            value = (await session.execute(select(func.min(EquitySnapshotRow.ts)))).scalar_one_or_none()
+        return None if value is None else int(value)
+
     async def equity_before(self, ts_ms: int, *, inclusive: bool = False) -> float | None:
         """The last equity snapshot before ``ts_ms`` (or at it, when ``inclusive``); None if there is none."""
         cond = EquitySnapshotRow.ts <= ts_ms if inclusive else EquitySnapshotRow.ts < ts_ms

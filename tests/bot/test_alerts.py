@@ -18,12 +18,12 @@ import pytest
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bot.alert_text import render
 from bot.alerts import AlertSender
+from bot.render import alert_text
 from config.settings import Settings, TradingConfig, load_settings, load_trading_config
 from engine.app import EngineApp, build
 from engine.core.clock import SimClock
-from engine.core.types import timeframe_ms
+from engine.core.types import timeframe_ms, trade_pnl_pct
 from engine.events import (
     EVENT_TYPES,
     DailySummary,
@@ -159,7 +159,7 @@ class Harness:
             self.app = None
 
     def expected(self, chat_filter: Callable[[EngineEvent], bool] = lambda e: True) -> list[str]:
-        return [render(e, paper=True) for e in self.events if chat_filter(e)]
+        return [alert_text(e, paper=True) for e in self.events if chat_filter(e)]
 
 
 @pytest.fixture
@@ -438,7 +438,7 @@ def sample(cls: type[EngineEvent], text: str) -> EngineEvent:
 @pytest.mark.parametrize("cls", list(EVENT_TYPES.values()), ids=list(EVENT_TYPES))
 def test_every_event_type_renders_escaped_html(cls: type[EngineEvent]) -> None:
     event = sample(cls, "<b>&x")
-    text = render(event, tz=ZoneInfo("Europe/Berlin"))
+    text = alert_text(event, tz=ZoneInfo("Europe/Berlin"))
     assert "<b>&x" not in text
     has_text = any(isinstance(getattr(event, f.name), str) and getattr(event, f.name) == "<b>&x"
                    for f in dataclasses.fields(cls) if f.name not in ("side", "trigger", "old", "new", "mode"))
@@ -447,14 +447,17 @@ def test_every_event_type_renders_escaped_html(cls: type[EngineEvent]) -> None:
 
 
 def test_trade_texts_say_paper_and_format_numbers() -> None:
+    # bought 0.5 at 2,000 (fee 1.00), sold at 1,900 (fee 0.95): -51.95 on an entry cost of 1,001.00
     closed = PositionClosed(ts=0, symbol="ETHUSDT", quantity=0.5, entry_price=2000.0, exit_price=1900.0,
-                            pnl=-51.25, reason="stop_loss")
-    text = render(closed)
-    assert text.startswith("🧪 <b>PAPER</b>") and "PnL <b>-51.25</b> (-5.12 %)" in text
+                            pnl=-51.95, reason="stop_loss", pnl_pct=trade_pnl_pct(-51.95, 2000.0, 0.5, 1.0))
+    text = alert_text(closed)
+    assert text.startswith("🧪 <b>PAPER</b>") and "PnL <b>-51.95</b> (-5.19%)" in text
     assert "Reason: stop-loss" in text and "2,000.00" in text
+    older = dataclasses.replace(closed, pnl_pct=None)  # an outbox row from before pnl_pct: no percentage made up
+    assert "PnL <b>-51.95</b>\n" in alert_text(older)
     hit = ProtectiveExitHit(ts=0, symbol="ETHUSDT", trigger="trailing_stop", level=0.00012345, fill_price=0.0001)
-    assert "Trailing stop hit" in render(hit) and "0.00012345" in render(hit)
-    assert "PAPER" not in render(hit, paper=False)
+    assert "Trailing stop hit" in alert_text(hit) and "0.00012345" in alert_text(hit)
+    assert "PAPER" not in alert_text(hit, paper=False)
 
 
 # ---------------------------------------------------------------------------- the runtime's daily summary

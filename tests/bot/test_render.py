@@ -125,3 +125,43 @@ def test_split_pieces_are_valid_html_within_the_limit_and_lose_no_text(parts: li
         parse_html(c)  # raises on a cut tag or entity
     assert "".join(plain(c) for c in chunks).replace("\n", "").replace(" ", "") == \
         plain(text).replace("\n", "").replace(" ", "") if plain(text).strip() else chunks == []
+
+
+@pytest.mark.parametrize(("count", "expected"),
+                         [(0, "0 trades"), (1, "1 trade"), (2, "2 trades"), (1500, "1,500 trades")])
+def test_counts_agree_with_their_noun(count: int, expected: str) -> None:
+    assert render.plural(count, "trade") == expected
+
+
+def test_a_quantity_reads_the_same_in_an_alert_and_in_a_reply() -> None:
+    from engine.events import OrderFilled, PositionOpened
+
+    for quantity, shown in [(0.03252481, "0.03252481"), (1234.5, "1,234.5"), (0.00001, "0.00001"), (2.0, "2")]:
+        filled = OrderFilled(ts=0, order_id="o", symbol="BTCUSDT", side="buy", quantity=quantity, price=30_000.0,
+                             fee=1.0, reason="manual")
+        opened = PositionOpened(ts=0, symbol="BTCUSDT", quantity=quantity, price=30_000.0, stop_price=None,
+                                target_price=None)
+        pos = PositionView("BTCUSDT", quantity, 30_000.0, 0, 30_100.0, 1.0, None, None, None)
+        for text in (render.alert_text(filled), render.alert_text(opened), render.positions([pos])):
+            assert f"{shown} @ 30,000.00" in plain(text), text
+        assert "target none" in plain(render.alert_text(opened))  # a level switched off, not a missing value
+
+
+def test_a_missing_value_reads_the_same_everywhere() -> None:
+    from engine.events import ProtectiveExitHit
+
+    hit = ProtectiveExitHit(ts=0, symbol="BTCUSDT", trigger="stop_loss", level=float("nan"), fill_price=1.0)
+    assert f"Level {render.missing()}" in plain(render.alert_text(hit))
+    assert render.price(None) == render.qty(None) == render.pct(None) == render.money(None) == render.missing()
+
+
+def test_a_signal_fill_names_its_rule_or_model() -> None:
+    from engine.events import OrderFilled
+
+    fill = OrderFilled(ts=0, order_id="o", symbol="BTCUSDT", side="buy", quantity=1.0, price=1.0, fee=0.0,
+                       reason="signal", source="sma-cross(10,30)")
+    assert "Reason: sma-cross(10,30) signal" in plain(render.alert_text(fill))
+    assert "model" not in plain(render.alert_text(fill))
+    older = OrderFilled(ts=0, order_id="o", symbol="BTCUSDT", side="buy", quantity=1.0, price=1.0, fee=0.0,
+                        reason="signal")  # an outbox row from before sources were recorded
+    assert "Reason: signal\n" in plain(render.alert_text(older))

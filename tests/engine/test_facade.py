@@ -4,6 +4,7 @@ every value it returns is checked against what the store and the core hold."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -166,8 +167,10 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
         assert pnl.wins == sum(1 for t in in_period if t.pnl > 0)
         assert pnl.fees == pytest.approx(math.fsum(t.fee for t in in_period))
     days = await facade.daily(3)
-    assert len(days) == 3 and days[0].end_equity == series[-1][1]
     today = now // DAY_MS
+    born = min(series[0][0] // DAY_MS, rig.engine.started_ms // DAY_MS)  # no day before the agent's first
+    assert len(days) == min(3, today - born + 1) and days[0].end_equity == series[-1][1]
+    assert days[-1].day == datetime.fromtimestamp(max(born, today - 2) * 86_400, tz=UTC).strftime("%Y-%m-%d")
     for back, day in enumerate(days):
         d = today - back
         assert day.trades == sum(1 for t in all_trades if d * DAY_MS <= t.exit_time < (d + 1) * DAY_MS)
@@ -176,6 +179,8 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     assert perf[0].trades == len(all_trades) and perf[0].wins == sum(1 for t in all_trades if t.pnl > 0)
     assert perf[0].pnl == pytest.approx(math.fsum(t.pnl for t in all_trades))
     assert perf[0].fees == pytest.approx(math.fsum(t.fee for t in all_trades))
+    assert sorted(perf[0].pnl_pcts) == sorted(t.pnl_pct for t in all_trades)
+    assert perf[0].best_pnl_pct == max(t.pnl_pct for t in all_trades)
 
     # ---- charts
     chart = await facade.equity_chart("all")
