@@ -15,24 +15,48 @@ from bot.handlers.commands import BY_NAME, COMMANDS, Role
 from bot.handlers.common import reply
 
 
+def first_steps(role: Role, symbol: str) -> list[str]:
+    """What a new admin or viewer might try first (plain text)."""
+    steps = ["/status - is it running, what are the prices",
+             f"/signal {symbol} - what the strategy thinks now, and why it would or would not trade",
+             "/positions and /trades - what it holds and what it did"]
+    if role is Role.ADMIN:
+        steps += [f"/buy {symbol} 100 - a paper order for 100 in the quote currency (you confirm first)",
+                  "/risk - the limits every order is checked against"]
+    steps.append("/alerts - which alerts this chat gets; /alerts order_filled silent, for example, mutes that sound")
+    return steps
+
+
 async def start(update: Update, context: BotContext) -> None:
-    """Anyone's own user id and chat id (for the operator's config); nothing about the agent."""
+    """Anyone's own user id and chat id (for the operator's config); nothing about the agent for strangers,
+    and for admins and viewers what to try first."""
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None:
         return
     lines = [f"Your user id: <code>{user.id}</code>", f"This chat id: <code>{chat.id}</code>"]
     role = role_of(context.settings, user.id)
     if role >= Role.VIEWER:
-        lines.append(f"You are {'an admin' if role is Role.ADMIN else 'a viewer'}. Send /help for the commands.")
+        lines.append(f"You are {'an admin' if role is Role.ADMIN else 'a viewer'}"
+                     f"{' (everything is paper trading: no real money)' if context.facade.mode == 'paper' else ''}."
+                     f"\n\nTry first:")
+        lines += [f"• {render.esc(step)}" for step in first_steps(role, context.facade.symbols[0])]
+        lines.append("Send /help for every command.")
     await reply(update, "\n".join(lines))
+
+
+def help_text(role: Role) -> str:
+    """The commands ``role`` may use, as plain text (no markup: it is sent without a parse mode)."""
+    lines = [line for c in COMMANDS if (line := c.help_line(role)) is not None]
+    return "Commands:\n" + "\n".join(lines) + "\nAMOUNT is in the quote currency (e.g. USDT for BTCUSDT)."
 
 
 async def help_command(update: Update, context: BotContext) -> None:
     """The commands the caller's role may use."""
+    message = update.effective_message
+    if message is None:
+        return
     role = role_of(context.settings, update.effective_user.id if update.effective_user else None)
-    lines = [line for c in COMMANDS if (line := c.help_line(role)) is not None]
-    await reply(update, "Commands:\n" + "\n".join(render.esc(line) for line in lines)
-                + "\nAMOUNT is in the quote currency (e.g. USDT for BTCUSDT).")
+    await message.reply_text(help_text(role))  # plain text: nothing a client could show as raw markup
 
 
 async def version(update: Update, context: BotContext) -> None:

@@ -56,8 +56,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("version", "", "software version", Role.VIEWER),
     Command("risk", "[key value]", "show risk limits, or change one", Role.VIEWER, Role.ADMIN,
             "show risk limits"),
-    Command("alerts", "[type on|silent|off]", "alert settings of this chat, or change one",
-            Role.VIEWER, Role.ADMIN, "alert settings of this chat"),
+    Command("alerts", "[type on|silent|off]", "alert settings of this chat, or change one (viewers: in their "
+            "private chat)", Role.VIEWER),
     Command("buy", "SYMBOL AMOUNT", "paper buy for AMOUNT in the quote currency", Role.ADMIN),
     Command("sell", "SYMBOL [AMOUNT]", "paper sell AMOUNT (quote currency) or the whole position", Role.ADMIN),
     Command("close", "SYMBOL|all", "close one position or all", Role.ADMIN),

@@ -10,7 +10,7 @@ from tests.bot.harness import ADMIN, STRANGER, VIEWER, Harness
 
 READS = [c.name for c in COMMANDS if c.role is Role.VIEWER]
 WRITES = ["buy BTCUSDT 100", "sell BTCUSDT", "close all", "pause", "resume", "risk stop_loss_pct 0.1",
-          "alerts feed off", "retrain BTCUSDT"]
+          "retrain BTCUSDT"]  # /alerts TYPE MODE: viewers may, for their own chat (test_edge_cases)
 
 
 @pytest.mark.parametrize("command", [c.name for c in COMMANDS if c.name != "start"] + WRITES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import render
-from tests.bot.harness import ADMIN, Harness
+from tests.bot.harness import ADMIN, STRANGER, VIEWER, Harness
 
 
 async def buy_and_fill(bot: Harness, symbol: str, amount: str) -> None:
@@ -66,3 +66,44 @@ async def test_position_fraction_above_its_maximum_is_refused_and_says_0_means_o
     assert bad.text is not None and "0 switches a protective limit off" in bad.text
     (ok,) = await bot.ask(ADMIN, ADMIN, "/risk position_fraction 0.5")  # at the maximum: asks
     assert ok.button_labels() == ["Yes", "No"]
+
+
+async def test_viewers_set_their_own_alerts_but_not_a_groups(bot: Harness) -> None:
+    facade = bot.engine.facade
+    (mine,) = await bot.ask(VIEWER, VIEWER, "/alerts order_filled silent")
+    assert mine.text is not None and "• order_filled: silent" in mine.text
+    assert (await facade.alert_modes(VIEWER))["order_filled"] == "silent"
+    assert (await facade.alert_modes(ADMIN)).get("order_filled", "on") == "on"  # only the viewer's own chat
+
+    group = -100800
+    await bot.ask(group, ADMIN, "/start", chat_type="group")
+    (refused,) = await bot.ask(group, VIEWER, "/alerts feed off", chat_type="group")
+    assert refused.text == ("Only an admin may change the alerts of a group. Viewers set their own in their "
+                            "private chat with the bot: /alerts TYPE on|silent|off there.")
+    assert (await facade.alert_modes(group)).get("feed", "on") == "on"
+    (shown,) = await bot.ask(group, VIEWER, "/alerts", chat_type="group")  # reading is fine
+    assert shown.text is not None and shown.text.startswith("Alerts in this chat")
+    await bot.ask(group, ADMIN, "/alerts feed off", chat_type="group")
+    assert (await facade.alert_modes(group))["feed"] == "off"
+    (stranger,) = await bot.ask(STRANGER, STRANGER, "/alerts feed off")
+    assert stranger.text == "Not authorised."
+
+
+async def test_start_tells_a_new_user_what_to_try_first(bot: Harness) -> None:
+    (admin,) = await bot.ask(ADMIN, ADMIN, "/start")
+    (viewer,) = await bot.ask(VIEWER, VIEWER, "/start")
+    assert admin.text is not None and viewer.text is not None
+    for text in (admin.text, viewer.text):
+        assert "Try first:\n• /status - " in text and "• /signal BTCUSDT - " in text and "/help" in text
+        assert "paper trading" in text
+    assert "• /buy BTCUSDT 100 - a paper order" in admin.text and "/buy" not in viewer.text
+
+
+async def test_help_is_plain_text_without_markup(bot: Harness) -> None:
+    for user in (ADMIN, VIEWER):
+        (help_,) = await bot.ask(user, user, "/help")
+        assert help_.parse_mode is None and help_.text == help_.raw_text
+        assert help_.text is not None and help_.text.startswith("Commands:\n/start - ")
+        for markup in ("<b>", "</", "&lt;", "&gt;", "&amp;", "<code>"):
+            assert markup not in help_.text
+        assert "/alerts [type on|silent|off] - " in help_.text
