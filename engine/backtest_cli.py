@@ -156,7 +156,9 @@ def _say(lines: Sequence[str], kind: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from config.settings import ConfigError, load_trading_config
+    from engine.logs import configure_logging
 
+    configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
     try:
         cfg = load_trading_config(args.config)
         trained = _trained(args)

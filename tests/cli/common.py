@@ -13,6 +13,7 @@ from tests.sample import sample_path
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN = sample_path("BTC_USDT-5m.csv").read_text().splitlines()
 HEAD, ROWS = CLEAN[0], CLEAN[1:]
+SOME_ROWS = ROWS[:2000]
 
 
 def cli(*args: object, timeout: float = 180) -> subprocess.CompletedProcess[str]:
