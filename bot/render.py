@@ -47,6 +47,7 @@ from engine.views import (
     SignalView,
     StatusView,
     SymbolPerformance,
+    SymbolStatus,
     TradesPage,
 )
 
@@ -173,6 +174,19 @@ def synthetic_tag(synthetic: bool) -> str:
     return " <i>(synthetic)</i>" if synthetic else ""
 
 
+def price_age(s: SymbolStatus | None) -> str:
+    """`` (ticker, 3s ago)`` / `` (last close, 4m 10s ago)``: where a market price comes from and how old it is."""
+    if s is None or s.last_price is None or s.price_age_ms is None:
+        return ""
+    source = "last close" if s.price_source == "candle" else s.price_source
+    return f" ({esc(source)}, {duration(s.price_age_ms / 1000)} ago)"
+
+
+def market_price(s: SymbolStatus) -> str:
+    """A symbol's price as /status and the order preview show it: ``30,675.98 (ticker, 3s ago)``."""
+    return f"{price(s.last_price)}{synthetic_tag(s.synthetic)}{price_age(s)}"
+
+
 def mode_tag(mode: str) -> str:
     return PAPER if mode == "paper" else f"<b>{esc(mode.upper())}</b>"
 
@@ -197,7 +211,7 @@ def status(v: StatusView, tz: tzinfo = UTC) -> str:
     for s in v.symbols:
         flags = " <b>STALE</b>" if s.stale else ""
         held = f", holding {qty(s.position_qty)}" if s.position_qty else ""
-        lines.append(f"• {esc(s.symbol)}: {price(s.last_price)}{synthetic_tag(s.synthetic)}{held}"
+        lines.append(f"• {esc(s.symbol)}: {market_price(s)}{held}"
                      f" (last candle {when(s.last_candle_ts, tz)}){flags}")
     lines.append(f"<i>As of {when(v.now_ms, tz)}</i>")
     return "\n".join(lines)
@@ -217,10 +231,12 @@ def balance(v: BalanceView, tz: tzinfo = UTC) -> str:
 
 
 def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode: str = "paper",
-              tz: tzinfo = UTC) -> str:
+              tz: tzinfo = UTC, markets: Iterable[SymbolStatus] = ()) -> str:
+    """``markets`` (the status' symbols) tell where each "now" price comes from and how old it is."""
     if not items:
         return f"{mode_tag(mode)}: no open positions."
     fake = set(synthetic)
+    by_symbol = {m.symbol: m for m in markets}
     lines = [f"{mode_tag(mode)} open positions ({len(items)})"]
     for p in items:
         ret = (p.mark_price / p.avg_price - 1.0) if p.avg_price else None
@@ -232,7 +248,7 @@ def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode
         if p.trail_price is not None:
             stops.append(f"trail {price(p.trail_price)}")
         lines.append(f"• <b>{esc(p.symbol)}</b> {qty(p.quantity)} @ {price(p.avg_price)}, "
-                     f"now {price(p.mark_price)}{synthetic_tag(p.symbol in fake)}: "
+                     f"now {price(p.mark_price)}{synthetic_tag(p.symbol in fake)}{price_age(by_symbol.get(p.symbol))}: "
                      f"{signed(p.unrealized_pnl)} ({pct(ret)})")
         lines.append(f"  since {when(p.entry_ts, tz)}" + (f"; {', '.join(stops)}" if stops else ""))
     return "\n".join(lines)
