@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +71,6 @@ class EngineFacade:
         self._store = engine.store
         self.strategy = strategy
         self.version = version
-        self._wall_start = time.monotonic()
 
     # ------------------------------------------------------------------ reads
 
@@ -230,7 +228,7 @@ class EngineFacade:
         ok = not info["stale"] and all(h.healthy for h in models)
         return HealthView(ok, info["loop_lag_ms"], info["last_candle_age_s"], tuple(info["stale"]),
                           info["db_latency_ms"], info["outbox_backlog"], info["rss_mb"],
-                          time.monotonic() - self._wall_start, p99, models)
+                          (self.now_ms() - self._engine.started_ms) / 1000.0, p99, models)  # one time base
 
     def price_chart(self, symbol: str, candles: int = 300) -> PriceChartData | Refusal:
         symbol = symbol.upper()

@@ -107,3 +107,11 @@ async def test_help_is_plain_text_without_markup(bot: Harness) -> None:
         for markup in ("<b>", "</", "&lt;", "&gt;", "&amp;", "<code>"):
             assert markup not in help_.text
         assert "/alerts [type on|silent|off] - " in help_.text
+
+
+async def test_health_tells_uptime_and_candle_ages_on_one_clock(bot: Harness) -> None:
+    await bot.candle(12)  # an hour of market time passes within a wall second
+    (health,) = await bot.ask(ADMIN, ADMIN, "/health")
+    assert health.text is not None
+    assert "Uptime: 1h 0m" in health.text  # the engine's clock, like the candle ages below
+    assert "• BTCUSDT: last candle 0s ago" in health.text
