@@ -55,8 +55,10 @@ async def positions(update: Update, context: BotContext) -> None:
     """Open positions with marks and stops."""
     if problem := no_args("positions", context):
         return await reply_problem(update, problem)
-    synthetic = [s.symbol for s in context.facade.status().symbols if s.synthetic]
-    await reply(update, render.positions(context.facade.positions(), synthetic, context.facade.mode, tz(context)))
+    markets = context.facade.status().symbols
+    synthetic = [s.symbol for s in markets if s.synthetic]
+    await reply(update, render.positions(context.facade.positions(), synthetic, context.facade.mode, tz(context),
+                                         markets))
 
 
 async def trades(update: Update, context: BotContext) -> None:

@@ -21,7 +21,7 @@ def _now_price(context: BotContext, symbol: str) -> str:
     market = _market(context, symbol)
     if market is None or market.last_price is None:
         return ""
-    return f" (last price {render.price(market.last_price)}{render.synthetic_tag(market.synthetic)})"
+    return f" (last price {render.market_price(market)})"
 
 
 def _order_args(command: str, context: BotContext, *, amount_required: bool) -> tuple[str, float | None] | Problem:

@@ -142,7 +142,8 @@ async def test_status_and_positions_show_the_ticker_price_and_its_age(tmp_path: 
         assert not hasattr(ack, "code"), ack
         clock.set(int(candles.ts[HISTORY + 1]) + STEP)  # candles 300 and 301 close: the order fills
         await wait_until(lambda: SYMBOL in engine.core.portfolio.positions)
-        await wait_until(lambda: st.tick is not None and st.tick.ts >= int(candles.ts[HISTORY + 1]) + STEP)
+        clock.advance(1_000)
+        await wait_until(lambda: st.tick is not None and st.tick.ts > int(candles.ts[HISTORY + 1]) + STEP)
         clock.advance(90_000)  # no await: a ticker 90 s old, newer than the last candle's close
         (position,) = facade.positions()
         (book,) = engine.core.portfolio.views()  # marked at the last close, as the kernel keeps it
