@@ -30,6 +30,7 @@ from engine.events import (
     FeedStale,
     ModelDegraded,
     ModelRecovered,
+    OrderCancelled,
     OrderFilled,
     PositionClosed,
     PositionOpened,
@@ -484,6 +485,11 @@ def order_filled(e: OrderFilled, tz: tzinfo, paper: bool) -> str:
             f"Reason: {reason_text(e.reason, e.source)}\n{_stamp(e.ts, tz)}")
 
 
+def order_cancelled(e: OrderCancelled, tz: tzinfo, paper: bool) -> str:
+    return (f"{_paper(e.paper or paper)}🚫 <b>{esc(e.side.upper())} {esc(e.symbol)} cancelled</b> before it filled\n"
+            f"Order <code>{esc(e.order_id)}</code> · by {esc(e.by)}\n{_stamp(e.ts, tz)}")
+
+
 def position_opened(e: PositionOpened, tz: tzinfo, paper: bool) -> str:
     return (f"{_paper(e.paper or paper)}📈 <b>Position opened: {esc(e.symbol)}</b>\n"
             f"{qty(e.quantity)} @ {price(e.price)}\n"
@@ -549,6 +555,7 @@ def engine_stopped(e: EngineStopped, tz: tzinfo, paper: bool) -> str:
 
 ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     OrderFilled: order_filled,
+    OrderCancelled: order_cancelled,
     PositionOpened: position_opened,
     PositionClosed: position_closed,
     ProtectiveExitHit: protective_exit,

@@ -43,6 +43,18 @@ class OrderFilled(EngineEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderCancelled(EngineEvent):
+    """An operator withdrew a pending order before it filled (``/cancel``); the store marks it cancelled."""
+
+    kind: ClassVar[str] = "order_cancelled"
+    order_id: str
+    symbol: str
+    side: str
+    by: str
+    paper: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PositionOpened(EngineEvent):
     kind: ClassVar[str] = "position_opened"
     symbol: str
@@ -149,6 +161,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
     cls.__name__: cls
     for cls in (
         OrderFilled,
+        OrderCancelled,
         PositionOpened,
         PositionClosed,
         ProtectiveExitHit,

@@ -17,7 +17,7 @@ import numpy as np
 from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
 from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, timeframe_ms
-from engine.events import ALERT_KINDS, DailySummary, EngineEvent, TradingPaused
+from engine.events import ALERT_KINDS, DailySummary, EngineEvent, OrderCancelled, TradingPaused
 from engine.loop import LiveEngine
 from engine.views import (
     BalanceView,
@@ -27,8 +27,11 @@ from engine.views import (
     ModelHealthView,
     ModelView,
     OrderAck,
+    OrdersView,
+    PendingOrderView,
     PnlView,
     PriceChartData,
+    ProtectiveOrderView,
     SignalView,
     StatusView,
     SymbolPerformance,
@@ -349,6 +352,67 @@ class EngineFacade:
             await self._engine.commit_locked((), tuple(orders))
         return tuple(OrderAck(o.order_id, o.symbol, "sell", None, self.mode == "paper",
                               "closes at the next candle's open") for o in orders)
+
+    def orders(self) -> OrdersView:
+        """Orders waiting for the next candle's open, and the protective exits of the open positions."""
+        pending = sorted((o for orders in self._core.pending.values() for o in orders),
+                         key=lambda o: (o.decided_ts, o.order_id))
+        protective = []
+        for pos in sorted(self.positions(), key=lambda p: p.symbol):
+            for kind, level in (("stop_loss", pos.stop_price), ("trailing_stop", pos.trail_price),
+                                ("take_profit", pos.target_price)):
+                if level is not None:
+                    protective.append(ProtectiveOrderView(f"{pos.symbol}-{kind}", pos.symbol, kind, level,
+                                                          pos.quantity, pos.mark_price))
+        return OrdersView(tuple(PendingOrderView(o.order_id, o.symbol, o.side.value, o.reason, o.decided_ts,
+                                                 o.quantity, o.notional, o.fraction) for o in pending),
+                          tuple(protective), self.now_ms())
+
+    async def check_cancel(self, order_id: str) -> Refusal | PendingOrderView:
+        """Validate a cancel without changing anything: the pending operator order it would withdraw, or why not
+        (a protective exit, the strategy's own order, an order that already filled or was cancelled, an unknown id).
+        Ids match without regard to case."""
+        wanted = order_id.strip()
+        view = self.orders()
+        found = next((o for o in view.pending if o.order_id.lower() == wanted.lower()), None)
+        if found is not None:
+            if not found.cancellable:
+                return Refusal("automatic", f"{found.order_id} is the strategy's own order, not an operator's; it "
+                                            "fills at the next candle's open (/pause stops new automatic entries)")
+            return found
+        level = next((p for p in view.protective if p.order_id.lower() == wanted.lower()), None)
+        if level is not None:
+            return Refusal("protective", f"{level.order_id} is part of the {level.symbol} position and cannot be "
+                                         f"cancelled by id; /risk {level.kind}_pct VALUE sets it for positions opened "
+                                         f"after the change (0 switches it off), /close {level.symbol} closes this one")
+        status = await self._store.order_status(wanted)
+        if status == "filled":
+            return Refusal("filled", f"order {wanted} has already filled: there is nothing to cancel")
+        if status == "cancelled":
+            return Refusal("cancelled", f"order {wanted} was already cancelled")
+        if status is not None:
+            return Refusal("not_pending", f"order {wanted} is not pending ({status})")
+        return Refusal("unknown_order", f"no pending order {wanted}; /orders lists the pending ones")
+
+    async def cancel(self, order_id: str, by: str = "operator") -> PendingOrderView | Refusal:
+        """Withdraw a pending operator order before it fills: under the engine lock (a candle cannot fill it
+        meanwhile), committed with an ``OrderCancelled`` event that marks the order cancelled in the store."""
+        async with self._engine.lock:
+            checked = await self.check_cancel(order_id)
+            if isinstance(checked, Refusal):
+                return checked
+            before = self._core.snapshot()
+            result = self._core.cancel_manual(checked.order_id)
+            if isinstance(result, Refusal):
+                return result
+            event = OrderCancelled(ts=self.now_ms(), order_id=result.order_id, symbol=result.symbol,
+                                   side=result.side.value, by=by, paper=self.mode == "paper")
+            try:
+                await self._engine.commit_locked((event,))
+            except Exception:
+                self._core.restore(before)  # memory never runs ahead of the database
+                raise
+        return checked
 
     async def pause(self, by: str = "operator") -> bool:
         """Stop new automatic entries (exits and stops keep working). False if already paused."""

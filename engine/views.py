@@ -116,6 +116,43 @@ class OrderAck:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingOrderView:
+    """A market order waiting for its symbol's next candle open."""
+
+    order_id: str
+    symbol: str
+    side: str  # buy | sell
+    reason: str  # manual (an operator's: cancellable) | signal (the strategy's)
+    decided_ts: int
+    quantity: float | None  # exactly one of quantity, notional, fraction sizes it (see OrderRequest)
+    notional: float | None
+    fraction: float | None
+
+    @property
+    def cancellable(self) -> bool:
+        return self.reason == "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectiveOrderView:
+    """A protective exit attached to an open position: it sells the whole position when the price reaches it."""
+
+    order_id: str  # SYMBOL-stop_loss | SYMBOL-take_profit | SYMBOL-trailing_stop
+    symbol: str
+    kind: str  # stop_loss | take_profit | trailing_stop
+    level: float
+    quantity: float
+    mark_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersView:
+    pending: tuple[PendingOrderView, ...]
+    protective: tuple[ProtectiveOrderView, ...]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SignalView:
     symbol: str
     model: str

@@ -387,6 +387,19 @@ class TradingCore:
         self._queue(order)
         return order
 
+    def cancel_manual(self, order_id: str) -> Refusal | OrderRequest:
+        """Withdraw an operator's order that has not filled yet: the symbol's pending slot is emptied, as a fill
+        would empty it. The strategy's own orders are refused (they are the kernel's decision)."""
+        order = next((o for o in self._orders.values() if o.order_id == order_id), None)
+        if order is None:
+            return Refusal("not_pending", f"no pending order {order_id}")
+        if order.reason != "manual":
+            return Refusal("automatic", f"{order_id} is the strategy's own order, not an operator's; it fills at "
+                                        "the next candle's open")
+        self.s[self.index[order.symbol], K.P_SIDE] = 0.0
+        del self._orders[order.symbol]
+        return order
+
     def resume(self, ts: int) -> EngineEvent | None:
         """Operator resume: un-pause, and leave HALTED/REDUCING with the peak reset to today's equity."""
         self.paused = False

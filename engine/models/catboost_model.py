@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,8 +209,10 @@ class CatBoostTradingModel:
     def is_fitted(self) -> bool:
         return self._clf is not None
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, info: TrainingInfo | None = None) -> None:
-        """Fit on rows whose features are all finite (others are skipped: they predict flat anyway)."""
+    def fit(self, x: np.ndarray, y: np.ndarray, *, info: TrainingInfo | None = None,
+            progress: Callable[[int], None] | None = None) -> None:
+        """Fit on rows whose features are all finite (others are skipped: they predict flat anyway).
+        ``progress(1)`` is called after every boosting iteration (a progress bar; the model is the same)."""
         from catboost import CatBoostClassifier
 
         ok = np.isfinite(x).all(axis=1) & (y >= 0)
@@ -223,7 +226,7 @@ class CatBoostTradingModel:
                                  depth=p.depth, learning_rate=p.learning_rate, l2_leaf_reg=p.l2_leaf_reg,
                                  thread_count=p.thread_count, random_seed=p.random_seed, verbose=False,
                                  allow_writing_files=False)
-        clf.fit(xs, ys)
+        clf.fit(xs, ys, callbacks=None if progress is None else [_EachIteration(progress)])
         self._clf = clf
         self.class_counts = [int(v) for v in np.bincount(ys, minlength=3)]
         self.feature_bins = reference_bins(xs)
@@ -284,6 +287,17 @@ class CatBoostTradingModel:
         model._clf = clf
         log.info("model_loaded", model=model.name, path=str(d))
         return model
+
+
+class _EachIteration:
+    """A CatBoost training callback that reports each finished iteration and never stops training."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self._progress = progress
+
+    def after_iteration(self, info: Any) -> bool:
+        self._progress(1)
+        return True
 
 
 def read_checked_metadata(path: Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The models directory: saved model folders plus ``active.json`` (symbol -> model folder).
 
-``activate`` checks that the model loads before it points a symbol at it and rewrites
-``active.json`` atomically (temp file + ``os.replace``). ``load_active`` returns the model or a
+``activate`` checks that the model loads and was trained on the symbol before it points the symbol at
+it, and rewrites ``active.json`` atomically (temp file + ``os.replace``). ``load_active`` returns the model or a
 ``Refusal`` saying why not (no active model, missing, corrupt, truncated, mismatched features or
 catboost version, unreadable); it never raises for those, so the engine keeps running without a model.
 """
@@ -10,16 +10,48 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from engine.core.types import Refusal
-from engine.models.catboost_model import META_FILE, CatBoostTradingModel, ModelLoadError
+from engine.models.catboost_model import META_FILE, CatBoostTradingModel, ModelLoadError, read_checked_metadata
 
 log = structlog.get_logger("engine.models.registry")
 
 ACTIVE_FILE = "active.json"
+
+
+def plain_symbol(symbol: str) -> str:
+    """``eth/btc``, ``ETH_BTC`` or ``ETH-BTC`` -> ``ETHBTC``: the form the engine trades (the trading config's)."""
+    return "".join(c for c in symbol.upper() if c.isalnum())
+
+
+def trained_symbols(model_symbol: str) -> list[str]:
+    """The symbols in a model's metadata (``"BTC/USDT,ETH/USDT"`` for a model trained on several files)."""
+    return [s.strip() for s in model_symbol.split(",") if s.strip()]
+
+
+def symbol_problem(model_symbol: str, symbol: str) -> str | None:
+    """Why a model trained on ``model_symbol`` does not fit ``symbol`` (None when it does, or when the model
+    does not record its symbol)."""
+    known = trained_symbols(model_symbol)
+    if not known or plain_symbol(symbol) in {plain_symbol(s) for s in known}:
+        return None
+    return f"the model was trained on {', '.join(known)}, not {symbol}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model folder of the registry, as ``trading-agent models list`` shows it."""
+
+    model_id: str  # the folder name under the registry root
+    path: Path
+    meta: dict[str, Any]  # metadata.json as read ({} when it is unreadable)
+    problem: str | None  # why the model cannot be loaded (the load checks), None when it passes them
+    active_for: tuple[str, ...]  # symbols active.json points at it
 
 
 class ModelRegistry:
@@ -52,13 +84,41 @@ class ModelRegistry:
             return []
         return sorted(p for p in self.root.iterdir() if (p / META_FILE).is_file())
 
+    def entries(self) -> list[ModelEntry]:
+        """Every model folder with its metadata, whether it passes the load checks, and where it is active."""
+        active = self.active()
+        mapping = {} if isinstance(active, Refusal) else active
+        out = []
+        for path in self.models():
+            try:
+                meta: dict[str, Any] = read_checked_metadata(path)
+                problem = None
+            except ModelLoadError as exc:
+                meta, problem = _raw_metadata(path), str(exc)
+            users = tuple(sorted(s for s, p in mapping.items() if self._resolve(p).resolve() == path.resolve()))
+            out.append(ModelEntry(path.name, path, meta, problem, users))
+        return out
+
+    def find(self, model_id: str) -> Path | Refusal:
+        """The folder of the model ``model_id`` (its folder name, as listed), or why there is none."""
+        known = self.models()
+        found = next((p for p in known if p.name == model_id), None)
+        if found is not None:
+            return found
+        names = ", ".join(p.name for p in known) or "none"
+        return Refusal("unknown_model", f"no model {model_id!r} in {self.root} (models there: {names})")
+
     def activate(self, symbol: str, path: Path | str) -> Refusal | None:
-        """Make ``path`` the active model of ``symbol`` if it loads; else a Refusal and nothing changes."""
+        """Make ``path`` the active model of ``symbol`` if it loads and was trained on ``symbol``; else a
+        Refusal and nothing changes."""
         target = self._resolve(path)
         try:
-            CatBoostTradingModel.load(target)
+            model = CatBoostTradingModel.load(target)
         except ModelLoadError as exc:
             return Refusal(exc.check, str(exc))
+        problem = symbol_problem(model.symbol, symbol)
+        if problem:
+            return Refusal("symbol", f"{target.name} does not fit {symbol}: {problem}")
         current = self.active()
         if isinstance(current, Refusal):
             current = {}  # a corrupt mapping is replaced, not merged
@@ -92,3 +152,12 @@ class ModelRegistry:
         except ModelLoadError as exc:
             log.warning("active_model_refused", symbol=symbol, check=exc.check, reason=str(exc))
             return Refusal(exc.check, str(exc))
+
+
+def _raw_metadata(path: Path) -> dict[str, Any]:
+    """metadata.json without the load checks (to describe a model that fails them); {} when unreadable."""
+    try:
+        data = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.core.types import Fill, OrderRequest, PositionView, Side, SignalRecord, StepRecord, Trade
-from engine.events import ALERT_KINDS, EngineEvent, event_from_payload, to_payload
+from engine.events import ALERT_KINDS, EngineEvent, OrderCancelled, event_from_payload, to_payload
 from engine.store.db import create_engine, normalize_database_url, redact_url
 from engine.store.db import migrate as migrate_database
 from engine.store.tables import (
@@ -514,6 +514,7 @@ async def _write_step(session: AsyncSession, rec: StepRecord, *, ledger_started:
     candle and symbol, and the unit of work cost more than the SQL (see ``bench/worker.py``)."""
     await _write_orders(session, rec.orders)
     fills = await _write_fills(session, rec.fills)
+    await _cancel_orders(session, [e.order_id for e in rec.events if isinstance(e, OrderCancelled)])
     if fills or not ledger_started:
         await _write_ledger(session, fills, rec)
     await _write_trades(session, rec.trades)
@@ -538,6 +539,17 @@ async def _write_orders(session: AsyncSession, orders: Iterable[OrderRequest]) -
         log.info("orders_already_recorded", order_ids=sorted(existing))
     if new:
         await session.execute(insert(OrderRow), new)
+
+
+async def _cancel_orders(session: AsyncSession, order_ids: list[str]) -> None:
+    """Mark the orders an ``OrderCancelled`` event reports as cancelled (only while still pending)."""
+    if order_ids:
+        await session.execute(
+            update(OrderRow)
+            .where(OrderRow.order_id.in_(order_ids), OrderRow.status == "pending")
+            .values(status="cancelled", updated_at=now_ms())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _write_fills(session: AsyncSession, fills: Iterable[Fill]) -> list[Fill]:

@@ -17,7 +17,7 @@ ADMIN_EXAMPLES = {
     "signal": "/signal BTCUSDT", "model": "/model", "chart": "/chart ETHUSDT 50", "equity": "/equity all",
     "health": "/health", "version": "/version", "risk": "/risk", "alerts": "/alerts", "buy": "/buy BTCUSDT 100",
     "sell": "/sell BTCUSDT", "close": "/close BTCUSDT", "pause": "/pause", "resume": "/resume",
-    "retrain": "/retrain BTCUSDT",
+    "retrain": "/retrain BTCUSDT", "orders": "/orders", "cancel": "/cancel BTCUSDT-1-manual-buy",
 }
 
 
