@@ -256,12 +256,12 @@ class LiveEngine:
     def market_price(self, symbol: str) -> MarketPrice | None:
         """The freshest price known for ``symbol``: the ticker's when it is newer than the last candle's
         close, else that close (timed at the candle's close); None before any. A replay or synthetic
-        feed's ticker is that close itself, so it shows as the candle's."""
+        feed's ticker is a candle's close, and says so."""
         st = self.symbols[symbol]
         candle = st.recent[-1] if st.recent else None
         tick = st.tick
         if tick is not None and (candle is None or tick.ts > candle.ts + self.tf_ms):
-            return MarketPrice(tick.price, tick.ts, "ticker")
+            return MarketPrice(tick.price, tick.ts, "ticker" if tick.kind == "ticker" else "candle")
         if candle is None:
             return None
         return MarketPrice(candle.close, candle.ts + self.tf_ms, "candle")

@@ -47,6 +47,7 @@ class Tick:
 
     price: float
     ts: int
+    kind: str = "ticker"  # "ticker" (an exchange's) or "close" (a replayed or synthetic candle's close)
 
 
 class FeedError(Exception):

@@ -59,7 +59,7 @@ class ReplayFeed:
         hi = int(np.searchsorted(self.arrays.ts, self.clock.now_ms() - self.step_ms, side="right"))
         if hi == 0:
             raise FeedError(f"{self.symbol}: no closed candle yet")
-        return Tick(float(self.arrays.close[hi - 1]), int(self.arrays.ts[hi - 1]) + self.step_ms)
+        return Tick(float(self.arrays.close[hi - 1]), int(self.arrays.ts[hi - 1]) + self.step_ms, "close")
 
     async def close(self) -> None:
         return None

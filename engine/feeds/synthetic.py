@@ -133,7 +133,7 @@ class SyntheticFeed:
         count = (self.clock.now_ms() - self.start_ms) // step
         if count <= 0:
             raise FeedError(f"{self.symbol}: no closed candle yet")
-        return Tick(float(self.series.arrays(count - 1, count).close[0]), self.start_ms + count * step)
+        return Tick(float(self.series.arrays(count - 1, count).close[0]), self.start_ms + count * step, "close")
 
     async def close(self) -> None:
         return None

@@ -16,11 +16,13 @@ import pytest
 from engine.backtest import BacktestConfig, run_backtest
 from engine.core.clock import SimClock
 from engine.core.model import UP, CandleArrays, SmaCrossModel
+from engine.core.risk import RiskLimits
 from engine.core.trading import TradingCore
 from engine.core.types import Fill
 from engine.events import EventBus
 from engine.facade import EngineFacade
 from engine.feeds.exchange import ExchangeFeed
+from engine.feeds.replay import ReplayFeed
 from engine.loop import LiveEngine
 from engine.store.repo import Store
 from sim.exchange import FakeExchange, FakeExchangeServer
@@ -29,6 +31,8 @@ from tests.engine.test_restart import COSTS, FILTERS, LIMITS
 
 SYMBOL, TF, STEP = "ETHBTC", "5m", 300_000
 HISTORY = 300
+NO_STOPS = RiskLimits(position_fraction=0.5, max_position_fraction=0.6, max_total_exposure=1.0, stop_loss_pct=0,
+                      take_profit_pct=0, trailing_stop_pct=0, max_daily_loss_pct=0, max_drawdown_pct=0)
 
 
 def first_entry_signal(candles: CandleArrays, model: SmaCrossModel, at_least: int) -> int:
@@ -47,10 +51,11 @@ async def stored_fills(store: Store, timeout: float) -> list[Fill]:
 
 
 async def open_engine(tmp_path: Path, fake: FakeExchange, base_url: str, clock: SimClock, *,
-                      poll_interval: float, ticker_interval: float = 0.0) -> tuple[LiveEngine, Store]:
+                      poll_interval: float, ticker_interval: float = 0.0,
+                      limits: RiskLimits = LIMITS) -> tuple[LiveEngine, Store]:
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}")
     feed = ExchangeFeed(base_url, SYMBOL, TF, clock, history=HISTORY)
-    core = TradingCore(limits=LIMITS, costs=COSTS, filters=FILTERS, starting_cash=10_000, clock=clock)
+    core = TradingCore(limits=limits, costs=COSTS, filters=FILTERS, starting_cash=10_000, clock=clock)
     engine = LiveEngine(core=core, store=store, feeds={SYMBOL: feed}, models={SYMBOL: SmaCrossModel(10, 30)},
                         clock=clock, bus=EventBus(), timeframe=TF, poll_interval=poll_interval, stale_after=10_000,
                         ticker_interval=ticker_interval, history=HISTORY)
@@ -125,7 +130,8 @@ async def test_status_and_positions_show_the_ticker_price_and_its_age(tmp_path: 
     clock = SimClock(int(candles.ts[HISTORY]) + 120_000)  # 2 minutes into candle 300
     fake = FakeExchange({SYMBOL: candles}, clock, TF)
     async with FakeExchangeServer(fake) as base_url:
-        engine, store = await open_engine(tmp_path, fake, base_url, clock, poll_interval=0.05, ticker_interval=0.05)
+        engine, store = await open_engine(tmp_path, fake, base_url, clock, poll_interval=0.05, ticker_interval=0.05,
+                                          limits=NO_STOPS)  # the position stays open for /positions
         facade = EngineFacade(engine, strategy="sma-cross(10,30)")
         await engine.start()
         st = engine.symbols[SYMBOL]
@@ -141,7 +147,8 @@ async def test_status_and_positions_show_the_ticker_price_and_its_age(tmp_path: 
         ack = await facade.buy(SYMBOL, 1000.0)
         assert not hasattr(ack, "code"), ack
         clock.set(int(candles.ts[HISTORY + 1]) + STEP)  # candles 300 and 301 close: the order fills
-        await wait_until(lambda: SYMBOL in engine.core.portfolio.positions)
+        await wait_until(lambda: engine.core.last_candle_ts.get(SYMBOL) == int(candles.ts[HISTORY + 1]))
+        assert SYMBOL in engine.core.portfolio.positions
         clock.advance(1_000)
         await wait_until(lambda: st.tick is not None and st.tick.ts > int(candles.ts[HISTORY + 1]) + STEP)
         clock.advance(90_000)  # no await: a ticker 90 s old, newer than the last candle's close
@@ -170,3 +177,26 @@ async def test_without_a_ticker_the_price_is_the_last_close_with_its_age(tmp_pat
     await store.close()
     assert market.last_price == candles.close[HISTORY - 1]
     assert (market.price_source, market.price_age_ms) == ("candle", 120_000)  # closed 2 minutes ago
+
+
+async def test_a_replay_ticker_is_shown_as_the_close_it_is(tmp_path: Path) -> None:
+    """A replayed series has no price between candles: its ticker (the newest close, which the engine may
+    not have polled yet) is labelled as a candle's close, with the age since that close."""
+    candles = real_candles("ETH_BTC-5m.csv").slice(0, 400)
+    clock = SimClock(int(candles.ts[HISTORY]) + 60_000)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}")
+    core = TradingCore(limits=LIMITS, costs=COSTS, filters=FILTERS, starting_cash=10_000, clock=clock)
+    engine = LiveEngine(core=core, store=store, feeds={SYMBOL: ReplayFeed(candles, SYMBOL, TF, clock)},
+                        models={SYMBOL: SmaCrossModel(10, 30)}, clock=clock, bus=EventBus(), timeframe=TF,
+                        poll_interval=3600, ticker_interval=0.01, history=HISTORY)
+    facade = EngineFacade(engine, strategy="sma-cross(10,30)")
+    await engine.start()
+    st = engine.symbols[SYMBOL]
+    await wait_until(lambda: st.last_signal is not None)
+    clock.set(int(candles.ts[HISTORY + 1]) + 20_000)  # candle 300 closed 20 s ago; the loop sleeps an hour
+    await wait_until(lambda: st.tick is not None and st.tick.ts == int(candles.ts[HISTORY + 1]))
+    (market,) = facade.status().symbols
+    await engine.stop()
+    await store.close()
+    assert market.last_candle_ts == int(candles.ts[HISTORY - 1])
+    assert (market.last_price, market.price_source, market.price_age_ms) == (candles.close[HISTORY], "candle", 20_000)

@@ -66,9 +66,9 @@ async def test_exchange_feed_ticker_makes_one_attempt_and_says_why(base_url: str
 async def test_replay_ticker_is_the_last_close_timed_at_its_close(arrays: CandleArrays) -> None:
     clock = SimClock(int(arrays.ts[100]) + STEP - 1)  # candle 100 is still open: its close is not known yet
     feed = ReplayFeed(arrays, SYMBOL, TF, clock)
-    assert await feed.ticker() == Tick(float(arrays.close[99]), int(arrays.ts[99]) + STEP)
+    assert await feed.ticker() == Tick(float(arrays.close[99]), int(arrays.ts[99]) + STEP, "close")
     clock.advance(1)
-    assert await feed.ticker() == Tick(float(arrays.close[100]), int(arrays.ts[100]) + STEP)
+    assert await feed.ticker() == Tick(float(arrays.close[100]), int(arrays.ts[100]) + STEP, "close")
     clock.set(int(arrays.ts[0]))
     with pytest.raises(FeedError, match="no closed candle yet"):
         await feed.ticker()
@@ -78,7 +78,7 @@ async def test_synthetic_ticker_is_the_last_close_timed_at_its_close() -> None:
     clock = SimClock(START + 50 * STEP + 7)
     feed = SyntheticFeed(SYMBOL, TF, clock, seed=3, start_ms=START)
     walk = synthetic_arrays(50, seed=3, start_ms=START, timeframe=TF)
-    assert await feed.ticker() == Tick(float(walk.close[49]), START + 50 * STEP)
+    assert await feed.ticker() == Tick(float(walk.close[49]), START + 50 * STEP, "close")
     assert (await feed.poll(None)).candles[-1].close == walk.close[49]
     clock.set(START + STEP - 1)
     with pytest.raises(FeedError, match="no closed candle yet"):
