@@ -128,7 +128,7 @@ async def running_bot(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, fas
     ``config``, ``feeds`` and ``clock`` replace the defaults (e.g. the model strategy on a replay of real
     candles); models live in ``tmp_path / "models"``. Confirmations expire on ``Harness.wall``, which
     tests advance, or with ``wall_clock`` on the bot's default, the real wall clock."""
-    settings = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_admin_ids=list(admins),  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_admin_ids=list(admins),
                         telegram_viewer_ids=list(viewers), sqlite_path=tmp_path / "agent.db", timezone=timezone,
                         models_dir=tmp_path / "models")
     clock = clock or SimClock(DEFAULT_START_MS + WARMUP * STEP_MS)
