@@ -11,7 +11,9 @@ Everything runs as tasks of the one loop (python-telegram-bot's customwebhookbot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dtm
+import random
 import secrets
 import sys
 import time
@@ -21,6 +23,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import structlog
+from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import AlertSender
@@ -28,6 +31,8 @@ from config.settings import ConfigError, Settings
 from engine.app import EngineApp
 
 log = structlog.get_logger("bot.runtime")
+
+TELEGRAM_RETRY_MAX_S = 60.0  # the longest pause between two attempts to reach Telegram at start-up
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -76,10 +81,29 @@ class Runtime:
         self.stopped = asyncio.Event()
         self._started = False
         self._stopping = False
+        self._connect_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Start the engine, then the bot. Telegram unreachable (a network error, a timeout, a 5xx) does not stop
+        the agent: trading goes on, alerts wait in the outbox, and the bot is connected in the background with
+        backoff. A rejected token is raised (InvalidToken): that is configuration, not an outage."""
         await self.engine_app.start()
-        await self.application.initialize()  # getMe: fails fast on a wrong token
+        try:
+            await self.application.initialize()  # getMe: fails fast on a wrong token
+        except NetworkError as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            log.warning("telegram_unreachable", error=f"{type(exc).__name__}: {exc}",
+                        action="trading goes on and alerts wait in the outbox; reconnecting with backoff")
+            self._connect_task = asyncio.create_task(self._connect_later(), name="telegram-connect")
+            self._started = True
+            self._log_ready()
+            return
+        await self._start_bot()
+        self._started = True
+        self._log_ready()
+
+    async def _start_bot(self) -> None:
         if self.application.post_init is not None:  # run_polling would call it; we start by hand
             await self.application.post_init(self.application)
         await self.application.start()
@@ -87,9 +111,36 @@ class Runtime:
         self.engine_app.bus.subscribe(self.sender.on_event)
         self.sender.start()
         self._schedule_daily_summary()
-        self._started = True
-        me = self.application.bot.username
-        log.info("ready", bot=me, mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
+
+    async def _connect_later(self) -> None:
+        """Retry getMe with backoff until Telegram answers, then start the bot; say when it is back."""
+        down_since = time.monotonic()
+        failures = 0
+        rng = random.Random()
+        while True:
+            failures += 1
+            await asyncio.sleep(min(TELEGRAM_RETRY_MAX_S, 2.0 ** min(failures, 6)) * rng.uniform(0.5, 1.0))
+            try:
+                await self.application.initialize()
+            except InvalidToken:
+                log.error("telegram_token_rejected", action="the bot stays off; fix TELEGRAM_BOT_TOKEN and restart")
+                return
+            except NetworkError as exc:
+                log.info("telegram_still_unreachable", attempt=failures, error=f"{type(exc).__name__}: {exc}")
+                continue
+            break
+        try:
+            await self._start_bot()
+        except Exception:  # a task boundary: say it; the engine goes on trading either way
+            log.exception("telegram_start_failed")
+            return
+        log.info("telegram_recovered", bot=self.application.bot.username,
+                 down_s=round(time.monotonic() - down_since, 1))
+
+    def _log_ready(self) -> None:
+        connected = self.application.running
+        log.info("ready", bot=self.application.bot.username if connected else None, telegram=connected,
+                 mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
                  webhook=webhook_plan(self.settings) is not None, numba_loaded="numba" in sys.modules)
 
     async def _start_updates(self) -> None:
@@ -133,6 +184,10 @@ class Runtime:
 
     async def _stop_parts(self, end: float) -> None:
         app = self.application
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connect_task
         if app.updater is not None and app.updater.running:
             await _guarded("stop_updates", app.updater.stop())
         await _guarded("stop_engine", self.engine_app.stop_engine())  # current step finishes; clean flag

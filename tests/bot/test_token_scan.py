@@ -27,6 +27,7 @@ from engine.core.clock import SimClock
 from engine.events import ModelDegraded
 from engine.feeds.synthetic import DEFAULT_START_MS
 from engine.logs import NOISY, configure_logging
+from engine.store.db import DatabaseUnavailable
 from sim.botapi import BotApiEmulator
 
 TOKEN = "123456:TEST-TOKEN"
@@ -127,12 +128,13 @@ async def rejected_token_attempt(tmp_path: Path, emu: BotApiEmulator, http: str)
 async def database_password_attempt(tmp_path: Path) -> None:
     settings = load_settings(_env_file=None, telegram_bot_token=TOKEN, database_url=pg_url(closed_port()))
     configure_logging("DEBUG", "json", secrets=secrets_of(settings), stream=logging.getLogger().handlers[0].stream)
-    with pytest.raises(OSError):
+    with pytest.raises(DatabaseUnavailable) as info:
         try:
             await build(settings, load_trading_config(config_toml(tmp_path / "trading.toml")))
-        except OSError:
+        except DatabaseUnavailable:
             structlog.get_logger("test").exception("start_failed")
             raise
+    assert PASSWORD not in str(info.value) and "127.0.0.1" in str(info.value)
 
 
 def assert_clean(text: str, *secrets: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sim.botapi import BotApiEmulator
-from tests.worker.rig import TOKEN, Worker, worker_env
+from tests.worker.rig import ADMIN, TOKEN, Worker, free_port, worker_env
 
 PASSWORD = "Pa55-w0rd-XYZ"
 SYNTHETIC = '[trading]\nupdate_interval = 5\nfast = 3\nslow = 8\n[feed]\nsource = "synthetic"\nhistory = 50\n'
@@ -130,3 +130,33 @@ def test_sigterm_while_importing_exits_0(tmp_path: Path) -> None:
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+async def test_telegram_unreachable_at_start_trades_anyway_and_connects_when_it_is_back(tmp_path: Path) -> None:
+    """Telegram down at start: the worker says so in one line, keeps trading, and when the Bot API answers it
+    connects and answers commands."""
+    toml = tmp_path / "trading.toml"
+    toml.write_text(SYNTHETIC, encoding="utf-8")
+    port = free_port()
+    env = worker_env(tmp_path, emulator_url=f"http://127.0.0.1:{port}", exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml)
+    worker = await Worker.start(env, tmp_path)
+    try:
+        ready = await worker.wait_for("ready")
+        assert ready["telegram"] is False and ready["bot"] is None
+        (down,) = worker.logged("telegram_unreachable")
+        assert down["level"] == "warning" and "trading goes on" in down["action"]
+        assert worker.proc.returncode is None
+        emu = BotApiEmulator(token=TOKEN)
+        async with emu.run(port):
+            back = await worker.wait_for("telegram_recovered", timeout=30)
+            assert back["bot"] == "paper_agent_bot"
+            before = len(emu.transcript(ADMIN))
+            emu.send_message(ADMIN, ADMIN, "/status")
+            (reply, *_) = await emu.wait_for_messages(ADMIN, 1, since=before, timeout=15)
+            assert "running" in (reply.text or "")
+            worker.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(worker.finish(), 15) == 0
+        assert "Traceback" not in "".join(worker.lines)
+    finally:
+        worker.kill()
