@@ -70,6 +70,7 @@ def non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
     return value
 
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("engine.backtest_cli", "run the decision path over a CSV with a simulated clock"),
     "download": ("engine.feeds.download", "fetch closed candles from the exchange into CSV"),
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    jit = os.environ.get("TRADING_AGENT_JIT")
+    if jit is not None and jit not in ("0", "1"):  # the kernel would take any other value for "compile"
+        print(f"configuration error: invalid environment variable TRADING_AGENT_JIT: must be 0 or 1 (got {jit!r})",
+              file=sys.stderr)
+        return 2
     parser = Parser(prog="trading-agent", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = argv[0] if argv and argv[0] in COMMANDS else None

@@ -139,3 +139,19 @@ def test_any_environment_value_is_accepted_or_refused_in_one_line(values: dict[s
         assert "\n" not in message and message.startswith("invalid environment variable ")
         assert any(name.upper() in message for name in values), message
         assert TOKEN not in message
+
+
+def test_a_command_refuses_an_unknown_jit_switch_in_one_line() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.sample import sample_path
+
+    env = {**os.environ, "TRADING_AGENT_JIT": "banana"}
+    data = str(sample_path("BTC_USDT-1h.csv"))
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "backtest", "--data", data], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "configuration error: invalid environment variable TRADING_AGENT_JIT: must be 0 or 1 (got 'banana')"]
