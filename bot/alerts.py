@@ -38,7 +38,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.render import alert_text
-from engine.events import EngineEvent
+from engine.events import EngineEvent, EngineStopped
 from engine.store.repo import Delivery
 
 log = structlog.get_logger("bot.alerts")
@@ -53,7 +53,7 @@ class AlertFacade(Protocol):
     @property
     def mode(self) -> str: ...
 
-    async def pending_alerts(self, limit: int = 100) -> list[Any]: ...
+    async def pending_alerts(self, limit: int = 100, *, kind: str | None = None) -> list[Any]: ...
 
     async def alert_delivered(self, outbox_id: int, chat_id: int, message_id: int | None) -> None: ...
 
@@ -119,6 +119,8 @@ class AlertSender:
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._handled: dict[int, int] = {}  # chat -> highest outbox id delivered or given up on
+        self._urgent: dict[int, list[Delivery]] = {}  # chat -> alerts that go before its backlog (at stop)
+        self._done: set[tuple[int, int]] = set()  # (outbox id, chat) sent ahead of their turn
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,6 +147,7 @@ class AlertSender:
         if task is None:
             return
         self._draining = True
+        await self._put_lifecycle_first()
         self.wake()
         done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline_s))
         if not done:
@@ -154,6 +157,19 @@ class AlertSender:
         await self._cancel_workers()
         self._task = None
         log.info("alert_sender_stopped", delivered=self.delivered, drained=bool(done))
+
+    async def _put_lifecycle_first(self) -> None:
+        """At stop, "Agent stopped" (and a start not yet sent) go before a chat's backlog: with hundreds of alerts
+        queued behind Telegram's limits, it would otherwise wait for the next process. The backlog follows in
+        order and what the deadline leaves is delivered by the next process."""
+        try:
+            urgent: list[Delivery] = await self.facade.pending_alerts(BATCH, kind=EngineStopped.kind)
+        except Exception:
+            log.exception("alert_outbox_read_failed")
+            return
+        for d in urgent:
+            if d.outbox_id > self._handled.get(d.chat_id, 0):
+                self._urgent.setdefault(d.chat_id, []).append(d)
 
     async def _cancel_workers(self) -> None:
         workers = list(self._workers.values())
@@ -192,6 +208,9 @@ class AlertSender:
         for d in deliveries:
             if d.chat_id not in self._workers and d.outbox_id > self._handled.get(d.chat_id, 0):
                 by_chat.setdefault(d.chat_id, []).append(d)
+        for chat_id in self._urgent:
+            if chat_id not in self._workers:
+                by_chat.setdefault(chat_id, [])
         for chat_id, items in by_chat.items():
             worker = asyncio.create_task(self._chat_worker(chat_id, items), name=f"alerts:{chat_id}")
             self._workers[chat_id] = worker
@@ -206,7 +225,14 @@ class AlertSender:
 
     async def _chat_worker(self, chat_id: int, items: list[Delivery]) -> None:
         try:
-            for delivery in items:
+            for delivery in [None, *items]:
+                while self._urgent.get(chat_id):  # put first by stop(), also while this worker is under way
+                    ahead = self._urgent[chat_id].pop(0)
+                    self._done.add((ahead.outbox_id, chat_id))
+                    if not await self._deliver(ahead):
+                        return
+                if delivery is None or (delivery.outbox_id, chat_id) in self._done:
+                    continue
                 if not await self._deliver(delivery):
                     return  # the chat is gone (blocked the bot or migrated)
         except asyncio.CancelledError:
@@ -279,7 +305,7 @@ class AlertSender:
             await asyncio.wait_for(self._recovered.wait(), delay)
 
     async def _delivered(self, d: Delivery, message: Message) -> None:
-        self._handled[d.chat_id] = d.outbox_id
+        self._handled[d.chat_id] = max(d.outbox_id, self._handled.get(d.chat_id, 0))
         self.delivered += 1
         self._recovered.set()
         try:
@@ -291,7 +317,7 @@ class AlertSender:
 
     async def _give_up(self, d: Delivery, error: str) -> None:
         log.error("alert_given_up", chat_id=d.chat_id, outbox_id=d.outbox_id, kind=d.kind, error=error)
-        self._handled[d.chat_id] = d.outbox_id
+        self._handled[d.chat_id] = max(d.outbox_id, self._handled.get(d.chat_id, 0))
         await self._record_failure(d, error, final=True)
 
     async def _chat_gone(self, d: Delivery, error: str) -> None:

@@ -540,8 +540,8 @@ class EngineFacade:
         await self._store.set_alert_mode(chat_id, kind, mode)
         return None
 
-    async def pending_alerts(self, limit: int = 100) -> list[Any]:
-        return list(await self._store.pending_deliveries(limit))
+    async def pending_alerts(self, limit: int = 100, *, kind: str | None = None) -> list[Any]:
+        return list(await self._store.pending_deliveries(limit, kind=kind))
 
     async def alert_delivered(self, outbox_id: int, chat_id: int, message_id: int | None) -> None:
         await self._store.mark_delivered(outbox_id, chat_id, message_id)

@@ -400,8 +400,9 @@ class Store:
         modes.update({kind: mode for kind, mode in rows if kind in modes})
         return modes
 
-    async def pending_deliveries(self, limit: int = 100) -> list[Delivery]:
-        """Undelivered alerts for active chats, ordered by outbox id (so in order per chat)."""
+    async def pending_deliveries(self, limit: int = 100, *, kind: str | None = None) -> list[Delivery]:
+        """Undelivered alerts for active chats, ordered by outbox id (so in order per chat); only those of one
+        alert type with ``kind``."""
         mode = AlertSettingRow.mode
         query = (
             select(
@@ -419,7 +420,7 @@ class Store:
                 AlertSettingRow,
                 (AlertSettingRow.chat_id == DeliveryRow.chat_id) & (AlertSettingRow.kind == OutboxRow.kind),
             )
-            .where(_deliverable())
+            .where(_deliverable() if kind is None else _deliverable() & (OutboxRow.kind == kind))
             .order_by(DeliveryRow.outbox_id, DeliveryRow.chat_id)
             .limit(limit)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -412,6 +413,27 @@ async def test_stop_delivers_what_it_can_until_the_deadline(harness: Harness) ->
     await sender.stop(0.5)  # Telegram is down: give up at the deadline, the alert stays pending
     assert loop.time() - t0 < 1.5
     assert await app.store.outbox_backlog() == 1
+
+
+async def test_agent_stopped_goes_before_a_backlog_at_stop(harness: Harness) -> None:
+    """Hundreds of alerts may wait behind Telegram's per-chat limit; the stop alert must not wait behind them
+    for the next process. It goes out first; what the deadline leaves stays pending, in order."""
+    emu = harness.emu
+    app = await harness.open(chats=(CHAT_A,))
+    await harness.start_engine()
+    sender = await harness.start_sender(chat_rate=4.0, chat_burst=1)  # a backlog drains at 4 alerts/s
+    for i in range(40):
+        await app.facade.publish(ModelDegraded(ts=app.facade.now_ms(), model=f"m{i}", reason="r"))
+    await emu.wait_for_messages(CHAT_A, 2, timeout=10)
+    await app.stop_engine()  # writes "Agent stopped" behind the 40
+    await sender.stop(2.0)
+    sent = [t or "" for t in texts(emu, CHAT_A)]
+    stopped = [i for i, t in enumerate(sent) if "Agent stopped" in t]
+    assert len(stopped) == 1, sent
+    assert len(sent) < 30 and stopped[0] <= 4, sent  # ahead of the backlog, which is not through
+    order = [int(m[1]) for t in sent if (m := re.search(r"\bm(\d+)\b", t))]
+    assert order == list(range(len(order))) and len(order) >= 2  # the backlog itself stays in order
+    assert await app.store.outbox_backlog() > 0
 
 
 # ---------------------------------------------------------------------------- text
