@@ -35,6 +35,7 @@ if __name__ == "__main__":  # first, before the imports that take most of a seco
 import asyncio  # noqa: E402  (after the signal handlers, on purpose)
 import contextlib  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
@@ -128,7 +129,7 @@ class ExchangeTime:
     time (``--speed``) the rate converges to its speed. Never goes backwards."""
 
     def __init__(self, server_ms: int, before_ms: int, after_ms: int, *,
-                 wall: Callable[[], int] | None = None) -> None:
+                 wall: Callable[[], int] | None = None, synced: bool = True) -> None:
         self._now_wall = wall or self.wall_ms
         self._anchor = (server_ms, before_ms)
         self._server = server_ms
@@ -136,6 +137,17 @@ class ExchangeTime:
         self.rate = 1.0
         self._low = 0.0
         self._last = 0
+        self.synced = synced
+
+    @classmethod
+    def unsynced(cls, wall: Callable[[], int] | None = None) -> ExchangeTime:
+        """The exchange has not answered yet: the wall clock stands in (for timestamps only: the exchange feeds
+        deliver nothing until ``synced``) and the first sample replaces it, even backwards."""
+        now = (wall or cls.wall_ms)()
+        return cls(now, now, now, wall=wall, synced=False)
+
+    def ready(self) -> bool:
+        return self.synced
 
     @staticmethod
     def wall_ms() -> int:
@@ -149,6 +161,10 @@ class ExchangeTime:
         return now
 
     def resync(self, server_ms: int, before_ms: int, after_ms: int) -> None:
+        if not self.synced:  # the first answer since start: the exchange's time replaces the stand-in
+            self._anchor = (server_ms, before_ms)
+            self._server, self._wall, self._last, self.synced = server_ms, after_ms, 0, True
+            return
         s0, b0 = self._anchor
         span = after_ms - b0
         if span > 0 and server_ms > s0:
@@ -164,6 +180,9 @@ class ExchangeTime:
         return 60.0 if self.rate == 1.0 else 1.0
 
 
+EXCHANGE_RETRY_MAX_S = 30.0  # the longest pause between attempts to reach an exchange that was down at start
+
+
 async def _server_time(feed: Any) -> tuple[int, int, int]:
     before = ExchangeTime.wall_ms()
     server = int(await feed.server_time())
@@ -171,13 +190,20 @@ async def _server_time(feed: Any) -> tuple[int, int, int]:
 
 
 async def exchange_time(base_url: str) -> tuple[ExchangeTime, Any]:
-    """The clock and the probe feed used to keep it in sync (close the probe when done)."""
+    """The clock and the probe feed used to keep it in sync (close the probe when done). An exchange that
+    does not answer is one warning line, not a failed start: the clock is then ``unsynced`` (the worker and
+    its bot run, the exchange feeds deliver nothing) until ``keep_in_sync`` reaches the exchange."""
     from engine.core.clock import LiveClock
+    from engine.feeds.base import FeedError
     from engine.feeds.exchange import ExchangeFeed
 
     probe = ExchangeFeed(base_url, "BTCUSDT", "1m", LiveClock(), max_attempts=3)
     try:
         clock = ExchangeTime(*await _server_time(probe))
+    except FeedError as exc:
+        log.warning("exchange_unreachable", error=str(exc),
+                    action="starting anyway: no trading until the exchange answers; retrying with backoff")
+        clock = ExchangeTime.unsynced()
     except BaseException:
         await probe.close()
         raise
@@ -186,15 +212,29 @@ async def exchange_time(base_url: str) -> tuple[ExchangeTime, Any]:
 
 async def keep_in_sync(clock: ExchangeTime, probe: Any) -> None:
     pause = 0.25  # the first re-sync soon: it measures the rate
+    failures = 0
+    down_since = time.monotonic() if not clock.synced else None
     while True:
         await asyncio.sleep(pause)
-        pause = clock.resync_every_s
         try:
             clock.resync(*await _server_time(probe))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("clock_resync_failed", error=f"{type(exc).__name__}: {exc}")
+            failures += 1
+            if clock.synced:
+                log.warning("clock_resync_failed", error=f"{type(exc).__name__}: {exc}")
+                pause = clock.resync_every_s
+            else:
+                log.info("exchange_still_unreachable", attempt=failures, error=f"{type(exc).__name__}: {exc}")
+                pause = min(EXCHANGE_RETRY_MAX_S, 2.0 ** min(failures, 5)) * random.uniform(0.5, 1.0)
+            continue
+        if down_since is not None:
+            log.info("exchange_recovered", down_s=round(time.monotonic() - down_since, 1))
+            down_since = None
+            pause = 0.25  # measure the rate soon, as after a start with the exchange up
+            continue
+        pause = clock.resync_every_s
 
 
 async def serve(settings: Settings, config: TradingConfig) -> int:
@@ -216,7 +256,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
         if config.feed.source == "exchange":
             clock, probe = await exchange_time(settings.exchange_base_url)
             background.append(asyncio.create_task(keep_in_sync(clock, probe), name="clock-sync"))
-        engine_app = await build(settings, config, clock=clock)
+        engine_app = await build(settings, config, clock=clock, clock_ready=clock.ready if clock else None)
     except ConfigError:
         await _cancel(background, probe)
         raise

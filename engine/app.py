@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,10 @@ def database_url(settings: Settings) -> str:
     return normalize_database_url(raw, settings.sqlite_path)
 
 
-def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict[str, Feed]:
+def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
+                clock_ready: Callable[[], bool] | None = None) -> dict[str, Feed]:
+    """The feeds of the configured source. ``clock_ready``: for the exchange, whether ``clock`` follows the
+    exchange yet (False while it has not answered since start: its feeds then deliver nothing)."""
     tf = config.trading.timeframe
     source = config.feed.source
     feeds: dict[str, Feed] = {}
@@ -129,7 +133,8 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock) -> dict
         from engine.feeds.exchange import ExchangeFeed
 
         for s in config.trading.symbols:
-            feeds[s] = ExchangeFeed(settings.exchange_base_url, s, tf, clock, history=config.feed.history)
+            feeds[s] = ExchangeFeed(settings.exchange_base_url, s, tf, clock, history=config.feed.history,
+                                    ready=clock_ready)
     elif source == "synthetic":
         from engine.core.types import timeframe_ms
         from engine.feeds.synthetic import SyntheticFeed
@@ -196,7 +201,7 @@ def build_models(settings: Settings, config: TradingConfig, clock: Clock) -> dic
 async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
                 feeds: dict[str, Feed] | None = None, store: Store | None = None,
                 poll_interval: float | None = None, heartbeat_interval: float = 60.0, lock: EngineLock | None = None,
-                **extra: Any) -> EngineApp:
+                clock_ready: Callable[[], bool] | None = None, **extra: Any) -> EngineApp:
     """Everything wired, nothing running. The single-engine lock is the database's own unless a
     ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
@@ -213,7 +218,7 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
             raise DatabaseUnavailable(unavailable_text(url, exc)) from None
         lock = lock or lock_for(url)
     bus = EventBus()
-    feeds = feeds if feeds is not None else build_feeds(settings, config, clock)
+    feeds = feeds if feeds is not None else build_feeds(settings, config, clock, clock_ready)
     models = build_models(settings, config, clock)
     core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
                        filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)

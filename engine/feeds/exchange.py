@@ -117,7 +117,9 @@ class ExchangeFeed:
     def __init__(self, base_url: str, symbol: str, timeframe: str, clock: Clock,
                  session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0,
                  max_attempts: int = 5, sleep: Sleep = asyncio.sleep, rng: random.Random | None = None,
-                 history: int = DEFAULT_HISTORY) -> None:
+                 history: int = DEFAULT_HISTORY, ready: Callable[[], bool] | None = None) -> None:
+        """``ready``: False while ``clock`` cannot be trusted yet (the exchange's time has not been read since
+        start); the feed then delivers nothing, so no candle is taken for closed by a guessed clock."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if history < 1:
@@ -134,6 +136,11 @@ class ExchangeFeed:
         self._rng = rng if rng is not None else random.Random()
         self._session = session
         self._owns_session = session is None
+        self._ready = ready
+
+    def _check_ready(self) -> None:
+        if self._ready is not None and not self._ready():
+            raise FeedError("waiting for the exchange: it has not answered since start, so its clock is not known")
 
     # ------------------------------------------------------------------------------------ port
 
@@ -141,6 +148,7 @@ class ExchangeFeed:
         """Closed candles with ts > after_ts (the last ``history`` closed ones when None), validated.
 
         After ``after_ts``, paging stops once a batch holds ``MAX_BATCH`` candles (``more`` says so)."""
+        self._check_ready()
         now = self.clock.now_ms()
         newest = last_closed_ts(now, self.timeframe)
         if after_ts is None:
@@ -208,6 +216,7 @@ class ExchangeFeed:
     async def ticker(self) -> Tick:
         """The exchange's latest price (``/api/v3/ticker/price``), timed when it arrived (by the feed's
         clock: Binance's ticker carries no time). One attempt: the caller asks again on its schedule."""
+        self._check_ready()
         price: float = await self._get_json(TICKER_PATH, {"symbol": self.symbol}, parse_ticker, attempts=1)
         return Tick(price, self.clock.now_ms())
 

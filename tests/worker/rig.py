@@ -77,8 +77,9 @@ class FakeExchangeProc:
     base_url: str
 
     @classmethod
-    async def start(cls, csvs: list[Path], *, speed: float, history: int = 400) -> FakeExchangeProc:
-        port = free_port()
+    async def start(cls, csvs: list[Path], *, speed: float, history: int = 400,
+                    port: int | None = None) -> FakeExchangeProc:
+        port = port or free_port()
         args = [sys.executable, "-m", "sim.exchange", "--port", str(port), "--speed", str(speed),
                 "--history", str(history)]
         for csv in csvs:

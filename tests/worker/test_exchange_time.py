@@ -38,3 +38,16 @@ def test_never_ahead_and_converges(speed: float) -> None:
             clock.resync(*sample())
     assert worst_lag <= 50 * speed, worst_lag  # after a while: behind by less than 50 ms of wall time
     assert clock.rate == 1.0 if speed == 1.0 else 0.95 * speed < clock.rate <= speed
+
+
+def test_a_clock_started_without_the_exchange_takes_its_time_at_the_first_answer_even_backwards() -> None:
+    wall = [1_800_000_000_000]  # the wall clock stands in while the exchange is down
+    clock = ExchangeTime.unsynced(wall=lambda: wall[0])
+    assert not clock.ready() and clock.now_ms() == wall[0]
+    wall[0] += 5_000
+    server = 1_672_000_000_000  # a fake exchange replaying 2023: years behind the wall clock
+    clock.resync(server, wall[0] - 10, wall[0])
+    assert clock.ready()
+    assert clock.now_ms() == server  # not held at the stand-in's later time
+    wall[0] += 1_000
+    assert server <= clock.now_ms() <= server + 1_000

@@ -15,7 +15,19 @@ from pathlib import Path
 import pytest
 
 from sim.botapi import BotApiEmulator
-from tests.worker.rig import ADMIN, TOKEN, Worker, free_port, worker_env
+from tests.worker.rig import (
+    ADMIN,
+    START_MS,
+    SYMBOLS,
+    TOKEN,
+    FakeExchangeProc,
+    Worker,
+    decided_ts,
+    free_port,
+    trading_toml,
+    worker_env,
+    write_market,
+)
 
 PASSWORD = "Pa55-w0rd-XYZ"
 SYNTHETIC = '[trading]\nupdate_interval = 5\nfast = 3\nslow = 8\n[feed]\nsource = "synthetic"\nhistory = 50\n'
@@ -160,3 +172,41 @@ async def test_telegram_unreachable_at_start_trades_anyway_and_connects_when_it_
         assert "Traceback" not in "".join(worker.lines)
     finally:
         worker.kill()
+
+
+@pytest.mark.timeout(120)
+async def test_exchange_unreachable_at_start_starts_anyway_and_trades_when_it_is_back(
+        tmp_path: Path, emu: BotApiEmulator) -> None:
+    """The exchange down at start: one warning line, the worker and its bot run (nothing is decided on a
+    guessed clock), and once the exchange answers the worker follows its clock and decides candles."""
+    port = free_port()
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=f"http://127.0.0.1:{port}", db=None,
+                     trading_config=trading_toml(tmp_path / "trading.toml"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}"
+    worker = await Worker.start(env, tmp_path)
+    exchange = None
+    try:
+        await worker.wait_for("ready", timeout=60)
+        (down,) = worker.logged("exchange_unreachable")
+        assert down["level"] == "warning" and "starting anyway" in down["action"]
+        before = len(emu.transcript(ADMIN))
+        emu.send_message(ADMIN, ADMIN, "/status")
+        (reply, *_) = await emu.wait_for_messages(ADMIN, 1, since=before, timeout=15)
+        assert "running" in (reply.text or "")
+        await asyncio.sleep(1.0)
+        assert await decided_ts(url, SYMBOLS[0]) == []  # nothing decided on a guessed clock
+        exchange = await FakeExchangeProc.start(write_market(tmp_path / "market", 600), speed=120.0, port=port)
+        await worker.wait_for("exchange_recovered", timeout=60)
+        deadline = time.monotonic() + 30
+        while not await decided_ts(url, SYMBOLS[0]):
+            assert time.monotonic() < deadline, "no candle decided after the exchange came back"
+            await asyncio.sleep(0.2)
+        decided = await decided_ts(url, SYMBOLS[0])
+        assert all(ts >= START_MS for ts in decided)  # the exchange's candles, on the exchange's clock
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.finish(), 15) == 0
+        assert "Traceback" not in "".join(worker.lines)
+    finally:
+        worker.kill()
+        if exchange is not None:
+            await exchange.stop()
