@@ -87,6 +87,25 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
     return settings, load_trading_config(settings.trading_config)
 
 
+OUR_PREFIXES = ("TELEGRAM_", "EXCHANGE_", "WEBHOOK_", "DATABASE_", "SQLITE_", "TRADING_", "LOG_", "MODELS_",
+                "DAILY_", "API_")
+
+
+def unknown_settings(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Environment variables that look like ours but are none of them (a typo is otherwise silently ignored),
+    each as one sentence naming it and the setting it probably meant."""
+    import difflib
+
+    known = [name.upper() for name in Settings.model_fields]
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(OUR_PREFIXES) and upper not in known:
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+            found.append(f"{name} is not a setting and is ignored" + (f"; did you mean {close[0]}?" if close else ""))
+    return found
+
+
 def check_urls(settings: Settings) -> None:
     """The URL variables, checked up front so that a typo is one line naming it, not a traceback later."""
     from urllib.parse import urlparse
@@ -354,6 +373,8 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
+    for warning in unknown_settings(os.environ):
+        log.warning("unknown_setting", detail=warning)
     if config.trading.strategy != "sma-cross":
         from engine.models.catboost_model import import_catboost_without_pandas
 

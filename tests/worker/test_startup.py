@@ -210,3 +210,20 @@ async def test_exchange_unreachable_at_start_starts_anyway_and_trades_when_it_is
         worker.kill()
         if exchange is not None:
             await exchange.stop()
+
+
+async def test_a_mistyped_variable_is_named_with_what_it_probably_meant(tmp_path: Path, emu: BotApiEmulator) -> None:
+    toml = tmp_path / "trading.toml"
+    toml.write_text(SYNTHETIC, encoding="utf-8")
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml, TELEGRAM_VIEWER_ID="222", LOG_LEVL="DEBUG")
+    worker = await Worker.start(env, tmp_path)
+    try:
+        await worker.wait_for("ready")
+        said = sorted(e["detail"] for e in worker.logged("unknown_setting"))
+        assert said == ["LOG_LEVL is not a setting and is ignored; did you mean LOG_LEVEL?",
+                        "TELEGRAM_VIEWER_ID is not a setting and is ignored; did you mean TELEGRAM_VIEWER_IDS?"]
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.finish(), 15) == 0
+    finally:
+        worker.kill()
