@@ -147,7 +147,7 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
             feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history,
                                      start_ms=start)
     else:
-        from engine.feeds.csvio import symbol_from_filename
+        from engine.feeds.csvio import load_candles, symbol_from_filename
         from engine.feeds.replay import ReplayFeed
 
         by_symbol: dict[str, Path] = {}
@@ -159,16 +159,15 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
         for s in config.trading.symbols:
             if s not in by_symbol:
                 raise ConfigError(f"feed.replay_files: no CSV for symbol {s} (name it like BTC_USDT-5m.csv)")
-            try:
-                feeds[s] = ReplayFeed(by_symbol[s], s, tf, clock, history=config.feed.history)
-            except FileNotFoundError:
-                raise ConfigError(f"feed.replay_files: {by_symbol[s]}: file not found") from None
-            except IsADirectoryError:
-                raise ConfigError(f"feed.replay_files: {by_symbol[s]}: is a directory, not a CSV file") from None
+            try:  # read as the commands read files: seconds or µs are converted, gaps said (issue: time)
+                loaded = load_candles(by_symbol[s], symbol=s, timeframe=tf)
             except PermissionError:
                 raise ConfigError(f"feed.replay_files: {by_symbol[s]}: not readable (permission denied)") from None
-            except ValueError as exc:  # CsvFormatError: already names the file and the line
+            except ValueError as exc:  # CsvFormatError: names the file and the line; a missing file too
                 raise ConfigError(f"feed.replay_files: {exc}") from None
+            for note in (*loaded.notes, *loaded.warnings):
+                log.warning("replay_file", path=str(by_symbol[s]), detail=note)
+            feeds[s] = ReplayFeed(loaded.arrays, s, tf, clock, history=config.feed.history)
     return feeds
 
 

@@ -227,3 +227,29 @@ async def test_a_mistyped_variable_is_named_with_what_it_probably_meant(tmp_path
         assert await asyncio.wait_for(worker.finish(), 15) == 0
     finally:
         worker.kill()
+
+
+async def test_a_replay_file_in_seconds_with_a_gap_is_converted_and_the_gap_said(tmp_path: Path,
+                                                                                 emu: BotApiEmulator) -> None:
+    from tests.sample import sample_path
+
+    lines = sample_path("ETH_BTC-5m.csv").read_text().splitlines()
+    body = lines[1:1001] + lines[1501:2001]  # 500 candles missing in the middle
+    seconds = [f"{int(row.split(',', 1)[0]) // 1000},{row.split(',', 1)[1]}" for row in body]
+    replay = tmp_path / "ETH_BTC-5m.csv"
+    replay.write_text("\n".join([lines[0], *seconds]) + "\n")
+    toml = tmp_path / "trading.toml"
+    toml.write_text('[trading]\nsymbols = ["ETHBTC"]\nfast = 3\nslow = 8\n'
+                    f'[feed]\nsource = "replay"\nreplay_files = ["{replay}"]\n', encoding="utf-8")
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url="http://127.0.0.1:9", db=None,
+                     trading_config=toml)
+    worker = await Worker.start(env, tmp_path)
+    try:
+        await worker.wait_for("ready")
+        said = [e["detail"] for e in worker.logged("replay_file")]
+        assert any("seconds" in d and "milliseconds" in d for d in said), said
+        assert any("gap" in d and "500" in d for d in said), said
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.finish(), 15) == 0
+    finally:
+        worker.kill()
