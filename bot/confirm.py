@@ -14,15 +14,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-
-if TYPE_CHECKING:
-    from bot.context import BotContext
 
 log = structlog.get_logger("bot.confirm")
 
@@ -77,12 +74,20 @@ class Confirmations:
         return self._pending.pop(token, None)
 
 
+class HasConfirmations(Protocol):
+    """What ``ask`` and ``on_confirm`` use of a handler's context (``bot.context.BotContext`` has it; a Protocol
+    here keeps bot.context -> bot.confirm the only direction of import)."""
+
+    @property
+    def confirmations(self) -> Confirmations: ...
+
+
 def keyboard(pending: Pending) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data=f"{PREFIX}{pending.token}:y"),
                                   InlineKeyboardButton("No", callback_data=f"{PREFIX}{pending.token}:n")]])
 
 
-async def ask(update: Update, context: BotContext, summary: str, action: Action, *,
+async def ask(update: Update, context: HasConfirmations, summary: str, action: Action, *,
               working: str | None = None) -> None:
     """Show ``summary`` with Yes / No buttons; ``action`` runs on Yes.
 
@@ -97,7 +102,7 @@ async def ask(update: Update, context: BotContext, summary: str, action: Action,
                              reply_markup=keyboard(pending))
 
 
-async def on_confirm(update: Update, context: BotContext) -> None:
+async def on_confirm(update: Update, context: HasConfirmations) -> None:
     """Act on a Yes / No press, if it is the asker's and still in time."""
     query = update.callback_query
     if query is None or query.data is None:

@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+import numpy as np
 
 from engine.core import kernel as K
 from engine.core.types import PositionView
 
-if TYPE_CHECKING:
-    from engine.core.trading import TradingCore
+
+class KernelArrays(Protocol):
+    """What the portfolio reads: the kernel's state arrays and the symbol -> row index (``TradingCore``)."""
+
+    @property
+    def g(self) -> np.ndarray: ...
+
+    @property
+    def s(self) -> np.ndarray: ...
+
+    @property
+    def index(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +51,7 @@ def _opt(x: float) -> float | None:
 class Portfolio:
     """Cash, positions and marks of a ``TradingCore``, read from its arrays on every access."""
 
-    def __init__(self, core: TradingCore) -> None:
+    def __init__(self, core: KernelArrays) -> None:
         self._core = core
 
     @property

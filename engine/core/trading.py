@@ -20,6 +20,14 @@ import numpy as np
 
 from engine.core import kernel as K
 from engine.core.clock import Clock
+from engine.core.events import (
+    EngineEvent,
+    OrderFilled,
+    PositionClosed,
+    PositionOpened,
+    ProtectiveExitHit,
+    RiskStateChanged,
+)
 from engine.core.model import DOWN, FLAT, UP
 from engine.core.portfolio import Portfolio
 from engine.core.risk import Costs, RiskLimits, SignalFilters
@@ -34,14 +42,6 @@ from engine.core.types import (
     SignalRecord,
     Trade,
     trade_pnl_pct,
-)
-from engine.events import (
-    EngineEvent,
-    OrderFilled,
-    PositionClosed,
-    PositionOpened,
-    ProtectiveExitHit,
-    RiskStateChanged,
 )
 
 REASONS = {K.R_SIGNAL: "signal", K.R_MANUAL: "manual", K.R_STOP: "stop_loss", K.R_TARGET: "take_profit",

@@ -5,6 +5,7 @@
 2. engine/core/ imports no I/O framework (ast, every import statement, also inside functions).
 3. engine/core/ reads no wall clock and sleeps nowhere (ast: no ``time.time``, ``time.monotonic``,
    ``datetime.now``, ``asyncio.sleep``... calls), except the live clocks of engine/core/clock.py.
+4. No import cycles among our modules (engine/, bot/, config/, sim/), type-checking-only imports included.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def test_engine_source_never_names_bot_telegram_or_the_simulators(path: Path) ->
 
 
 FORBIDDEN_IN_CORE = ("sqlalchemy", "aiohttp", "telegram", "bot", "asyncio", "aiosqlite", "asyncpg", "structlog",
-                     "engine.store", "engine.feeds", "engine.loop", "engine.facade", "requests", "socket")
+                     "engine.store", "engine.feeds", "engine.loop", "engine.facade", "engine.events", "engine.app",
+                     "engine.commands", "requests", "socket")
 
 
 @pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: p.name)
@@ -133,3 +135,77 @@ def test_the_clock_check_catches_a_wall_clock_read() -> None:
            "        return time.time(), datetime.now()\nasync def g():\n    await asyncio.sleep(1)\n")
     assert [c for c, _, _ in clock_calls(ast.parse(src))] == ["time.time", "datetime.now", "asyncio.sleep"]
     assert imported_names(ast.parse("def f():\n    import telegram.ext\n")) == {"telegram.ext"}
+
+
+PACKAGES = ("engine", "bot", "config", "sim")
+
+
+def our_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if "migrations" not in p.parts}
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """module -> the modules among ``sources`` it imports (``from pkg import mod`` counts as ``pkg.mod``)."""
+    graph: dict[str, set[str]] = {}
+    for name, src in sources.items():
+        edges = set()
+        for target in imported_names(ast.parse(src)):
+            while target and target not in sources:
+                target = target.rpartition(".")[0]  # ``from a.b import name``: the module a.b
+            if target and target != name:
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_among_our_modules() -> None:
+    graph = import_graph({name: p.read_text(encoding="utf-8") for name, p in our_modules().items()})
+    assert "engine.core.trading" in graph and "bot.context" in graph
+    assert "engine.core.portfolio" in graph["engine.core.trading"]  # the graph sees real edges
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_catches_a_cycle_also_behind_type_checking() -> None:
+    sources = {"a": "from b import thing\n", "b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n",
+               "c": "import a\n", "p.m": "from p import n\n", "p.n": "x = 1\n"}
+    assert cycles(import_graph(sources)) == [["a", "b"]]
+    assert import_graph(sources)["p.m"] == {"p.n"}
+
+
+def test_the_core_returns_events_as_values() -> None:
+    from engine.core.events import EngineEvent
+    from engine.events import OrderFilled
+
+    assert issubclass(OrderFilled, EngineEvent) and OrderFilled.__module__ == "engine.core.events"
