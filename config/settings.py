@@ -15,12 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.types import TIMEFRAME_MS
+from engine.errors import ConfigError as ConfigError  # defined with the whole tree; imported from here too
 
 DEFAULT_TRADING_CONFIG = Path(__file__).with_name("default.toml")
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or invalid; the message is one line for a person."""
 
 
 class _Section(BaseModel):

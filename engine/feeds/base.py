@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from engine.core.types import Candle, timeframe_ms
+from engine.errors import FeedError as FeedError  # defined with the whole tree; raised and caught by this name
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +49,6 @@ class Tick:
     price: float
     ts: int
     kind: str = "ticker"  # "ticker" (an exchange's) or "close" (a replayed or synthetic candle's close)
-
-
-class FeedError(Exception):
-    """The feed could not deliver after its retries; the message says why (and holds no secrets)."""
 
 
 @runtime_checkable

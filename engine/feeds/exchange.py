@@ -9,7 +9,8 @@ Retries: 5xx, timeouts, connection errors, malformed JSON and malformed rows are
 ``min(2**attempt, 60)`` seconds plus up to 25 % jitter (``attempt`` = 1-based number of the failed
 attempt, so 2 s, 4 s, 8 s, ...). HTTP 429 and 418 wait exactly the ``Retry-After`` seconds (backoff
 when the header is missing). Other 4xx raise :class:`FeedError` at once. After ``max_attempts``
-failed attempts the feed raises :class:`FeedError`. Logs name the endpoint, never the query string.
+failed attempts the feed raises :class:`FeedUnavailable` (a FeedError that is retryable). Logs name
+the endpoint, never the query string.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import structlog
 
 from engine.core.clock import Clock, LiveClock, OffsetClock
 from engine.core.types import Candle, timeframe_ms
+from engine.errors import FeedUnavailable
 from engine.feeds.base import DEFAULT_HISTORY, MAX_BATCH, FeedBatch, FeedError, Tick, last_closed_ts, validate
 
 log = structlog.get_logger(__name__)
@@ -140,7 +142,8 @@ class ExchangeFeed:
 
     def _check_ready(self) -> None:
         if self._ready is not None and not self._ready():
-            raise FeedError("waiting for the exchange: it has not answered since start, so its clock is not known")
+            raise FeedUnavailable("waiting for the exchange: it has not answered since start, so its clock is "
+                                  "not known")
 
     # ------------------------------------------------------------------------------------ port
 
@@ -260,7 +263,7 @@ class ExchangeFeed:
                         max_attempts=max_attempts, delay_s=round(delay, 3), reason=reason)
             await self._sleep(delay)
         tries = f"after {max_attempts} attempts" if max_attempts > 1 else "(one attempt)"
-        raise FeedError(f"{self.symbol} {self.timeframe}: {path} failed {tries}: {reason}")
+        raise FeedUnavailable(f"{self.symbol} {self.timeframe}: {path} failed {tries}: {reason}")
 
     async def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], Any]) -> Any:
         session = self._get_session()
@@ -277,7 +280,7 @@ class ExchangeFeed:
         if status in (429, 418):
             wait = _retry_after_seconds(retry_header)
             if wait is not None and wait > MAX_RETRY_AFTER_S:
-                raise FeedError(f"{self.symbol}: HTTP {status}, exchange asks to wait {wait:g} s")
+                raise FeedUnavailable(f"{self.symbol}: HTTP {status}, exchange asks to wait {wait:g} s")
             raise _Retryable(f"HTTP {status} (rate limited, Retry-After {retry_header})", wait)
         if status >= 500:
             raise _Retryable(f"HTTP {status}")

@@ -19,6 +19,7 @@ import structlog
 from tqdm import tqdm
 
 from engine.cli import non_negative_float, non_negative_int, positive_float, positive_int
+from engine.errors import BacktestFailed
 from engine.logs import configure_logging
 from engine.models.catboost_model import CatBoostParams, check_catboost
 from engine.models.validation import (
@@ -54,7 +55,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embargo", type=non_negative_int, default=None,
                         help="candles left out between training labels and a test fold (default: horizon)")
     parser.add_argument("--evaluator", choices=("auto", "engine", "simple"), default="auto",
-                        help="fold backtest: engine.backtest (auto when importable) or the simple evaluator")
+                        help="fold backtest: engine.backtest (auto, engine) or the simple evaluator; a failed "
+                             "backtest fails the command")
     parser.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -125,3 +127,6 @@ def run(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BacktestFailed as exc:  # not the input's fault: exit 1, in one line (traceback at DEBUG)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

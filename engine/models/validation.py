@@ -17,10 +17,11 @@ rows, predicted for every test row), expected calibration error (10 equal-width 
 the multi-class Brier score; and a backtest of the fold's signals after fees against buy-and-hold on
 the same candles.
 
-The fold backtest uses ``engine.backtest.run_backtest`` (the live decision path) when it is
-importable, configured as a plain signal test: all-in positions (position_fraction 1), no stops, no
-daily-loss or drawdown halts, no confidence filter; otherwise (or if it fails) a small vectorized
-long-only evaluator (``simple_long_only``). Which one ran is recorded per fold.
+The fold backtest uses ``engine.backtest.run_backtest`` (the live decision path), configured as a plain
+signal test: all-in positions (position_fraction 1), no stops, no daily-loss or drawdown halts, no
+confidence filter. If it fails, the validation fails (``BacktestFailed``, one line): there is no silent
+second opinion. A small vectorized long-only evaluator (``simple_long_only``) runs only when asked for
+(``evaluator="simple"``). Which one ran is recorded per fold.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from tqdm import tqdm
 from engine.core.model import DOWN, FLAT, UP, CandleArrays, GenericTradingModel
 from engine.core.trading import signals_from_proba
 from engine.core.types import Action
+from engine.errors import BacktestFailed
+from engine.errors import DataError as DataError  # raised here, caught by the commands under this name
 from engine.feeds.csvio import CsvFormatError, load_candles, symbol_from_filename
 from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel, TrainingInfo
 from engine.models.features import LOOKBACK, compute_features
@@ -49,10 +52,6 @@ from engine.models.labels import NO_LABEL, make_labels
 log = structlog.get_logger("engine.models.validation")
 
 MIN_BLOCK_ROWS = 50  # each of the folds + 1 blocks needs at least this many usable rows
-
-
-class DataError(Exception):
-    """Input data that cannot be used as asked (too short, horizon too long, unreadable): exit code 2."""
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -208,7 +207,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, baseline_class: int) ->
 
 
 def simple_long_only(arrays: CandleArrays, proba: np.ndarray, fee_bps: float) -> tuple[float, int]:
-    """(total return, entries) of a long-only, all-in strategy driven by ``proba`` (the fallback evaluator).
+    """(total return, entries) of a long-only, all-in strategy driven by ``proba`` (``evaluator="simple"``).
 
     The signal of candle t (ENTER on up, EXIT on down, HOLD on flat; NaN rows hold) is executed at the
     open of t+1. Fees of ``fee_bps`` are paid on each side; an open position is marked out at the
@@ -269,19 +268,20 @@ def backtest_segment(arrays: CandleArrays, start: int, stop: int, model: Generic
     if evaluator in ("auto", "engine"):
         try:
             ret, trades = _engine_backtest(window, _WarmupMasked(model, lead), fee_bps)
-            return {"strategy_return": ret, "buy_and_hold_return": bh, "trades": float(trades),
-                    "evaluator": "engine.backtest.run_backtest"}
-        except ImportError:
-            if evaluator == "engine":
-                raise
-        except Exception as exc:  # a backtest bug must not cost the training run; say so and fall back
-            if evaluator == "engine":
-                raise
-            log.warning("engine_backtest_failed_fallback", error=repr(exc))
+        except Exception as exc:  # the edge of the whole backtester: whatever failed in it fails this validation
+            log.debug("fold_backtest_failed", exc_info=True)
+            raise BacktestFailed(f"the fold backtest on candles {start}..{stop} failed: "
+                                 f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        return {"strategy_return": ret, "buy_and_hold_return": bh, "trades": float(trades),
+                "evaluator": "engine.backtest.run_backtest"}
     proba = model.predict_proba(model.features(window))[lead:]
     ret, entries = simple_long_only(test, proba, fee_bps)
     return {"strategy_return": ret, "buy_and_hold_return": bh, "trades": float(entries),
             "evaluator": "simple_long_only"}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _engine_backtest(window: CandleArrays, model: GenericTradingModel, fee_bps: float) -> tuple[float, int]:

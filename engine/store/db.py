@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from engine.errors import DatabaseUnavailable as DatabaseUnavailable  # defined with the whole tree
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -81,10 +83,6 @@ def redact_url(url: str) -> str:
     if parsed.password is None:
         return url
     return parsed.render_as_string(hide_password=True)
-
-
-class DatabaseUnavailable(Exception):
-    """The database could not be opened; the message is one line for a person: where (no password) and why."""
 
 
 def unavailable_text(url: str, exc: BaseException) -> str:
