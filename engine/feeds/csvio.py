@@ -30,6 +30,7 @@ import numpy as np
 
 from engine.core.model import CandleArrays
 from engine.core.types import TIMEFRAME_MS, Candle, timeframe_ms
+from engine.errors import CsvFormatError as CsvFormatError  # defined with the whole tree; imported from here too
 
 HEADER = "timestamp,open,high,low,close,volume"
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -37,17 +38,6 @@ MAX_EXACT_INT = 2**53  # timestamps are parsed as float64; below this every inte
 _INT = re.compile(r"[+-]?\d+")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
-
-
-class CsvFormatError(ValueError):
-    """A candle CSV file is malformed; the message is ``<file>:<line>: <problem>``."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int, problem: str) -> None:
-        where = f"{os.fspath(path)}:{line}" if line > 0 else os.fspath(path)  # line 0: the file as a whole
-        super().__init__(f"{where}: {problem}")
-        self.path = os.fspath(path)
-        self.line = line
-        self.problem = problem
 
 
 def empty_arrays() -> CandleArrays:
