@@ -35,6 +35,8 @@ MIGRATIONS_DIR = STORE_DIR / "migrations"
 HEAD_REVISION = "0002"
 """The newest migration in ``migrations/versions``; tests/store/test_db.py checks that Alembic agrees."""
 
+DEFAULT_SQLITE_PATH = "var/agent.db"
+"""Where the database is without DATABASE_URL or SQLITE_PATH (the settings' default, as the README says)."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_POOL_SIZE = 5
 PG_MAX_OVERFLOW = 5

@@ -44,6 +44,7 @@ from engine.feeds.base import FeedBatch, FeedError
 from engine.feeds.synthetic import DEFAULT_START_MS, SyntheticFeed
 from engine.store.repo import Store
 from sim.botapi import BotApiEmulator, FaultKind, SentMessage
+from tests.store.queries import active_chats
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
@@ -350,7 +351,7 @@ async def test_blocked_chat_is_deactivated_and_not_retried(harness: Harness) -> 
     expected = harness.expected()
     await until_delivered(harness, CHAT_A, expected)
     assert texts(emu, CHAT_A) == expected
-    assert [c.chat_id for c in await app.store.active_chats()] == [CHAT_A]
+    assert [c.chat_id for c in await active_chats(app.store)] == [CHAT_A]
     await harness.trade(40)
     await until_delivered(harness, CHAT_A, harness.expected())
     to_b = [c for c in emu.calls if c.method == "sendMessage" and str(c.params.get("chat_id")) == str(CHAT_B)]

@@ -7,6 +7,7 @@ from structlog.testing import capture_logs
 
 from bot.handlers.commands import COMMANDS, Role
 from tests.bot.harness import ADMIN, STRANGER, VIEWER, Harness
+from tests.store.queries import active_chats
 
 READS = [c.name for c in COMMANDS if c.role is Role.VIEWER]
 WRITES = ["buy BTCUSDT 100", "sell BTCUSDT", "close all", "pause", "resume", "risk stop_loss_pct 0.1",
@@ -105,5 +106,5 @@ async def test_admin_and_viewer_chats_become_alert_recipients_strangers_do_not(b
     await bot.ask(-100600, VIEWER, "/balance", chat_type="supergroup", thread_id=42)
     await bot.ask(STRANGER, STRANGER, "/status")
     await bot.ask(STRANGER, STRANGER, "/start")
-    chats = {(c.chat_id, c.thread_id) for c in await bot.engine.store.active_chats()}
+    chats = {(c.chat_id, c.thread_id) for c in await active_chats(bot.engine.store)}
     assert chats == {(ADMIN, None), (-100600, 42)}

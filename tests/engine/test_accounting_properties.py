@@ -23,6 +23,7 @@ from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import Candle, Fill, OrderRequest, Side, StepRecord
 from engine.store.repo import Store
+from tests.store.queries import ledger_invariants
 
 STEP_MS = 3_600_000  # 1h candles: a UTC day rolls every 24 steps
 BASE_TS = 1_600_000_000_000 - 1_600_000_000_000 % STEP_MS + 20 * STEP_MS  # 20:00 UTC: a day roll comes soon
@@ -264,7 +265,7 @@ async def test_random_sequence_persisted_to_a_real_store_keeps_the_ledger_whole(
                 pf = core.portfolio
                 await store.record_step(StepRecord(None, None, clock.now_ms(), (order,) if order else (), (), (),
                                                    (), None, pf.equity(), pf.cash, pf.views(), core.snapshot()))
-        inv = await store.ledger_invariants()
+        inv = await ledger_invariants(store)
         stored_trades = await store.trade_count()
         pending = await store.pending_orders()
     finally:

@@ -14,6 +14,7 @@ from engine.facade import MAX_AMOUNT, period_start
 from engine.views import OrderAck
 from tests.engine.helpers import real_candles
 from tests.engine.test_restart import STEP, SYMBOL, Rig, rig_factory, sql_scalar
+from tests.store import queries
 from tests.store.dbutil import core_state_of, row_counts
 
 __all__ = ["rig_factory"]
@@ -49,7 +50,7 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     trades = await store.trades(10_000)
     assert balance.cash == pf.cash and balance.equity == pf.equity()
     assert balance.realized_pnl == pytest.approx(math.fsum(t.pnl for t in trades), abs=1e-9)
-    fills = await store.fills(10_000)
+    fills = await queries.fills(store, 10_000)
     assert balance.fees_paid == pytest.approx(math.fsum(f.fee for f in fills), abs=1e-12)
     assert balance.total_return == pytest.approx(pf.equity() / 10_000 - 1)
     assert facade.positions() == tuple(await store.positions())
@@ -65,7 +66,7 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     assert await facade.buy(SYMBOL, 10.0) == Refusal("pending", f"an order for {SYMBOL} is already pending")
     i = rig.stepped_upto
     await rig.close_candle(i)
-    fill = (await store.fills(1))[0]
+    fill = (await queries.fills(store, 1))[0]
     assert fill.order_id == ack.order_id and fill.ts == int(candles.ts[i])
     assert fill.price == pytest.approx(float(candles.open[i]) * 1.0005, rel=1e-12)
     assert fill.quantity * fill.price * 1.001 == pytest.approx(1_000.0, rel=1e-9)
@@ -78,7 +79,7 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     assert isinstance(ack, OrderAck)
     i = rig.stepped_upto
     await rig.close_candle(i)
-    sold = (await store.fills(1))[0]
+    sold = (await queries.fills(store, 1))[0]
     assert sold.order_id == ack.order_id and sold.quantity == pytest.approx(300.0 / sold.price)
     if SYMBOL in pf.positions:  # not stopped out meanwhile
         assert pf.positions[SYMBOL].quantity == pytest.approx(held - sold.quantity)

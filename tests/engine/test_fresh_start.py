@@ -28,6 +28,7 @@ from engine.store.repo import Store
 from sim.exchange import FakeExchange, FakeExchangeServer
 from tests.engine.helpers import real_candles, wait_until
 from tests.engine.test_restart import COSTS, FILTERS, LIMITS
+from tests.store import queries
 
 SYMBOL, TF, STEP = "ETHBTC", "5m", 300_000
 HISTORY = 300
@@ -44,7 +45,7 @@ def first_entry_signal(candles: CandleArrays, model: SmaCrossModel, at_least: in
 async def stored_fills(store: Store, timeout: float) -> list[Fill]:
     """The fills in the store (newest first) as soon as there is one."""
     deadline = time.monotonic() + timeout
-    while not (fills := await store.fills(10)):
+    while not (fills := await queries.fills(store, 10)):
         assert time.monotonic() < deadline, f"no fill within {timeout} s"
         await asyncio.sleep(0.01)
     return fills

@@ -9,6 +9,7 @@ from engine.events import ALERT_KINDS, EngineEvent, EngineStarted, FeedStale, Or
 from engine.store import Delivery, Store, create_engine
 from engine.store.tables import DeliveryRow, OutboxRow
 from tests.store import factories as f
+from tests.store import queries
 
 A, B, C = 101, -100_200_300_400, 303  # group chats have large negative ids
 
@@ -96,13 +97,13 @@ async def test_switching_a_kind_off_drops_its_pending_alerts(store: Store) -> No
     await store.upsert_chat(A)
     feed = FeedStale(ts=f.T0, symbol=f.SYMBOL, last_candle_ts=None, detail="no candles for 3m")
     started = EngineStarted(ts=f.T0, mode="paper")
-    await store.enqueue_events(feed, started)
+    await queries.enqueue_events(store, feed, started)
     await store.set_alert_mode(A, "feed", "off")
     assert [d.event for d in await store.pending_deliveries()] == [started]
     await store.set_alert_mode(A, "feed", "on")  # switching back on does not resurrect old alerts
     assert [d.event for d in await store.pending_deliveries()] == [started]
     new_feed = FeedStale(ts=f.T0 + 1, symbol=f.SYMBOL, last_candle_ts=f.T0, detail="still stale")
-    await store.enqueue_events(new_feed)
+    await queries.enqueue_events(store, new_feed)
     assert [d.event for d in await store.pending_deliveries()] == [started, new_feed]
 
 
@@ -112,7 +113,7 @@ async def test_inactive_chats_are_skipped(store: Store) -> None:
     await store.upsert_chat(C)
     assert await store.set_chat_active(C, False) is True
     assert await store.set_chat_active(999, False) is False
-    assert [c.chat_id for c in await store.active_chats()] == [B, A]  # ordered by chat id
+    assert [c.chat_id for c in await queries.active_chats(store)] == [B, A]  # ordered by chat id
     events = _events(2)
     await _step_with(store, events[:1], candle=0)
     assert {d.chat_id for d in await store.pending_deliveries()} == {A, B}
@@ -172,7 +173,7 @@ async def test_undecodable_payload_is_failed_not_returned(store: Store, db_url: 
     finally:
         await engine.dispose()
     started = EngineStarted(ts=2, mode="paper")
-    await store.enqueue_events(started)
+    await queries.enqueue_events(store, started)
     assert [d.event for d in await store.pending_deliveries()] == [started]
     assert [d.event for d in await store.pending_deliveries()] == [started]
     assert await store.outbox_backlog() == 1
@@ -184,7 +185,7 @@ async def test_payload_round_trip_keeps_every_field(store: Store) -> None:
                         fee=0.75, reason="stop_loss", paper=True)  # fmt: skip
     closed = PositionClosed(ts=6, symbol="ETHUSDT", quantity=1.5, entry_price=1.0, exit_price=2.0, pnl=1.5,
                             reason="manual")  # fmt: skip
-    ids = await store.enqueue_events(event, closed)
+    ids = await queries.enqueue_events(store, event, closed)
     assert ids == sorted(ids) and len(ids) == 2
     assert [d.event for d in await store.pending_deliveries()] == [event, closed]
 
@@ -195,4 +196,4 @@ async def test_invalid_alert_settings_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="mode"):
         await store.set_alert_mode(A, "feed", "loud")
     await store.set_alert_mode(A, "feed", "silent")  # an unknown chat is registered on the way
-    assert [c.chat_id for c in await store.active_chats()] == [A]
+    assert [c.chat_id for c in await queries.active_chats(store)] == [A]

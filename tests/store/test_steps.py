@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.core.types import Fill, PositionView, Side, SignalRecord, StepRecord, Trade
 from engine.store import Store, fill_cash_amount
 from tests.store import factories as f
+from tests.store import queries
 from tests.store.dbutil import core_state_of, row_counts
 
 
@@ -33,7 +34,7 @@ async def test_step_is_written_and_read_back_as_dataclasses(store: Store) -> Non
     buy, rec = _buy_step()
     assert await store.record_step(rec) is True
 
-    assert await store.fills(10) == [buy]
+    assert await queries.fills(store, 10) == [buy]
     assert await store.positions() == [f.position()]
     assert all(isinstance(p, PositionView) for p in await store.positions())
     assert await store.signals(f.SYMBOL, 5) == [SignalRecord(f.SYMBOL, f.T0, 1, 0.8, "order")]
@@ -53,7 +54,7 @@ async def test_cash_ledger_matches_cash_and_fees(store: Store) -> None:
                trades=[f.trade(sell.ts, pnl=93.9)], cash=cash)
     )  # fmt: skip
 
-    inv = await store.ledger_invariants()
+    inv = await queries.ledger_invariants(store)
     assert math.isclose(inv["ledger_sum"], cash) and math.isclose(inv["cash"], cash)
     assert math.isclose(inv["last_balance"], cash)
     assert math.isclose(inv["ledger_fees"], 6.1) and math.isclose(inv["fill_fees"], 6.1)
@@ -167,7 +168,7 @@ async def test_fills_equity_and_signals_reads(store: Store) -> None:
                now_ms=f.T0 + 10 * f.MINUTE, equity=99.0)
     )  # fmt: skip
 
-    assert [x.order_id for x in await store.fills(2)] == ["o-2", "o-1"]
+    assert [x.order_id for x in await queries.fills(store, 2)] == ["o-2", "o-1"]
     series = await store.equity_series()
     assert series == [(f.T0, 100.0), (f.T0 + f.MINUTE, 101.0), (f.T0 + 2 * f.MINUTE, 102.0),
                       (f.T0 + 10 * f.MINUTE, 99.0)]  # fmt: skip
@@ -180,10 +181,10 @@ async def test_fills_equity_and_signals_reads(store: Store) -> None:
 async def test_order_status_changes(store: Store) -> None:
     await store.record_step(f.step(f.T0, orders=[f.order("o-1"), f.order("o-2")]))
     assert [o.order_id for o in await store.pending_orders()] == ["o-1", "o-2"]
-    assert await store.set_order_status("o-1", "cancelled") is True
-    assert await store.set_order_status("nope", "refused") is False
+    assert await queries.set_order_status(store, "o-1", "cancelled") is True
+    assert await queries.set_order_status(store, "nope", "refused") is False
     with pytest.raises(ValueError):
-        await store.set_order_status("o-2", "lost")
+        await queries.set_order_status(store, "o-2", "lost")
     assert await store.order_status("o-1") == "cancelled"
     assert await store.pending_orders() == [f.order("o-2")]
 
@@ -219,6 +220,6 @@ async def test_state_survives_restart(db_url: str) -> None:
         assert await reopened.record_step(rec) is False
         assert await reopened.load_core_state() == {"cash": 6_997.0, "paused": False, "risk_state": "ACTIVE"}
         assert (await reopened.get_flags()).clean_shutdown is False
-        assert len(await reopened.fills(10)) == 1
+        assert len(await queries.fills(reopened, 10)) == 1
     finally:
         await reopened.close()

@@ -24,6 +24,7 @@ from engine.core.model import CandleArrays
 from engine.feeds.csvio import write_csv
 from engine.store import create_engine
 from engine.store.repo import Store
+from tests.store.queries import ledger_invariants
 
 TOKEN = "123456:TEST-TOKEN"
 ADMIN = 1
@@ -215,7 +216,7 @@ async def consistency(url: str) -> dict[str, Any]:
     """Assert the accounting invariants and the absence of duplicates; returns a few counts."""
     store = await Store.open(url, migrate=False)
     try:
-        inv = await store.ledger_invariants()
+        inv = await ledger_invariants(store)
     finally:
         await store.close()
     assert abs(inv["ledger_sum"] - inv["last_balance"]) < 1e-6, inv

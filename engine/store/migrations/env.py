@@ -13,7 +13,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from engine.store.db import create_engine, normalize_database_url
+from engine.store.db import DEFAULT_SQLITE_PATH, create_engine, normalize_database_url
 from engine.store.tables import Base
 
 config = context.config
@@ -22,7 +22,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     configured = config.get_main_option("sqlalchemy.url")
-    return normalize_database_url(configured or os.environ.get("DATABASE_URL"), "data/trading.db")
+    return normalize_database_url(configured or os.environ.get("DATABASE_URL"), DEFAULT_SQLITE_PATH)
 
 
 def _run(connection: Connection) -> None:
