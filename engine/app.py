@@ -228,6 +228,6 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
                         ticker_interval=config.feed.ticker_interval, history=config.feed.history, **extra)
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
-    facade = EngineFacade(engine, strategy=strategy, models_dir=settings.models_dir)
+    facade = EngineFacade(engine, records=store, strategy=strategy, models_dir=settings.models_dir)
     return EngineApp(settings, config, store, engine, facade, bus, clock, lock=lock or NoLock())
 

@@ -18,19 +18,21 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import structlog
 
-from engine.core.clock import Clock
+from engine.commands import Commands
+from engine.core.broker import PaperBroker
 from engine.core.model import CandleArrays, GenericTradingModel, signal_source
 from engine.core.trading import StepResult, TradingCore
-from engine.core.types import Candle, OrderRequest, SignalRecord, StepRecord, timeframe_ms
+from engine.core.types import Candle, OrderRequest, RiskState, SignalRecord, StepRecord, timeframe_ms
 from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
-from engine.feeds.base import DEFAULT_HISTORY, Feed, FeedError, Tick
+from engine.feeds.base import DEFAULT_HISTORY, FeedError, Tick
+from engine.ports import Broker, Clock, MarketData, ReportsEvents, Store
 
 log = structlog.get_logger("engine.loop")
 
@@ -47,7 +49,7 @@ def live_proba(model: GenericTradingModel, window: Iterable[Candle]) -> np.ndarr
 @dataclass
 class SymbolState:
     symbol: str
-    feed: Feed
+    feed: MarketData
     model: GenericTradingModel
     window: deque[Candle]
     recent: deque[Candle] = field(default_factory=lambda: deque(maxlen=CHART_HISTORY))
@@ -74,12 +76,14 @@ class MarketPrice:
 class LiveEngine:
     """Runs the decision path on live candles, persists every step, publishes every event."""
 
-    def __init__(self, *, core: TradingCore, store: Any, feeds: dict[str, Feed],
-                 models: dict[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
+    def __init__(self, *, core: TradingCore, store: Store, feeds: Mapping[str, MarketData],
+                 models: Mapping[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
                  poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
-                 mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY) -> None:
+                 mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY,
+                 broker: Broker | None = None) -> None:
         self.core = core
         self.store = store
+        self.broker: Broker = PaperBroker(core) if broker is None else broker
         self.clock = clock
         self.bus = bus
         self.mode = mode
@@ -96,6 +100,9 @@ class LiveEngine:
                         for s in feeds}
         core.sources.update({s: signal_source(models[s]) for s in feeds})  # named in the reason of signal fills
         self.lock = asyncio.Lock()
+        self.commands = Commands(core=core, broker=self.broker, store=store, clock=clock, lock=self.lock,
+                                 commit_locked=self.commit_locked, swap=self._swap_model, symbols=tuple(self.symbols),
+                                 paper=mode == "paper")
         self.started_ms = 0
         self.loop_lag_ms = 0.0
         self.restored = False
@@ -211,7 +218,7 @@ class LiveEngine:
         self._remember(st, candle)
         t0 = time.perf_counter()
         proba = live_proba(st.model, st.window)
-        model_events = tuple(st.model.pop_events()) if hasattr(st.model, "pop_events") else ()
+        model_events = tuple(st.model.pop_events()) if isinstance(st.model, ReportsEvents) else ()
         if model_events:  # degraded / recovered: to the outbox, before the decision they affect
             await self.commit_action(model_events)
         async with self.lock:
@@ -276,7 +283,7 @@ class LiveEngine:
         """The core's snapshot plus the flags the store mirrors into engine_state (paused, risk state and
         halt reason), so they stay readable without decoding the core's own format."""
         core = self.core
-        halted = core.state.value == "HALTED"
+        halted = core.state is RiskState.HALTED
         return {**core.snapshot(), "paused": bool(core.paused), "risk_state": core.state.value,
                 "halted_reason": core.state_reason if halted else None}
 
@@ -303,6 +310,11 @@ class LiveEngine:
 
     # ------------------------------------------------------------------ operator actions
 
+    def _swap_model(self, symbol: str, model: GenericTradingModel) -> None:
+        """Put ``model`` in charge of ``symbol`` (``Commands.swap_model`` calls this under the lock)."""
+        self.symbols[symbol].model = model
+        self.core.sources[symbol] = signal_source(model)
+
     async def commit_action(self, events: tuple[EngineEvent, ...], orders: tuple[OrderRequest, ...] = ()) -> None:
         """Persist an operator or lifecycle change (state snapshot + outbox events) in one transaction."""
         async with self.lock:
@@ -327,9 +339,7 @@ class LiveEngine:
             try:
                 info = await self.health_info()
                 log.info("heartbeat", **info)
-                setter = getattr(self.store, "set_flags", None)
-                if setter is not None:
-                    await setter(heartbeat_ms=self.clock.now_ms())
+                await self.store.set_flags(heartbeat_ms=self.clock.now_ms())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -339,14 +349,12 @@ class LiveEngine:
         now = self.clock.now_ms()
         ages = {s: (None if st.last_seen is None else round((now - st.last_seen - self.tf_ms) / 1000.0, 1))
                 for s, st in self.symbols.items()}
-        ping = getattr(self.store, "ping", None)
-        backlog = getattr(self.store, "outbox_backlog", None)
         return {
             "loop_lag_ms": round(self.loop_lag_ms, 2),
             "last_candle_age_s": ages,
             "stale": sorted(s for s, st in self.symbols.items() if st.stale),
-            "db_latency_ms": round((await ping()) * 1000.0, 2) if ping else None,
-            "outbox_backlog": (await backlog()) if backlog else None,
+            "db_latency_ms": round((await self.store.ping()) * 1000.0, 2),
+            "outbox_backlog": await self.store.outbox_backlog(),
             "rss_mb": round(rss_bytes() / 2**20, 1),
         }
 

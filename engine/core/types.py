@@ -84,6 +84,15 @@ class RiskState(enum.StrEnum):
     HALTED = "HALTED"
 
 
+class OrderStatus(enum.StrEnum):
+    """An order's state in the store: accepted and waiting for its fill, filled, withdrawn, or refused."""
+
+    PENDING = "pending"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+
+
 class ExitReason(enum.StrEnum):
     SIGNAL = "signal"
     STOP_LOSS = "stop_loss"

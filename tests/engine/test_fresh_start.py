@@ -133,7 +133,7 @@ async def test_status_and_positions_show_the_ticker_price_and_its_age(tmp_path: 
     async with FakeExchangeServer(fake) as base_url:
         engine, store = await open_engine(tmp_path, fake, base_url, clock, poll_interval=0.05, ticker_interval=0.05,
                                           limits=NO_STOPS)  # the position stays open for /positions
-        facade = EngineFacade(engine, strategy="sma-cross(10,30)")
+        facade = EngineFacade(engine, records=store, strategy="sma-cross(10,30)")
         await engine.start()
         st = engine.symbols[SYMBOL]
         await wait_until(lambda: st.last_signal is not None and st.tick is not None)
@@ -170,7 +170,7 @@ async def test_without_a_ticker_the_price_is_the_last_close_with_its_age(tmp_pat
     fake = FakeExchange({SYMBOL: candles}, clock, TF)
     async with FakeExchangeServer(fake) as base_url:
         engine, store = await open_engine(tmp_path, fake, base_url, clock, poll_interval=3600)
-        facade = EngineFacade(engine, strategy="sma-cross(10,30)")
+        facade = EngineFacade(engine, records=store, strategy="sma-cross(10,30)")
         await engine.start()
         await wait_until(lambda: engine.symbols[SYMBOL].last_signal is not None)
         (market,) = facade.status().symbols
@@ -190,7 +190,7 @@ async def test_a_replay_ticker_is_shown_as_the_close_it_is(tmp_path: Path) -> No
     engine = LiveEngine(core=core, store=store, feeds={SYMBOL: ReplayFeed(candles, SYMBOL, TF, clock)},
                         models={SYMBOL: SmaCrossModel(10, 30)}, clock=clock, bus=EventBus(), timeframe=TF,
                         poll_interval=3600, ticker_interval=0.01, history=HISTORY)
-    facade = EngineFacade(engine, strategy="sma-cross(10,30)")
+    facade = EngineFacade(engine, records=store, strategy="sma-cross(10,30)")
     await engine.start()
     st = engine.symbols[SYMBOL]
     await wait_until(lambda: st.last_signal is not None)

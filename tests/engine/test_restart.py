@@ -92,8 +92,8 @@ class Rig:
         return self.engine
 
     def facade(self) -> EngineFacade:
-        assert self.engine is not None
-        return EngineFacade(self.engine, strategy="test")
+        assert self.engine is not None and self.store is not None
+        return EngineFacade(self.engine, records=self.store, strategy="test")
 
     async def close_candle(self, i: int) -> None:
         """Let candle i close on the clock and wait until the engine has decided on it."""

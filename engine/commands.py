@@ -1,0 +1,215 @@
+"""Commands: every change an operator makes goes through here, whichever front end asks (chat, local chat, API).
+
+Each intent (``submit_order``, ``close_position``, ``cancel_order``, ``pause``, ``resume``, ``set_risk``,
+``swap_model``) takes the engine lock, validates, changes the core, commits the new state with its
+orders and events in one transaction and publishes the events, in one place. A refusal is a
+``Refusal`` value; a commit that fails rolls the core back (memory never runs ahead of the
+database) and raises. The ``check_*`` methods validate without changing anything (for confirmation
+prompts). The live engine owns one ``Commands`` (``LiveEngine.commands``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+
+from engine.core.events import EngineEvent, OrderCancelled, TradingPaused
+from engine.core.model import GenericTradingModel
+from engine.core.risk import RiskLimits, check_limit
+from engine.core.trading import TradingCore
+from engine.core.types import OrderRequest, OrderStatus, Refusal, RiskState, Side
+from engine.ports import Broker, Clock, Store
+
+MAX_AMOUNT = 1e12  # the largest quote amount an order may name
+
+Commit = Callable[[tuple[EngineEvent, ...], tuple[OrderRequest, ...]], Awaitable[None]]
+SwapModel = Callable[[str, GenericTradingModel], None]
+
+
+class Commands:
+    def __init__(self, *, core: TradingCore, broker: Broker, store: Store, clock: Clock, lock: asyncio.Lock,
+                 commit_locked: Commit, swap: SwapModel, symbols: tuple[str, ...], paper: bool) -> None:
+        self._core = core
+        self._broker = broker
+        self._store = store
+        self._clock = clock
+        self._lock = lock
+        self._commit_locked = commit_locked
+        self._swap = swap
+        self.symbols = symbols
+        self.paper = paper
+
+    async def _commit(self, before: dict[str, object], events: tuple[EngineEvent, ...] = (),
+                      orders: tuple[OrderRequest, ...] = ()) -> None:
+        """Commit under the held lock; on failure restore the core to ``before`` and re-raise."""
+        try:
+            await self._commit_locked(events, orders)
+        except Exception:
+            self._core.restore(before)
+            raise
+
+    def _unknown(self, symbol: str) -> Refusal:
+        return Refusal("unknown_symbol", f"{symbol} is not traded by this agent; try one of {', '.join(self.symbols)}")
+
+    # ------------------------------------------------------------------ orders
+
+    def check_order(self, symbol: str, side: str, amount: float | None) -> Refusal | OrderRequest:
+        """The operator's order as it would be submitted now, or why it would be refused; changes nothing."""
+        symbol = symbol.upper()
+        if symbol not in self.symbols:
+            return self._unknown(symbol)
+        if side not in ("buy", "sell"):
+            return Refusal("bad_side", "side must be buy or sell")
+        if amount is not None and (not math.isfinite(amount) or amount <= 0 or amount > MAX_AMOUNT):
+            return Refusal("bad_amount", "amount must be a positive number (quote currency)")
+        if amount is None and side == "buy":
+            return Refusal("bad_amount", "a buy needs an amount")
+        if self._core.last_candle_ts.get(symbol) is None:
+            return Refusal("no_price", f"no price for {symbol} yet; wait for the first candle")
+        now = self._clock.now_ms()
+        order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, notional=amount)
+        return self._core.check_manual(order) or order
+
+    async def submit_order(self, symbol: str, side: str, amount: float | None) -> OrderRequest | Refusal:
+        """Queue an operator's market order (quote ``amount``; a sell without one sells everything held)."""
+        async with self._lock:
+            checked = self.check_order(symbol, side, amount)
+            if isinstance(checked, Refusal):
+                return checked
+            before = self._core.snapshot()
+            refusal = self._broker.submit(checked)
+            if refusal:
+                return refusal
+            await self._commit(before, (), (checked,))
+        return checked
+
+    def check_close(self, target: str) -> Refusal | tuple[str, ...]:
+        """The symbols a close of ``target`` (a symbol or "all") would close now, or why not; changes nothing.
+
+        Refused for an unknown symbol, no open position, or an order already pending for the symbol
+        ("all" leaves out symbols with a pending order and is refused only when none is left)."""
+        pf, pending = self._core.portfolio, self._core.pending
+        if target.lower() == "all":
+            held = sorted(pf.positions)
+            if not held:
+                return Refusal("no_position", "there are no open positions")
+            free = tuple(s for s in held if s not in pending)
+            return free or Refusal("pending", f"an order is already pending for {', '.join(held)}")
+        symbol = target.upper()
+        if symbol not in self.symbols:
+            return self._unknown(symbol)
+        if symbol not in pf.positions:
+            return Refusal("no_position", f"no {symbol} position to close")
+        if symbol in pending:
+            return Refusal("pending", f"an order for {symbol} is already pending")
+        return (symbol,)
+
+    async def close_position(self, target: str) -> tuple[OrderRequest, ...] | Refusal:
+        """Close one position (a symbol) or every one ("all") at the next candle's open."""
+        async with self._lock:
+            now = self._clock.now_ms()
+            if target.lower() == "all":
+                symbols = sorted(self._core.portfolio.positions)
+                if not symbols:
+                    return Refusal("no_position", "there are no open positions")
+            else:
+                symbols = [target.upper()]
+                if symbols[0] not in self.symbols:
+                    return Refusal("unknown_symbol", f"{symbols[0]} is not traded by this agent")
+            before = self._core.snapshot()
+            orders = []
+            for s in symbols:
+                result = self._core.close_position(s, now)
+                if isinstance(result, Refusal):
+                    if len(symbols) == 1:
+                        return result
+                    continue
+                orders.append(result)
+            await self._commit(before, (), tuple(orders))
+        return tuple(orders)
+
+    async def check_cancel(self, order_id: str) -> Refusal | OrderRequest:
+        """The pending operator order a cancel of ``order_id`` would withdraw (ids match without regard to case),
+        or why not: a protective exit, the strategy's own order, one that filled or was cancelled, an unknown id."""
+        wanted = order_id.strip()
+        found = next((o for o in self._broker.open_orders() if o.order_id.lower() == wanted.lower()), None)
+        if found is not None:
+            if found.reason != "manual":
+                return Refusal("automatic", f"{found.order_id} is the strategy's own order, not an operator's; it "
+                                            "fills at the next candle's open (/pause stops new automatic entries)")
+            return found
+        for pos in sorted(self._core.portfolio.views(), key=lambda p: p.symbol):
+            for kind, level in (("stop_loss", pos.stop_price), ("trailing_stop", pos.trail_price),
+                                ("take_profit", pos.target_price)):
+                if level is not None and f"{pos.symbol}-{kind}".lower() == wanted.lower():
+                    return Refusal("protective", f"{pos.symbol}-{kind} is part of the {pos.symbol} position and "
+                                                 f"cannot be cancelled by id; /risk {kind}_pct VALUE sets it for "
+                                                 "positions opened after the change (0 switches it off), "
+                                                 f"/close {pos.symbol} closes this one")
+        status = await self._store.order_status(wanted)
+        if status == OrderStatus.FILLED:
+            return Refusal("filled", f"order {wanted} has already filled: there is nothing to cancel")
+        if status == OrderStatus.CANCELLED:
+            return Refusal("cancelled", f"order {wanted} was already cancelled")
+        if status is not None:
+            return Refusal("not_pending", f"order {wanted} is not pending ({status})")
+        return Refusal("unknown_order", f"no pending order {wanted}; /orders lists the pending ones")
+
+    async def cancel_order(self, order_id: str, by: str = "operator") -> OrderRequest | Refusal:
+        """Withdraw a pending operator order before it fills: under the lock (a candle cannot fill it meanwhile),
+        committed with an ``OrderCancelled`` event that marks the order cancelled in the store."""
+        async with self._lock:
+            checked = await self.check_cancel(order_id)
+            if isinstance(checked, Refusal):
+                return checked
+            before = self._core.snapshot()
+            result = self._broker.cancel(checked.order_id)
+            if isinstance(result, Refusal):
+                return result
+            event = OrderCancelled(ts=self._clock.now_ms(), order_id=result.order_id, symbol=result.symbol,
+                                   side=result.side.value, by=by, paper=self.paper)
+            await self._commit(before, (event,))
+        return result
+
+    # ------------------------------------------------------------------ trading state and settings
+
+    async def pause(self, by: str = "operator") -> bool:
+        """Stop new automatic entries (exits and stops keep working). False if already paused."""
+        async with self._lock:
+            if self._core.paused:
+                return False
+            before = self._core.snapshot()
+            self._core.paused = True
+            await self._commit(before, (TradingPaused(ts=self._clock.now_ms(), paused=True, by=by),))
+        return True
+
+    async def resume(self, by: str = "operator") -> bool:
+        """Un-pause and leave HALTED/REDUCING. False if there was nothing to resume."""
+        async with self._lock:
+            if not self._core.paused and self._core.state is RiskState.ACTIVE:
+                return False
+            before = self._core.snapshot()
+            was_paused = self._core.paused
+            change = self._core.resume(self._clock.now_ms())
+            events: list[EngineEvent] = [] if change is None else [change]
+            if was_paused:
+                events.append(TradingPaused(ts=self._clock.now_ms(), paused=False, by=by))
+            await self._commit(before, tuple(events))
+        return True
+
+    async def set_risk(self, key: str, value: float) -> RiskLimits | Refusal:
+        """Change one risk limit (``RISK_BOUNDS`` names and bounds): the new limits, or why not."""
+        problem = check_limit(key, value)
+        if problem:
+            return Refusal("bad_risk_value", problem)
+        async with self._lock:
+            before = self._core.snapshot()
+            self._core.limits = self._core.limits.with_value(key, float(value))
+            await self._commit(before)
+            return self._core.limits
+
+    async def swap_model(self, symbol: str, model: GenericTradingModel) -> None:
+        """Put ``model`` in charge of ``symbol``'s signals, between two decisions (never during one)."""
+        async with self._lock:
+            self._swap(symbol.upper(), model)

@@ -1,0 +1,29 @@
+"""The paper broker: the ``engine.ports.Broker`` adapter over the decision core.
+
+Orders are queued in the kernel's state arrays and filled by the kernel at the symbol's next candle
+open, exactly as the backtest fills them; so the paper broker is a thin face over ``TradingCore``.
+"""
+
+from __future__ import annotations
+
+from engine.core.trading import TradingCore
+from engine.core.types import OrderRequest, Refusal
+
+
+class PaperBroker:
+    def __init__(self, core: TradingCore) -> None:
+        self._core = core
+
+    def submit(self, order: OrderRequest) -> Refusal | None:
+        return self._core.submit_manual(order)
+
+    def cancel(self, order_id: str) -> OrderRequest | Refusal:
+        return self._core.cancel_manual(order_id)
+
+    def open_orders(self) -> tuple[OrderRequest, ...]:
+        return tuple(sorted((o for orders in self._core.pending.values() for o in orders),
+                            key=lambda o: (o.decided_ts, o.order_id)))
+
+    def balances(self) -> dict[str, float]:
+        pf = self._core.portfolio
+        return {"cash": pf.cash, **{symbol: p.quantity for symbol, p in sorted(pf.positions.items())}}
