@@ -39,9 +39,12 @@ class RetrainResult:
     out_of_sample: dict[str, Any]  # walk-forward metrics; never in-sample
 
 
-def retrain(arrays: CandleArrays, *, symbol: str, timeframe: str, models_dir: Path, horizon: int = 6,
+def retrain(arrays: CandleArrays, *, symbol: str, timeframe: str, models_dir: Path, fee_bps: float, horizon: int = 6,
             folds: int = 3, iterations: int = 150) -> tuple[RetrainResult, CatBoostTradingModel]:
-    """Validate, fit, save and activate a model for ``symbol``; raises DataError on unusable data."""
+    """Validate, fit, save and activate a model for ``symbol``; raises DataError on unusable data.
+
+    ``fee_bps`` is the fee the agent pays per side (the config's ``paper.fee_bps``): the labels' threshold,
+    the fold backtests and the model's metadata all use it, so the model learns the costs it will trade at."""
     from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel
     from engine.models.registry import ModelRegistry
     from engine.models.validation import DataError, Dataset, fit_final, prepare, walk_forward
@@ -51,12 +54,12 @@ def retrain(arrays: CandleArrays, *, symbol: str, timeframe: str, models_dir: Pa
     if problem is not None:
         raise DataError(problem)
     digest = hashlib.sha256(arrays.close.tobytes() + arrays.ts.tobytes()).hexdigest()
-    prepared = prepare([Dataset(f"{symbol}-live", arrays, digest)], horizon, folds, 10.0)
+    prepared = prepare([Dataset(f"{symbol}-live", arrays, digest)], horizon, folds, fee_bps)
     params = CatBoostParams(iterations=iterations, depth=4, thread_count=1)
-    report = walk_forward(prepared, params, horizon=horizon, folds=folds, embargo=horizon, fee_bps=10.0,
+    report = walk_forward(prepared, params, horizon=horizon, folds=folds, embargo=horizon, fee_bps=fee_bps,
                           progress=False)
     stamp = int(arrays.ts[-1])
-    model = fit_final(prepared, params, horizon=horizon, fee_bps=10.0, name=f"{symbol}-{stamp}", symbol=symbol,
+    model = fit_final(prepared, params, horizon=horizon, fee_bps=fee_bps, name=f"{symbol}-{stamp}", symbol=symbol,
                       timeframe=timeframe)
     model.metrics = {**report.as_dict(), "embargo": horizon, "folds_requested": folds}  # shown by /model
     path = model.save(models_dir / f"{symbol}-{stamp}")

@@ -4,6 +4,7 @@ then an atomic swap to the new model, which is really loaded from its files."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from engine.app import EngineApp, build
 from engine.core.clock import SimClock
 from engine.core.types import Refusal
 from engine.feeds.replay import ReplayFeed
+from engine.models.catboost_model import META_FILE
 from engine.models.registry import ModelRegistry
 from engine.retrain import MIN_CANDLES, RetrainResult
 from tests.engine.helpers import real_candles, wait_until
@@ -25,7 +27,7 @@ async def test_retrain_keeps_event_loop_lag_under_100ms_and_swaps_the_model(tmp_
     clock = SimClock(int(candles.ts[2000]))
     settings = Settings(models_dir=tmp_path / "models", sqlite_path=tmp_path / "agent.db")
     config = TradingConfig.model_validate({"trading": {"symbols": [SYMBOL], "strategy": "model"},
-                                           "feed": {"history": 2000}})
+                                           "feed": {"history": 2000}, "paper": {"fee_bps": 25.0}})
     feed = ReplayFeed(candles, SYMBOL, "5m", clock, history=2000)
     app = await build(settings, config, clock=clock, feeds={SYMBOL: feed}, poll_interval=3600)
     await app.engine.poll_once(SYMBOL)  # 2000 candles of history: what the retrain learns from
@@ -56,6 +58,8 @@ async def test_retrain_keeps_event_loop_lag_under_100ms_and_swaps_the_model(tmp_
     assert app.engine.symbols[SYMBOL].model is not before
     active = ModelRegistry(settings.models_dir).active()
     assert isinstance(active, dict) and Path(active[SYMBOL]).name == result.path.name
+    # the model learned the fee the agent pays (labels, fold backtests), not a constant
+    assert json.loads((result.path / META_FILE).read_text())["fee_bps"] == 25.0
 
 
 async def test_retrain_is_refused_for_the_rule_strategy(tmp_path: Path) -> None:
