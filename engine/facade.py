@@ -1,7 +1,9 @@
-"""The one door into the engine for the bot: intent-named methods returning typed snapshots.
+"""The one door into the engine for the bot: reads, and translation to view models.
 
-Everything the bot shows is computed here. Money moves only through ``buy``, ``sell`` and
-``close``, each checked by the risk layer; a refusal comes back as a ``Refusal`` value.
+Everything the bot shows is computed here. Every change (an order, a close, a cancel, pause,
+resume, a risk limit, a model swap) is the engine's command (``engine.commands``, owned by the
+live engine): this module never takes the engine lock, commits or edits the core's state; it turns
+a command's result into the view the bot shows. A refusal comes back as a ``Refusal`` value.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.commands import MAX_AMOUNT as MAX_AMOUNT  # the bot and tests read it here
 from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
-from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, Side, timeframe_ms
-from engine.events import ALERT_KINDS, DailySummary, EngineEvent, OrderCancelled, TradingPaused
+from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, timeframe_ms
+from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
+from engine.ports import HasHealth, Records
 from engine.views import (
     BalanceView,
     DayView,
@@ -44,7 +48,6 @@ if TYPE_CHECKING:
 
 PERIODS = ("day", "week", "month", "all")
 ALERT_MODES = ("on", "silent", "off")
-MAX_AMOUNT = 1e12
 
 
 def period_start(period: str, now_ms: int) -> int:
@@ -65,13 +68,14 @@ def period_start(period: str, now_ms: int) -> int:
 
 
 class EngineFacade:
-    def __init__(self, engine: LiveEngine, *, strategy: str, version: str = "0.1.0",
+    def __init__(self, engine: LiveEngine, *, records: Records, strategy: str, version: str = "0.1.0",
                  models_dir: Path = Path("models")) -> None:
         self._engine = engine
+        self._commands = engine.commands
         self.models_dir = models_dir
         self._retraining = False
         self._core = engine.core
-        self._store = engine.store
+        self._store = records
         self.strategy = strategy
         self.version = version
 
@@ -206,9 +210,8 @@ class EngineFacade:
         meta = st.model.metadata()
         if meta.get("kind") == "none":
             reasons.append(f"no model, so no new entries: {meta.get('reason', 'unknown reason')}")
-        health_fn = getattr(st.model, "health", None)
-        if callable(health_fn):
-            reasons += [f"model {h.name} degraded: {h.reason}" for h in map(_model_health, health_fn())
+        if isinstance(st.model, HasHealth):
+            reasons += [f"model {h.name} degraded: {h.reason}" for h in map(_model_health, st.model.health())
                         if not h.healthy]
         would = (side == "sell" and holding) or (side == "buy" and not holding and refusal is None)
         qty = core.portfolio.positions[symbol].quantity if holding else 0.0
@@ -218,8 +221,7 @@ class EngineFacade:
     def models(self) -> tuple[ModelView, ...]:
         out = []
         for symbol, st in self._engine.symbols.items():
-            health_fn = getattr(st.model, "health", None)
-            health = tuple(_model_health(h) for h in health_fn()) if callable(health_fn) else ()
+            health = tuple(_model_health(h) for h in st.model.health()) if isinstance(st.model, HasHealth) else ()
             out.append(ModelView(symbol, st.model.name, dict(st.model.metadata()), health))
         return tuple(out)
 
@@ -263,22 +265,7 @@ class EngineFacade:
 
     def check_order(self, symbol: str, side: str, amount: float | None) -> Refusal | OrderRequest:
         """Validate an operator's order without changing anything (for the confirmation prompt)."""
-        symbol = symbol.upper()
-        if symbol not in self._engine.symbols:
-            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent; try one of "
-                                             f"{', '.join(self.symbols)}")
-        if side not in ("buy", "sell"):
-            return Refusal("bad_side", "side must be buy or sell")
-        if amount is not None and (not math.isfinite(amount) or amount <= 0 or amount > MAX_AMOUNT):
-            return Refusal("bad_amount", "amount must be a positive number (quote currency)")
-        if amount is None and side == "buy":
-            return Refusal("bad_amount", "a buy needs an amount")
-        if self._core.last_candle_ts.get(symbol) is None:
-            return Refusal("no_price", f"no price for {symbol} yet; wait for the first candle")
-        now = self.now_ms()
-        order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, notional=amount)
-        refusal = self._core.check_manual(order)
-        return refusal or order
+        return self._commands.check_order(symbol, side, amount)
 
     def buy_room(self, symbol: str) -> float:
         """The most a manual buy of ``symbol`` may spend now (cash, position and exposure limits; 0 if unknown)."""
@@ -295,68 +282,26 @@ class EngineFacade:
         return await self._submit(symbol, "sell", amount)
 
     async def _submit(self, symbol: str, side: str, amount: float | None) -> OrderAck | Refusal:
-        async with self._engine.lock:
-            checked = self.check_order(symbol, side, amount)
-            if isinstance(checked, Refusal):
-                return checked
-            refusal = self._core.submit_manual(checked)
-            if refusal:
-                return refusal
-            await self._engine.commit_locked((), (checked,))
-        return OrderAck(checked.order_id, checked.symbol, side, amount, self.mode == "paper",
+        order = await self._commands.submit_order(symbol, side, amount)
+        if isinstance(order, Refusal):
+            return order
+        return OrderAck(order.order_id, order.symbol, side, amount, self.mode == "paper",
                         "fills at the next candle's open")
 
     def check_close(self, target: str) -> Refusal | tuple[str, ...]:
-        """Validate a close (one symbol or "all") without changing anything: the symbols it would close.
-
-        Refused for an unknown symbol, no open position, or an order already pending for the symbol
-        ("all" leaves out symbols with a pending order and is refused only when none is left)."""
-        pf, pending = self._core.portfolio, self._core.pending
-        if target.lower() == "all":
-            held = sorted(pf.positions)
-            if not held:
-                return Refusal("no_position", "there are no open positions")
-            free = tuple(s for s in held if s not in pending)
-            return free or Refusal("pending", f"an order is already pending for {', '.join(held)}")
-        symbol = target.upper()
-        if symbol not in self._engine.symbols:
-            return Refusal("unknown_symbol", f"{symbol} is not traded by this agent; try one of "
-                                             f"{', '.join(self.symbols)}")
-        if symbol not in pf.positions:
-            return Refusal("no_position", f"no {symbol} position to close")
-        if symbol in pending:
-            return Refusal("pending", f"an order for {symbol} is already pending")
-        return (symbol,)
+        """Validate a close (one symbol or "all") without changing anything: the symbols it would close."""
+        return self._commands.check_close(target)
 
     async def close(self, target: str) -> tuple[OrderAck, ...] | Refusal:
         """Close one position (symbol) or all ("all") at the next candle's open."""
-        async with self._engine.lock:
-            now = self.now_ms()
-            pf = self._core.portfolio
-            if target.lower() == "all":
-                symbols = sorted(pf.positions)
-                if not symbols:
-                    return Refusal("no_position", "there are no open positions")
-            else:
-                symbols = [target.upper()]
-                if symbols[0] not in self._engine.symbols:
-                    return Refusal("unknown_symbol", f"{symbols[0]} is not traded by this agent")
-            orders = []
-            for s in symbols:
-                result = self._core.close_position(s, now)
-                if isinstance(result, Refusal):
-                    if len(symbols) == 1:
-                        return result
-                    continue
-                orders.append(result)
-            await self._engine.commit_locked((), tuple(orders))
+        orders = await self._commands.close_position(target)
+        if isinstance(orders, Refusal):
+            return orders
         return tuple(OrderAck(o.order_id, o.symbol, "sell", None, self.mode == "paper",
                               "closes at the next candle's open") for o in orders)
 
     def orders(self) -> OrdersView:
         """Orders waiting for the next candle's open, and the protective exits of the open positions."""
-        pending = sorted((o for orders in self._core.pending.values() for o in orders),
-                         key=lambda o: (o.decided_ts, o.order_id))
         protective = []
         for pos in sorted(self.positions(), key=lambda p: p.symbol):
             for kind, level in (("stop_loss", pos.stop_price), ("trailing_stop", pos.trail_price),
@@ -364,91 +309,35 @@ class EngineFacade:
                 if level is not None:
                     protective.append(ProtectiveOrderView(f"{pos.symbol}-{kind}", pos.symbol, kind, level,
                                                           pos.quantity, pos.mark_price))
-        return OrdersView(tuple(PendingOrderView(o.order_id, o.symbol, o.side.value, o.reason, o.decided_ts,
-                                                 o.quantity, o.notional, o.fraction) for o in pending),
-                          tuple(protective), self.now_ms())
+        return OrdersView(tuple(_pending_view(o) for o in self._engine.broker.open_orders()), tuple(protective),
+                          self.now_ms())
 
     async def check_cancel(self, order_id: str) -> Refusal | PendingOrderView:
         """Validate a cancel without changing anything: the pending operator order it would withdraw, or why not
         (a protective exit, the strategy's own order, an order that already filled or was cancelled, an unknown id).
         Ids match without regard to case."""
-        wanted = order_id.strip()
-        view = self.orders()
-        found = next((o for o in view.pending if o.order_id.lower() == wanted.lower()), None)
-        if found is not None:
-            if not found.cancellable:
-                return Refusal("automatic", f"{found.order_id} is the strategy's own order, not an operator's; it "
-                                            "fills at the next candle's open (/pause stops new automatic entries)")
-            return found
-        level = next((p for p in view.protective if p.order_id.lower() == wanted.lower()), None)
-        if level is not None:
-            return Refusal("protective", f"{level.order_id} is part of the {level.symbol} position and cannot be "
-                                         f"cancelled by id; /risk {level.kind}_pct VALUE sets it for positions opened "
-                                         f"after the change (0 switches it off), /close {level.symbol} closes this one")
-        status = await self._store.order_status(wanted)
-        if status == "filled":
-            return Refusal("filled", f"order {wanted} has already filled: there is nothing to cancel")
-        if status == "cancelled":
-            return Refusal("cancelled", f"order {wanted} was already cancelled")
-        if status is not None:
-            return Refusal("not_pending", f"order {wanted} is not pending ({status})")
-        return Refusal("unknown_order", f"no pending order {wanted}; /orders lists the pending ones")
+        checked = await self._commands.check_cancel(order_id)
+        return checked if isinstance(checked, Refusal) else _pending_view(checked)
 
     async def cancel(self, order_id: str, by: str = "operator") -> PendingOrderView | Refusal:
-        """Withdraw a pending operator order before it fills: under the engine lock (a candle cannot fill it
-        meanwhile), committed with an ``OrderCancelled`` event that marks the order cancelled in the store."""
-        async with self._engine.lock:
-            checked = await self.check_cancel(order_id)
-            if isinstance(checked, Refusal):
-                return checked
-            before = self._core.snapshot()
-            result = self._core.cancel_manual(checked.order_id)
-            if isinstance(result, Refusal):
-                return result
-            event = OrderCancelled(ts=self.now_ms(), order_id=result.order_id, symbol=result.symbol,
-                                   side=result.side.value, by=by, paper=self.mode == "paper")
-            try:
-                await self._engine.commit_locked((event,))
-            except Exception:
-                self._core.restore(before)  # memory never runs ahead of the database
-                raise
-        return checked
+        """Withdraw a pending operator order before it fills (``Commands.cancel_order``)."""
+        done = await self._commands.cancel_order(order_id, by)
+        return done if isinstance(done, Refusal) else _pending_view(done)
 
     async def pause(self, by: str = "operator") -> bool:
         """Stop new automatic entries (exits and stops keep working). False if already paused."""
-        async with self._engine.lock:
-            if self._core.paused:
-                return False
-            self._core.paused = True
-            await self._engine.commit_locked((TradingPaused(ts=self.now_ms(), paused=True, by=by),))
-        return True
+        return await self._commands.pause(by)
 
     async def resume(self, by: str = "operator") -> bool:
         """Un-pause and leave HALTED/REDUCING. False if there was nothing to resume."""
-        async with self._engine.lock:
-            if not self._core.paused and self._core.state.value == "ACTIVE":
-                return False
-            events: list[EngineEvent] = []
-            was_paused = self._core.paused
-            change = self._core.resume(self.now_ms())
-            if change is not None:
-                events.append(change)
-            if was_paused:
-                events.append(TradingPaused(ts=self.now_ms(), paused=False, by=by))
-            await self._engine.commit_locked(tuple(events))
-        return True
+        return await self._commands.resume(by)
 
     def check_risk(self, key: str, value: float) -> str | None:
         return check_limit(key, value)
 
     async def set_risk(self, key: str, value: float) -> dict[str, float] | Refusal:
-        problem = check_limit(key, value)
-        if problem:
-            return Refusal("bad_risk_value", problem)
-        async with self._engine.lock:
-            self._core.limits = self._core.limits.with_value(key, float(value))
-            await self._engine.commit_locked(())
-        return self.risk()
+        limits = await self._commands.set_risk(key, value)
+        return limits if isinstance(limits, Refusal) else limits.as_dict()
 
     @staticmethod
     def risk_keys() -> tuple[str, ...]:
@@ -484,7 +373,7 @@ class EngineFacade:
             return checked
         symbol = checked
         st = self._engine.symbols[symbol]
-        from engine.core.model import CandleArrays, signal_source
+        from engine.core.model import CandleArrays
         from engine.models.coordinator import ModelCoordinator
         from engine.models.validation import DataError
         from engine.retrain import retrain
@@ -498,9 +387,7 @@ class EngineFacade:
                                                         fee_bps=self._core.costs.fee_bps)
             except DataError as exc:
                 return Refusal("data", str(exc))
-            async with self._engine.lock:  # the swap happens between two decisions, never during one
-                st.model = ModelCoordinator([(model, 1.0)], self._engine.clock)
-                self._core.sources[symbol] = signal_source(st.model)
+            await self._commands.swap_model(symbol, ModelCoordinator([(model, 1.0)], self._engine.clock))
         finally:
             self._retraining = False
         return result
@@ -552,6 +439,11 @@ class EngineFacade:
 
     async def deactivate_chat(self, chat_id: int) -> None:
         await self._store.set_chat_active(chat_id, False)
+
+
+def _pending_view(o: OrderRequest) -> PendingOrderView:
+    return PendingOrderView(o.order_id, o.symbol, o.side.value, o.reason, o.decided_ts, o.quantity, o.notional,
+                            o.fraction)
 
 
 def _model_health(h: Any) -> ModelHealthView:
