@@ -149,10 +149,10 @@ async def bot_side(args: argparse.Namespace) -> list[dict[str, Any]]:
             for kind in facade.alert_kinds():
                 await facade.set_alert_mode(chat, kind, "off")
         await facade.register_chat(ALERT_CHAT)
-        application = build_application(facade, settings, rate_limiter=args.rate_limiter,
+        application = build_application(facade, settings.telegram, rate_limiter=args.rate_limiter,
                                          concurrent_updates=args.concurrent_updates, http=args.http)
         sender = AlertSender(application.bot, facade, chat_rate=0.0)
-        runtime = Runtime(engine_app, application, settings, sender=sender, poll_timeout=10.0)
+        runtime = Runtime(engine_app, application, settings.telegram, sender=sender, poll_timeout=10.0)
         await runtime.start()
         steps0 = await engine_steps(engine_app)
         t0, cpu0 = time.perf_counter(), time.process_time()

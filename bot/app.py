@@ -1,6 +1,6 @@
 """Builds the python-telegram-bot ``Application``: handlers, auth guard, error handler, command menu.
 
-    app = build_application(engine_app.facade, settings)
+    app = build_application(engine_app.facade, settings.telegram)
     async with app:            # initialize / shutdown
         await app.start()
         await app.updater.start_polling()
@@ -25,7 +25,7 @@ from bot.context import BotApplication, BotContext, context_types
 from bot.handlers import account, alerts, basic, charts, insight, orders, risk, trading
 from bot.handlers.commands import COMMANDS, Command, Role
 from bot.request import AiohttpRequest
-from config.settings import ConfigError, Settings
+from config.settings import TelegramSettings
 from engine.facade import EngineFacade
 
 log = structlog.get_logger("bot.app")
@@ -46,7 +46,7 @@ def menu(role: Role) -> list[BotCommand]:
 async def post_init(app: BotApplication) -> None:
     """Publish the menu: read-only commands for everyone, everything in each admin's private chat."""
     await app.bot.set_my_commands(menu(Role.VIEWER))
-    for admin in app.bot_data.settings.telegram_admin_ids:
+    for admin in app.bot_data.telegram.admin_ids:
         try:
             await app.bot.set_my_commands(menu(Role.ADMIN), scope=BotCommandScopeChat(admin))
         except TelegramError as exc:  # the admin has not started a chat with the bot yet
@@ -72,15 +72,16 @@ async def on_error(update: object, context: BotContext) -> None:
         log.warning("error_reply_failed", chat_id=chat_id, error=str(exc))
 
 
-def _api_urls(settings: Settings, base_url: str | None, base_file_url: str | None) -> tuple[str | None, str | None]:
+def _api_urls(settings: TelegramSettings, base_url: str | None,
+              base_file_url: str | None) -> tuple[str | None, str | None]:
     """PTB-style URLs (``.../bot``); TELEGRAM_API_BASE_URL names the server root (e.g. the emulator)."""
-    if base_url is None and settings.telegram_api_base_url:
-        root = settings.telegram_api_base_url.rstrip("/")
+    if base_url is None and settings.api_base_url:
+        root = settings.api_base_url.rstrip("/")
         base_url = root if root.endswith("/bot") else f"{root}/bot"
-        if base_file_url is None and not settings.telegram_api_file_url:
+        if base_file_url is None and not settings.api_file_url:
             base_file_url = f"{root.removesuffix('/bot')}/file/bot"
-    if base_file_url is None and settings.telegram_api_file_url:
-        base_file_url = settings.telegram_api_file_url.rstrip("/")
+    if base_file_url is None and settings.api_file_url:
+        base_file_url = settings.api_file_url.rstrip("/")
     return base_url, base_file_url
 
 
@@ -92,24 +93,22 @@ hundreds of replies a second to a nearby server, and the rate limiter holds prod
 a handler that finds all 16 busy waits up to PTB's pool timeout (1 s) for one."""
 
 
-def build_application(facade: EngineFacade, settings: Settings, *, base_url: str | None = None,
+def build_application(facade: EngineFacade, settings: TelegramSettings, *, base_url: str | None = None,
                       base_file_url: str | None = None, rate_limiter: bool = True, concurrent_updates: int = 32,
                       clock: Callable[[], int] | None = None,
                       connection_pool_size: int = CONNECTION_POOL_SIZE, http: str | None = None) -> BotApplication:
     """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the wall clock, since people
     answer on it, even when the engine's clock follows a fast simulated exchange).
 
-    ``http`` picks the Bot API transport (default: ``settings.telegram_http``, i.e. ``TELEGRAM_HTTP``):
+    ``http`` picks the Bot API transport (default: ``settings.http``, i.e. ``TELEGRAM_HTTP``):
     ``"aiohttp"`` (``bot.request.AiohttpRequest``, the default) or ``"httpx"`` (PTB's ``HTTPXRequest``)."""
-    if settings.telegram_bot_token is None:
-        raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
     if concurrent_updates < 1:
         raise ValueError("concurrent_updates must be at least 1")
     base_url, base_file_url = _api_urls(settings, base_url, base_file_url)
-    builder: Any = (Application.builder().token(settings.telegram_bot_token.get_secret_value())
+    builder: Any = (Application.builder().token(settings.bot_token.get_secret_value())
                     .context_types(context_types(facade, settings, clock or wall_ms))
                     .concurrent_updates(concurrent_updates).post_init(post_init))
-    http = http or settings.telegram_http
+    http = http or settings.http
     if http == "aiohttp":
         builder = (builder.request(AiohttpRequest(connection_pool_size))
                    .get_updates_request(AiohttpRequest(1, read_timeout=5.0)))

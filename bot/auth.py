@@ -15,7 +15,7 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.context import BotApplication, BotContext
 from bot.handlers.commands import BY_NAME, Role
-from config.settings import Settings
+from config.settings import TelegramSettings
 
 log = structlog.get_logger("bot.auth")
 
@@ -23,12 +23,12 @@ NOT_AUTHORISED = "Not authorised."
 CONFIRM_PREFIX = "cf:"
 
 
-def role_of(settings: Settings, user_id: int | None) -> Role:
+def role_of(settings: TelegramSettings, user_id: int | None) -> Role:
     if user_id is None:
         return Role.STRANGER
-    if user_id in settings.telegram_admin_ids:
+    if user_id in settings.admin_ids:
         return Role.ADMIN
-    if user_id in settings.telegram_viewer_ids:
+    if user_id in settings.viewer_ids:
         return Role.VIEWER
     return Role.STRANGER
 
@@ -55,7 +55,7 @@ def thread_of(message: Message | None) -> int | None:
 async def guard(update: Update, context: BotContext) -> None:
     """Stop every update the sender may not make; remember the chats of admins and viewers."""
     user, chat = update.effective_user, update.effective_chat
-    role = role_of(context.settings, user.id if user else None)
+    role = role_of(context.telegram, user.id if user else None)
     query = update.callback_query
     if query is not None:
         needed = callback_role(query.data)

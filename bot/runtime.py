@@ -17,6 +17,7 @@ import random
 import secrets
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -27,12 +28,14 @@ from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import AlertSender
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, TelegramSettings
 from engine.app import EngineApp
+from engine.lock import EngineLock, LockLost
 
 log = structlog.get_logger("bot.runtime")
 
 TELEGRAM_RETRY_MAX_S = 60.0  # the longest pause between two attempts to reach Telegram at start-up
+LOCK_CHECK_S = 5.0  # how often the running worker verifies it still holds the single-engine lock
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -46,7 +49,7 @@ class WebhookPlan:
     secret_token: str
 
 
-def webhook_plan(settings: Settings) -> WebhookPlan | None:
+def webhook_plan(settings: TelegramSettings) -> WebhookPlan | None:
     """Where to listen for webhook updates, or None for long polling."""
     if not settings.webhook_url or not settings.port:
         return None
@@ -55,7 +58,7 @@ def webhook_plan(settings: Settings) -> WebhookPlan | None:
     return WebhookPlan("0.0.0.0", settings.port, path, settings.webhook_url, secret)
 
 
-def summary_time(settings: Settings) -> dtm.time:
+def summary_time(settings: TelegramSettings) -> dtm.time:
     """DAILY_SUMMARY_TIME in TIMEZONE, as a JobQueue time."""
     hour, minute = (int(p) for p in settings.daily_summary_time.split(":"))
     return dtm.time(hour, minute, tzinfo=zone(settings.timezone))
@@ -71,7 +74,7 @@ def zone(name: str) -> ZoneInfo:
 class Runtime:
     """Runs one EngineApp and one Application together; ``stop`` can be called once, from a signal."""
 
-    def __init__(self, engine_app: EngineApp, application: AnyApplication, settings: Settings, *,
+    def __init__(self, engine_app: EngineApp, application: AnyApplication, settings: TelegramSettings, *,
                  sender: AlertSender | None = None, poll_timeout: float = 10.0) -> None:
         self.engine_app = engine_app
         self.application = application
@@ -223,3 +226,28 @@ def _polling_error(exc: Exception) -> None:
         return
     log.warning("polling_error", error=f"{type(exc).__name__}: {exc}")
 
+
+async def until_stopped(start: Awaitable[None], stop_requested: asyncio.Event) -> bool:
+    """Run ``start`` unless a stop signal comes first (e.g. while waiting for the engine lock); whether it ran."""
+    start_task = asyncio.ensure_future(start)
+    stop_wait = asyncio.ensure_future(stop_requested.wait())
+    await asyncio.wait({start_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    if start_task.done():
+        start_task.result()
+        return True
+    start_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await start_task
+    return False
+
+
+async def watch_lock(lock: EngineLock, every_s: float = LOCK_CHECK_S) -> None:
+    """Return when the single-engine lock is lost (the PostgreSQL session holding it died): the worker must stop."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await lock.check()
+        except LockLost as exc:
+            log.error("engine_lock_lost", error=str(exc), action="stopping; the platform restarts the worker")
+            return

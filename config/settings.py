@@ -1,7 +1,9 @@
 """Typed configuration: environment variables (and an optional ``.env``) plus a TOML trading config.
 
-Each component receives only its section. An invalid value raises ``ConfigError`` with one line
-naming the field and the value; the entry points print it and exit with code 2, no traceback.
+The environment is flat (the variable names are the README's table); ``Settings`` derives one section per
+component from it (``telegram``, ``database``, ``exchange``, ``logging``), and each component receives only
+its section. An invalid value raises ``ConfigError`` with one line naming the field and the value; the
+entry points print it and exit with code 2, no traceback.
 """
 
 from __future__ import annotations
@@ -120,6 +122,53 @@ def _int_list(value: Any) -> Any:
     return value
 
 
+class _EnvSection(BaseModel):
+    """A slice of ``Settings`` for one component, derived from the flat environment (already validated there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class TelegramSettings(_EnvSection):
+    """The bot's slice: its token, who may use it, which Bot API server and transport, how updates arrive (long
+    polling, or a webhook when ``webhook_url`` and ``port`` are set), and the zone of the times it shows people
+    and of the daily summary."""
+
+    bot_token: SecretStr
+    admin_ids: tuple[int, ...] = ()
+    viewer_ids: tuple[int, ...] = ()
+    api_base_url: str | None = None
+    api_file_url: str | None = None
+    http: Literal["aiohttp", "httpx"] = "aiohttp"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    port: int | None = None
+    timezone: str = "UTC"
+    daily_summary_time: str = "00:00"
+
+
+class DatabaseSettings(_EnvSection):
+    """Where the engine keeps its state: ``DATABASE_URL``, else the SQLite file at ``SQLITE_PATH``."""
+
+    url: SecretStr | None = None
+    sqlite_path: Path = Path("var/agent.db")
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that names the database in use (for error messages)."""
+        return "DATABASE_URL" if self.url is not None else "SQLITE_PATH"
+
+
+class ExchangeSettings(_EnvSection):
+    """The market-data REST API the exchange feeds and the worker's clock read."""
+
+    base_url: str = "https://api.binance.com"
+
+
+class LoggingSettings(_EnvSection):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
 class Settings(BaseSettings):
     """Environment variables (see the README's table)."""
 
@@ -156,6 +205,30 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def telegram(self) -> TelegramSettings:
+        """The bot's section; ConfigError when TELEGRAM_BOT_TOKEN is not set."""
+        if self.telegram_bot_token is None:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
+        return TelegramSettings(
+            bot_token=self.telegram_bot_token, admin_ids=tuple(self.telegram_admin_ids),
+            viewer_ids=tuple(self.telegram_viewer_ids), api_base_url=self.telegram_api_base_url,
+            api_file_url=self.telegram_api_file_url, http=self.telegram_http, webhook_url=self.webhook_url,
+            webhook_secret=self.webhook_secret, port=self.port, timezone=self.timezone,
+            daily_summary_time=self.daily_summary_time)
+
+    @property
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings(url=self.database_url, sqlite_path=self.sqlite_path)
+
+    @property
+    def exchange(self) -> ExchangeSettings:
+        return ExchangeSettings(base_url=self.exchange_base_url)
+
+    @property
+    def logging(self) -> LoggingSettings:
+        return LoggingSettings(level=self.log_level, format=self.log_format)
 
 
 def _one_line(exc: ValidationError, where: str, *, env: bool = False) -> str:

@@ -19,7 +19,7 @@ async def alerts(update: Update, context: BotContext) -> None:
     if chat is None:
         return
     user = update.effective_user
-    if args and chat.type != "private" and role_of(context.settings, user.id if user else None) < Role.ADMIN:
+    if args and chat.type != "private" and role_of(context.telegram, user.id if user else None) < Role.ADMIN:
         return await reply(update, "Only an admin may change the alerts of a group. Viewers set their own in "
                                    "their private chat with the bot: /alerts TYPE on|silent|off there.")
     if args:

@@ -34,7 +34,7 @@ async def start(update: Update, context: BotContext) -> None:
     if user is None or chat is None:
         return
     lines = [f"Your user id: <code>{user.id}</code>", f"This chat id: <code>{chat.id}</code>"]
-    role = role_of(context.settings, user.id)
+    role = role_of(context.telegram, user.id)
     if role >= Role.VIEWER:
         lines.append(f"You are {'an admin' if role is Role.ADMIN else 'a viewer'}"
                      f"{' (everything is paper trading: no real money)' if context.facade.mode == 'paper' else ''}."
@@ -55,7 +55,7 @@ async def help_command(update: Update, context: BotContext) -> None:
     message = update.effective_message
     if message is None:
         return
-    role = role_of(context.settings, update.effective_user.id if update.effective_user else None)
+    role = role_of(context.telegram, update.effective_user.id if update.effective_user else None)
     await message.reply_text(help_text(role))  # plain text: nothing a client could show as raw markup
 
 

@@ -43,7 +43,7 @@ def args_of(context: BotContext) -> list[str]:
 
 
 def tz(context: BotContext) -> tzinfo:
-    return render.zone(context.settings.timezone)
+    return render.zone(context.telegram.timezone)
 
 
 async def reply(update: Update, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:

@@ -139,9 +139,9 @@ async def running_bot(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, fas
     async with emu.run() as url:
         await engine_app.start()
         wall = SimClock(LiveClock().now_ms())
-        app = build_application(engine_app.facade, settings, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot",
-                                rate_limiter=rate_limiter, concurrent_updates=concurrent_updates,
-                                clock=None if wall_clock else wall.now_ms)
+        app = build_application(engine_app.facade, settings.telegram, base_url=f"{url}/bot",
+                                base_file_url=f"{url}/file/bot", rate_limiter=rate_limiter,
+                                concurrent_updates=concurrent_updates, clock=None if wall_clock else wall.now_ms)
         harness = Harness(emu, engine_app, app, clock, wall)
         await wait_until(lambda: all(st.warmed for st in engine_app.engine.symbols.values()))
         await app.initialize()

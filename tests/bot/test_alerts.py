@@ -499,8 +499,8 @@ async def test_runtime_schedules_the_daily_summary_in_the_configured_zone_and_it
     app = await build(settings, trading_config(), clock=clock, feeds={SYMBOL: SwitchableFeed(clock)},
                       poll_interval=3600.0, heartbeat_interval=3600.0)
     await app.facade.register_chat(CHAT_A)
-    application = build_application(app.facade, settings, rate_limiter=False)
-    runtime = Runtime(app, application, settings, poll_timeout=1.0)
+    application = build_application(app.facade, settings.telegram, rate_limiter=False)
+    runtime = Runtime(app, application, settings.telegram, poll_timeout=1.0)
     await runtime.start()
     try:
         assert application.job_queue is not None
@@ -536,7 +536,7 @@ async def test_runtime_uses_a_webhook_with_a_secret_when_url_and_port_are_set(
     clock = SimClock(DEFAULT_START_MS + WARMUP * STEP)
     app = await build(settings, trading_config(), clock=clock, feeds={SYMBOL: SwitchableFeed(clock)},
                       poll_interval=3600.0, heartbeat_interval=3600.0)
-    runtime = Runtime(app, build_application(app.facade, settings, rate_limiter=False), settings)
+    runtime = Runtime(app, build_application(app.facade, settings.telegram, rate_limiter=False), settings.telegram)
     await runtime.start()
     try:
         set_hook = next(c for c in emu.calls if c.method == "setWebhook")

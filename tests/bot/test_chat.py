@@ -16,7 +16,7 @@ from typing import IO
 
 import pytest
 
-from bot.chat import Terminal
+from bot.terminal import Terminal
 from sim.botapi import BotApiEmulator
 from sim.botapi.state import Params
 

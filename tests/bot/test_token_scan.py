@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import structlog
 
-from bot.__main__ import secrets_of
 from bot.alerts import AlertSender
 from bot.app import build_application
 from bot.runtime import Runtime
 from config.settings import Settings, load_settings, load_trading_config
+from config.worker import secrets_of
 from engine.app import build
 from engine.core.clock import SimClock
 from engine.events import ModelDegraded
@@ -86,9 +86,9 @@ async def run_session(tmp_path: Path, emu: BotApiEmulator, http: str) -> None:
     config = load_trading_config(config_toml(tmp_path / "trading.toml"))
     clock = SimClock(DEFAULT_START_MS + 60 * STEP)
     engine_app = await build(settings, config, clock=clock, poll_interval=3600.0, heartbeat_interval=3600.0)
-    application = build_application(engine_app.facade, settings, rate_limiter=False)
+    application = build_application(engine_app.facade, settings.telegram, rate_limiter=False)
     sender = AlertSender(application.bot, engine_app.facade, chat_rate=0.0)
-    runtime = Runtime(engine_app, application, settings, sender=sender, poll_timeout=1.0)
+    runtime = Runtime(engine_app, application, settings.telegram, sender=sender, poll_timeout=1.0)
     await runtime.start()
     try:
         for text in ("/start", "/status", "/balance", "/chart BTCUSDT", "/buy BTCUSDT 100"):
@@ -114,7 +114,7 @@ async def rejected_token_attempt(tmp_path: Path, emu: BotApiEmulator, http: str)
     settings = session_settings(tmp_path / "wrong", emu, WRONG_TOKEN, telegram_http=http)
     config = load_trading_config(config_toml(tmp_path / "trading.toml"))
     engine_app = await build(settings, config, clock=SimClock(DEFAULT_START_MS + 60 * STEP), poll_interval=3600.0)
-    runtime = Runtime(engine_app, build_application(engine_app.facade, settings), settings)
+    runtime = Runtime(engine_app, build_application(engine_app.facade, settings.telegram), settings.telegram)
     with pytest.raises(InvalidToken):
         try:
             await runtime.start()

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from bot.__main__ import ExchangeTime
+from engine.feeds.exchange_time import ExchangeTime
 
 
 @pytest.mark.parametrize("speed", [1.0, 600.0])

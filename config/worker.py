@@ -1,0 +1,101 @@
+"""The worker's start-up checks of its configuration (``python -m bot``), beyond what each value's own type says:
+the token is required, the time zone exists, URLs are http(s) URLs and the database URL names a database we
+support; variables that look like ours but are none are named; and the secrets every log line must hide.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config
+
+
+def check_zone(name: str) -> None:
+    """TIMEZONE names a zone this machine knows, else ConfigError."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"invalid environment variable TIMEZONE: unknown time zone {name!r}") from exc
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Values that must never reach a log line: the token, the database URL and its password."""
+    found: list[str] = []
+    if settings.telegram_bot_token is not None:
+        found.append(settings.telegram_bot_token.get_secret_value())
+    if settings.webhook_secret is not None:
+        found.append(settings.webhook_secret.get_secret_value())
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        found.append(url)
+        found.extend(_url_password(url))
+    return found
+
+
+def _url_password(url: str) -> list[str]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return []
+    return [str(password)] if password else []
+
+
+def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, TradingConfig]:
+    """Settings and trading config for the worker; ConfigError on anything missing or invalid."""
+    settings = load_settings(**(environ_overrides or {}))
+    if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set (the worker needs the token from @BotFather)")
+    check_zone(settings.timezone)
+    check_urls(settings)
+    return settings, load_trading_config(settings.trading_config)
+
+
+OUR_PREFIXES = ("TELEGRAM_", "EXCHANGE_", "WEBHOOK_", "DATABASE_", "SQLITE_", "TRADING_", "LOG_", "MODELS_",
+                "DAILY_", "API_")
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """Environment variables that look like ours but are none of them (a typo is otherwise silently ignored),
+    each as one sentence naming it and the setting it probably meant."""
+    known = [name.upper() for name in Settings.model_fields]
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(OUR_PREFIXES) and upper not in known:
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+            found.append(f"{name} is not a setting and is ignored" + (f"; did you mean {close[0]}?" if close else ""))
+    return found
+
+
+def check_urls(settings: Settings) -> None:
+    """The URL variables, checked up front so that a typo is one line naming it, not a traceback later."""
+    for name in ("exchange_base_url", "telegram_api_base_url", "telegram_api_file_url", "webhook_url"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"invalid environment variable {name.upper()}: must be an http(s) URL (got {value!r})")
+    if settings.webhook_url and settings.port is None:
+        raise ConfigError("invalid environment variable PORT: WEBHOOK_URL is set, so PORT (the port to listen on) "
+                          "must be set too")
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from engine.store.db import normalize_database_url
+
+        raw = settings.database_url.get_secret_value()
+        try:
+            backend = make_url(normalize_database_url(raw, settings.sqlite_path)).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError("invalid environment variable DATABASE_URL: expected postgres://user:password@host/db "
+                              "or sqlite:///path (value not shown: it holds a password)")
