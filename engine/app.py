@@ -1,7 +1,9 @@
 """Composition root: builds the store, feeds, models, decision core, live engine and facade.
 
 Nothing else in the engine constructs its own dependencies; tests and the worker call ``build``
-with the parts they want to replace (a clock, feeds, a database URL).
+with the parts they want to replace (a clock, feeds, a database URL). ``build`` takes the settings and
+hands each part its section: the database its ``DatabaseSettings``, the exchange feeds their
+``ExchangeSettings``, the models their directory.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from config.settings import ConfigError, Settings, TradingConfig
+from config.settings import ConfigError, DatabaseSettings, ExchangeSettings, Settings, TradingConfig
 from engine.core.clock import Clock, LiveClock
 from engine.core.model import GenericTradingModel, NoModel, SmaCrossModel
 from engine.core.trading import TradingCore
@@ -32,7 +34,6 @@ log = structlog.get_logger("engine.app")
 
 @dataclass
 class EngineApp:
-    settings: Settings
     config: TradingConfig
     store: Store
     engine: LiveEngine
@@ -82,10 +83,10 @@ EPHEMERAL_WARNING = ("DATABASE_URL is not set and this platform wipes the local 
                      "restart. Attach a database: heroku addons:create heroku-postgresql")
 
 
-def warn_if_ephemeral(settings: Settings, environ: dict[str, str] | None = None) -> bool:
+def warn_if_ephemeral(database: DatabaseSettings, environ: dict[str, str] | None = None) -> bool:
     """Log a loud warning when state would live on an ephemeral disk (Heroku: DYNO is set)."""
     env = os.environ if environ is None else environ
-    if settings.database_url is None and env.get("DYNO"):
+    if database.url is None and env.get("DYNO"):
         log.warning("ephemeral_database", dyno=env["DYNO"], detail=EPHEMERAL_WARNING)
         return True
     return False
@@ -117,12 +118,12 @@ def check_sqlite_file(url: str, variable: str) -> None:
         raise ConfigError(f"{variable}: {target} is not writable")
 
 
-def database_url(settings: Settings) -> str:
-    raw = settings.database_url.get_secret_value() if settings.database_url else None
-    return normalize_database_url(raw, settings.sqlite_path)
+def database_url(database: DatabaseSettings) -> str:
+    raw = database.url.get_secret_value() if database.url else None
+    return normalize_database_url(raw, database.sqlite_path)
 
 
-def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
+def build_feeds(exchange: ExchangeSettings, config: TradingConfig, clock: Clock,
                 clock_ready: Callable[[], bool] | None = None) -> dict[str, Feed]:
     """The feeds of the configured source. ``clock_ready``: for the exchange, whether ``clock`` follows the
     exchange yet (False while it has not answered since start: its feeds then deliver nothing)."""
@@ -133,7 +134,7 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
         from engine.feeds.exchange import ExchangeFeed
 
         for s in config.trading.symbols:
-            feeds[s] = ExchangeFeed(settings.exchange_base_url, s, tf, clock, history=config.feed.history,
+            feeds[s] = ExchangeFeed(exchange.base_url, s, tf, clock, history=config.feed.history,
                                     ready=clock_ready)
     elif source == "synthetic":
         from engine.core.types import timeframe_ms
@@ -171,7 +172,7 @@ def build_feeds(settings: Settings, config: TradingConfig, clock: Clock,
     return feeds
 
 
-def build_models(settings: Settings, config: TradingConfig, clock: Clock) -> dict[str, GenericTradingModel]:
+def build_models(models_dir: Path, config: TradingConfig, clock: Clock) -> dict[str, GenericTradingModel]:
     """sma-cross, or the active CatBoost model per symbol from the registry, watched by a coordinator.
 
     A missing, corrupt or mismatched model is refused with its reason and replaced by ``NoModel``:
@@ -185,7 +186,7 @@ def build_models(settings: Settings, config: TradingConfig, clock: Clock) -> dic
     from engine.models.registry import ModelRegistry
 
     broken = check_catboost()
-    registry = ModelRegistry(settings.models_dir)
+    registry = ModelRegistry(models_dir)
     models: dict[str, GenericTradingModel] = {}
     for s in t.symbols:
         loaded = Refusal("catboost", broken) if broken else registry.load_active(s)
@@ -205,11 +206,12 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
     if store is None:
-        warn_if_ephemeral(settings)
-        url = database_url(settings)
+        database = settings.database
+        warn_if_ephemeral(database)
+        url = database_url(database)
         log.info("database", url=redact_url(url))
         if is_sqlite(url):
-            check_sqlite_file(url, "DATABASE_URL" if settings.database_url is not None else "SQLITE_PATH")
+            check_sqlite_file(url, database.variable)
         try:
             store = await Store.open(url)
         except Exception as exc:  # the start-up boundary: one line naming where and why, never the password
@@ -217,8 +219,8 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
             raise DatabaseUnavailable(unavailable_text(url, exc)) from None
         lock = lock or lock_for(url)
     bus = EventBus()
-    feeds = feeds if feeds is not None else build_feeds(settings, config, clock, clock_ready)
-    models = build_models(settings, config, clock)
+    feeds = feeds if feeds is not None else build_feeds(settings.exchange, config, clock, clock_ready)
+    models = build_models(settings.models_dir, config, clock)
     core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
                        filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
     engine = LiveEngine(core=core, store=store, feeds=feeds, models=models, clock=clock, bus=bus,
@@ -229,5 +231,5 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
     facade = EngineFacade(engine, records=store, strategy=strategy, models_dir=settings.models_dir)
-    return EngineApp(settings, config, store, engine, facade, bus, clock, lock=lock or NoLock())
+    return EngineApp(config, store, engine, facade, bus, clock, lock=lock or NoLock())
 
