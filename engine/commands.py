@@ -87,23 +87,20 @@ class Commands:
     def check_close(self, target: str) -> Refusal | tuple[str, ...]:
         """The symbols a close of ``target`` (a symbol or "all") would close now, or why not; changes nothing.
 
-        Refused for an unknown symbol, no open position, or an order already pending for the symbol
-        ("all" leaves out symbols with a pending order and is refused only when none is left)."""
-        pf, pending = self._core.portfolio, self._core.pending
+        Refused for an unknown symbol, or by the kernel's exit rule (``TradingCore.check_close``: an order
+        already pending, no open position); "all" leaves out symbols with a pending order and is refused only
+        when none is left."""
+        now = self._clock.now_ms()
         if target.lower() == "all":
-            held = sorted(pf.positions)
+            held = sorted(self._core.portfolio.positions)
             if not held:
                 return Refusal("no_position", "there are no open positions")
-            free = tuple(s for s in held if s not in pending)
+            free = tuple(s for s in held if self._core.check_close(s, now) is None)
             return free or Refusal("pending", f"an order is already pending for {', '.join(held)}")
         symbol = target.upper()
         if symbol not in self.symbols:
             return self._unknown(symbol)
-        if symbol not in pf.positions:
-            return Refusal("no_position", f"no {symbol} position to close")
-        if symbol in pending:
-            return Refusal("pending", f"an order for {symbol} is already pending")
-        return (symbol,)
+        return self._core.check_close(symbol, now) or (symbol,)
 
     async def close_position(self, target: str) -> tuple[OrderRequest, ...] | Refusal:
         """Close one position (a symbol) or every one ("all") at the next candle's open."""

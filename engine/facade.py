@@ -18,8 +18,8 @@ import numpy as np
 
 from engine.commands import MAX_AMOUNT as MAX_AMOUNT  # the bot and tests read it here
 from engine.core import kernel as K
-from engine.core.risk import RISK_BOUNDS, check_limit, entry_refusal
-from engine.core.types import DAY_MS, OrderRequest, PositionView, Refusal, timeframe_ms
+from engine.core.risk import RISK_BOUNDS, check_limit
+from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
 from engine.ports import HasHealth, Records
@@ -193,8 +193,7 @@ class EngineFacade:
             return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
         core = self._core
         reasons: list[str] = []
-        refusal = entry_refusal(paused=core.paused, state=core.state, stale=st.stale,
-                                cooling_until=core.cooldown_until.get(symbol), now_ts=self.now_ms(), symbol=symbol)
+        refusal = core.would(symbol, Action.ENTER, self.now_ms(), entry_gates_only=True).refusal()
         if refusal:
             reasons.append(refusal.reason)
         last = st.last_signal

@@ -1,7 +1,8 @@
 """Risk: position sizing, exposure limits, protective exits, and the ACTIVE / REDUCING / HALTED state.
 
 Every check returns a ``Refusal`` value (code + reason) or None; nothing here raises for a refused
-order. State changes are returned as ``RiskStateChanged`` events by the trading core.
+order. State changes are returned as ``RiskStateChanged`` events by the trading core. Whether an
+entry or exit may happen now is the kernel's decision, asked through ``engine.core.outcomes``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
-
-from engine.core.types import Refusal, RiskState
 
 # Names an operator may change at run time (/risk key value), with their bounds.
 RISK_BOUNDS: dict[str, tuple[float, float]] = {
@@ -86,17 +85,3 @@ class Costs:
 class SignalFilters:
     min_confidence: float = 0.60
     cooldown_ms: int = 0  # after a position closes, no new entry on that symbol for this long
-
-
-def entry_refusal(*, paused: bool, state: RiskState, stale: bool, cooling_until: int | None,
-                  now_ts: int, symbol: str) -> Refusal | None:
-    """The first reason an automatic entry on ``symbol`` may not be taken now, if any."""
-    if paused:
-        return Refusal("paused", "trading is paused")
-    if state is not RiskState.ACTIVE:
-        return Refusal("risk_state", f"risk state is {state.value}: no new entries")
-    if stale:
-        return Refusal("feed_stale", f"the {symbol} feed is stale: no new entries")
-    if cooling_until is not None and now_ts < cooling_until:
-        return Refusal("cooldown", f"{symbol} is cooling down after its last exit")
-    return None

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from engine.core import kernel as K
-from engine.core import snapshot
 from engine.core.clock import Clock
 from engine.core.events import (
     EngineEvent,
@@ -30,6 +29,7 @@ from engine.core.events import (
     RiskStateChanged,
 )
 from engine.core.model import DOWN, FLAT, UP
+from engine.core.outcomes import Decision, Outcome, decide
 from engine.core.portfolio import Portfolio
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.types import (
@@ -293,18 +293,29 @@ class TradingCore:
                             fraction=amount if kind == K.BY_FRACTION else None)
 
     def _outcome_text(self, outcome: int, symbol: str, confidence: float) -> str:
-        if outcome == K.O_LOW_CONF:
-            return f"filtered: confidence {confidence:.2f} below {self.filters.min_confidence:.2f}"
-        if outcome == K.O_RISK_STATE:
-            return f"refused: risk state is {self.state.value}: no new entries"
-        if outcome == K.O_STALE:
-            return f"refused: the {symbol} feed is stale: no new entries"
-        if outcome == K.O_COOLDOWN:
-            return f"refused: {symbol} is cooling down after its last exit"
-        return {K.O_HOLD: "hold", K.O_PENDING: "nothing to do: an order is already pending",
-                K.O_NO_POSITION: "nothing to do: no position", K.O_EXIT_ORDER: "order",
-                K.O_IN_POSITION: "nothing to do: already in position", K.O_PAUSED: "refused: trading is paused",
-                K.O_ENTRY_ORDER: "order"}[outcome]
+        return Decision(Outcome(outcome), symbol, confidence, self.filters.min_confidence, self.state).record_text()
+
+    def would(self, symbol: str, action: Action, ts: int, *, operator: bool = False,
+              entry_gates_only: bool = False) -> Decision:
+        """What the kernel would conclude on ``action`` for ``symbol`` now (nothing changes).
+
+        ``operator``: an operator's request, bound by neither the pause, the cooldown nor the confidence
+        filter, and free to add to a position. ``entry_gates_only``: whether an entry is open at all (as if
+        flat with nothing pending), for ``/signal``. A symbol without a row yet is asked about on a fresh one."""
+        g, s = self.g.copy(), self.s.copy()
+        i = self.index.get(symbol, len(self.index))
+        if i == len(self.index):
+            s = np.vstack([s, K.new_symbol_rows(1)])
+        if operator:
+            g[K.PAUSED] = 0.0
+            s[i, K.COOL_UNTIL] = math.nan
+            if action == Action.ENTER:
+                s[i, K.QTY] = 0.0
+        if entry_gates_only:
+            s[i, K.QTY] = 0.0
+            s[i, K.P_SIDE] = 0.0
+        outcome = decide(g, s, self.p, i, ts, int(action), math.inf)
+        return Decision(outcome, symbol, math.inf, self.filters.min_confidence, self.state)
 
     # ------------------------------------------------------------------ backtest
 
@@ -357,20 +368,15 @@ class TradingCore:
         self._orders[order.symbol] = order
 
     def check_manual(self, order: OrderRequest) -> Refusal | None:
+        """Why an operator's order may not be queued now (the kernel's entry and exit rules, then the limits)."""
         if order.symbol not in self.last_candle_ts:
             return Refusal("unknown_symbol", f"{order.symbol} is not traded by this agent")
-        if order.symbol in self._orders:
-            return Refusal("pending", f"an order for {order.symbol} is already pending")
-        pf = self.portfolio
-        if order.side is Side.SELL:
-            if order.symbol not in pf.positions:
-                return Refusal("no_position", f"no {order.symbol} position to sell")
-            return None
-        if self.state is not RiskState.ACTIVE:
-            return Refusal("risk_state", f"risk state is {self.state.value}: no new entries")
-        if order.symbol in self.stale:
-            return Refusal("feed_stale", f"the {order.symbol} feed is stale: no new entries")
-        mark = pf.marks[order.symbol]
+        buy = order.side is Side.BUY
+        decision = self.would(order.symbol, Action.ENTER if buy else Action.EXIT, order.decided_ts, operator=True)
+        refusal = decision.refusal("sell")
+        if refusal is not None or not buy:
+            return refusal
+        mark = self.portfolio.marks[order.symbol]
         wanted = order.notional if order.notional is not None else (order.quantity or 0.0) * mark
         allowed = float(K.buy_budget(self.g, self.s, self.p, self.index[order.symbol], wanted))
         if allowed + 1e-9 < wanted:
@@ -378,13 +384,18 @@ class TradingCore:
                            "position and exposure limits)")
         return None
 
-    def close_position(self, symbol: str, ts: int) -> Refusal | OrderRequest:
-        pos = self.portfolio.positions.get(symbol)
-        if pos is None:
+    def check_close(self, symbol: str, ts: int) -> Refusal | None:
+        """Why ``symbol``'s position may not be closed now (an order pending, no position: the kernel's exit rule)."""
+        if symbol not in self.index:
             return Refusal("no_position", f"no {symbol} position to close")
-        if symbol in self._orders:
-            return Refusal("pending", f"an order for {symbol} is already pending")
-        order = OrderRequest(f"{symbol}-{ts}-close", symbol, Side.SELL, "manual", ts, quantity=pos.quantity)
+        return self.would(symbol, Action.EXIT, ts, operator=True).refusal("close")
+
+    def close_position(self, symbol: str, ts: int) -> Refusal | OrderRequest:
+        refusal = self.check_close(symbol, ts)
+        if refusal is not None:
+            return refusal
+        order = OrderRequest(f"{symbol}-{ts}-close", symbol, Side.SELL, "manual", ts,
+                             quantity=self.portfolio.positions[symbol].quantity)
         self._queue(order)
         return order
 
@@ -417,27 +428,38 @@ class TradingCore:
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state with named fields and a version (``engine.core.snapshot``); ``restore`` rebuilds an
-        identical core (the restart path)."""
-        return snapshot.write(snapshot.CoreState(tuple(self.index), self.g, self.s, self._limits.as_dict(),
-                                                 self.state_reason,
-                                                 {sym: order_to_dict(o) for sym, o in self._orders.items()},
-                                                 self.starting_cash))
+        """JSON-able state (NaN as null); ``restore`` rebuilds an identical core (the restart path)."""
+        return {
+            "version": 2,
+            "symbols": list(self.index),
+            "g": _to_json(self.g),
+            "s": [_to_json(row) for row in self.s],
+            "limits": self._limits.as_dict(),
+            "state_reason": self.state_reason,
+            "pending": {sym: order_to_dict(o) for sym, o in self._orders.items()},
+            "starting_cash": self.starting_cash,
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
-        """Restore a snapshot of this version or an older one; ``SnapshotUnreadable`` (one line) for anything
-        else, with the core left as it was."""
-        state = snapshot.read(data)
-        self.index = {sym: i for i, sym in enumerate(state.symbols)}
-        self.g, self.s = state.g, state.s
-        self.limits = RiskLimits.from_dict(state.limits)
-        self.state_reason = state.state_reason
-        self._orders = {sym: order_from_dict(o) for sym, o in state.pending.items()}
-        self.starting_cash = state.starting_cash
+        self.index = {sym: i for i, sym in enumerate(data["symbols"])}
+        self.g = _from_json(data["g"])
+        self.s = np.array([_from_json(row) for row in data["s"]]).reshape(len(self.index), K.NS)
+        self.limits = RiskLimits.from_dict(data["limits"])
+        self.state_reason = str(data.get("state_reason", ""))
+        self._orders = {sym: order_from_dict(o) for sym, o in data["pending"].items()}
+        self.starting_cash = float(data["starting_cash"])
 
 
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
+
+
+def _to_json(values: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in values.tolist()]
+
+
+def _from_json(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def order_to_dict(order: OrderRequest) -> dict[str, Any]:
