@@ -9,6 +9,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m engine.kernel_aot || true  # the kernel compiled ahead of time; else numba's JIT
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/backtest.py
 	@for b in bench/models.py bench/commands.py bench/worker.py; do \
 		if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done

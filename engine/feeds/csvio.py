@@ -31,6 +31,8 @@ import numpy as np
 from engine.core.model import CandleArrays
 from engine.core.types import TIMEFRAME_MS, Candle, timeframe_ms
 from engine.errors import CsvFormatError as CsvFormatError  # defined with the whole tree; imported from here too
+from engine.feeds.cache import cached_rows, store_rows
+from engine.feeds.fastcsv import fast_columns
 
 HEADER = "timestamp,open,high,low,close,volume"
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -76,11 +78,28 @@ class _Rows:
 
 
 def _read_rows(path: str | os.PathLike[str]) -> _Rows:
+    """A file's rows: from its columnar cache when that is current, else parsed (and the cache written)."""
+    cached = cached_rows(path)
+    if cached is not None:
+        return _Rows(cached[0], *cached[1])
+    rows = _parse_rows(path)
+    if len(rows.arrays) > 0:
+        store_rows(path, rows.arrays, (rows.exact_header, rows.dated, rows.naive))
+    return rows
+
+
+def _parse_rows(path: str | os.PathLike[str]) -> _Rows:
+    with open(path, "rb") as f:
+        first = f.readline()
+    header = first.rstrip(b"\n").decode("utf-8", errors="replace").rstrip("\r")
+    if header != HEADER:
+        raw = Path(path).read_bytes()
+        return _read_variant(path, raw, raw.find(b"\n"))
+    columns = fast_columns(path, len(first), COLUMNS)  # None: empty, odd or bad; the careful path below names it
+    if columns is not None:
+        return _Rows(_arrays_from_columns(path, columns), True)
     raw = Path(path).read_bytes()
     newline = raw.find(b"\n")
-    header = (raw if newline < 0 else raw[:newline]).decode("utf-8", errors="replace").rstrip("\r")
-    if header != HEADER:
-        return _read_variant(path, raw, newline)
     body = b"" if newline < 0 else raw[newline + 1:]
     if not body.strip():
         if body:
@@ -97,7 +116,7 @@ def _read_rows(path: str | os.PathLike[str]) -> _Rows:
         _scan_lines(path, body)
         raise CsvFormatError(path, 0, f"expected {expected_rows} rows of {len(COLUMNS)} columns, "
                                       f"read {table.shape[0]} of {table.shape[1]}")
-    return _Rows(_arrays_from_table(path, table), True)
+    return _Rows(_arrays_from_columns(path, [table[:, k] for k in range(len(COLUMNS))]), True)
 
 
 DATE_COLUMN = "date"
@@ -130,6 +149,9 @@ def _read_variant(path: str | os.PathLike[str], raw: bytes, newline: int) -> _Ro
         return _Rows(empty_arrays(), False)
     if DATE_COLUMN in names:
         return _read_dated(path, body, names)
+    columns = fast_columns(path, newline + 1, names)
+    if columns is not None:
+        return _Rows(_arrays_from_columns(path, [columns[names.index(name)] for name in COLUMNS]), False)
     expected_rows = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
     try:
         table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, comments=None, ndmin=2,
@@ -141,8 +163,7 @@ def _read_variant(path: str | os.PathLike[str], raw: bytes, newline: int) -> _Ro
         _scan_lines(path, body, names)
         raise CsvFormatError(path, 0, f"expected {expected_rows} rows of {len(COLUMNS)} columns, "
                                       f"read {table.shape[0]} of {table.shape[1]}")
-    table = table[:, [names.index(name) for name in COLUMNS]]
-    return _Rows(_arrays_from_table(path, table), False)
+    return _Rows(_arrays_from_columns(path, [table[:, names.index(name)] for name in COLUMNS]), False)
 
 
 def _iso_ms(text: str) -> tuple[int, bool] | None:
@@ -187,13 +208,14 @@ def _read_dated(path: str | os.PathLike[str], body: bytes, names: tuple[str, ...
     return _Rows(CandleArrays(ts, *cols), False, dated=True, naive=naive)
 
 
-def _arrays_from_table(path: str | os.PathLike[str], table: np.ndarray) -> CandleArrays:
-    ts_f = table[:, 0]
+def _arrays_from_columns(path: str | os.PathLike[str], columns: Sequence[np.ndarray]) -> CandleArrays:
+    """The six float64 columns in COLUMNS order as CandleArrays; the timestamps must be whole numbers."""
+    ts_f = columns[0]
     bad = ~np.isfinite(ts_f) | (ts_f != np.floor(ts_f)) | (np.abs(ts_f) >= MAX_EXACT_INT)
     if bad.any():
         i = int(np.argmax(bad))
         raise CsvFormatError(path, i + 2, f"timestamp {ts_f[i]!r} is not an integer number of ms")
-    cols = [np.ascontiguousarray(table[:, k]) for k in range(1, 6)]
+    cols = [np.ascontiguousarray(c) for c in columns[1:]]
     return CandleArrays(ts_f.astype(np.int64), cols[0], cols[1], cols[2], cols[3], cols[4])
 
 

@@ -1,0 +1,101 @@
+"""A columnar cache beside a candle CSV, so that a second read parses no text.
+
+``data/BTC_USDT-5m.csv`` is cached as ``data/.BTC_USDT-5m.csv.arrow``: an Arrow IPC file (uncompressed,
+so it is memory-mapped and read without a copy) holding the parsed columns before any check, and in
+its metadata the CSV's size, mtime and inode it was made from and how the rows were read. Any change
+to the CSV (an append, a rewrite) makes it stale, and the next read parses the CSV and replaces it.
+The checks (prices, order, spacing, gaps) run on every read, from the cache as from the text.
+
+Only files of at least ``MIN_BYTES`` are cached (smaller ones parse in milliseconds). Where the cache
+cannot be written (a read-only folder, a full disk) or read, the CSV is parsed as if there were none,
+and nothing is said: the cache only saves time.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+from engine.core.model import CandleArrays
+
+VERSION = 1
+MIN_BYTES = 8 << 20
+_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+_KEY = b"trading_agent_csv"
+
+
+def cache_path(csv: str | os.PathLike[str]) -> Path:
+    p = Path(csv)
+    return p.with_name(f".{p.name}.arrow")
+
+
+def _source_key(st: os.stat_result) -> dict[str, int]:
+    return {"version": VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+Flags = tuple[bool, bool, bool]  # how the rows were read: exact header, from ISO dates, some dates naive
+
+
+def cached_rows(csv: str | os.PathLike[str]) -> tuple[CandleArrays, Flags] | None:
+    """The cached rows of ``csv`` when the cache was made from the file as it is now; else None."""
+    try:
+        st = os.stat(csv)
+        if st.st_size < MIN_BYTES:
+            return None
+        with open(cache_path(csv), "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private pages: arrays stay writable
+        return _rows_from(mapped, st)
+    except (OSError, ValueError, KeyError, ImportError):
+        return None
+
+
+def _rows_from(mapped: mmap.mmap, st: os.stat_result) -> tuple[CandleArrays, Flags] | None:
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    base = np.frombuffer(mapped, dtype=np.uint8).ctypes.data
+    try:
+        table = pyarrow.ipc.open_file(pa.py_buffer(mapped)).read_all()
+    except pa.ArrowException:
+        return None
+    meta = json.loads((table.schema.metadata or {})[_KEY])
+    if meta["source"] != _source_key(st) or table.column_names != list(_FIELDS):
+        return None
+    columns = []
+    for name in _FIELDS:
+        chunks = table.column(name).chunks
+        if len(chunks) != 1 or chunks[0].null_count:
+            return None
+        data = chunks[0].buffers()[1]
+        dtype = np.int64 if name == "ts" else np.float64
+        columns.append(np.frombuffer(mapped, dtype=dtype, count=len(chunks[0]), offset=data.address - base))
+    del table
+    return CandleArrays(*columns), (bool(meta["exact_header"]), bool(meta["dated"]), bool(meta["naive"]))
+
+
+def store_rows(csv: str | os.PathLike[str], a: CandleArrays, flags: Flags) -> None:
+    """Write the cache of ``csv`` (atomically); quietly nothing where it cannot be written."""
+    try:
+        st = os.stat(csv)
+        if st.st_size < MIN_BYTES:
+            return
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        meta = {"source": _source_key(st), "exact_header": flags[0], "dated": flags[1], "naive": flags[2]}
+        table = pa.table([a.ts, a.open, a.high, a.low, a.close, a.volume], names=list(_FIELDS),
+                         metadata={_KEY: json.dumps(meta).encode()})
+        target = cache_path(csv)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, pyarrow.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except (OSError, ValueError, ImportError):  # pyarrow's errors derive from these
+        return
