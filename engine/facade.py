@@ -111,7 +111,7 @@ class EngineFacade:
                                         positions[s].quantity if s in positions else 0.0, st.feed.synthetic,
                                         market.source if market else "",
                                         max(0, now - market.ts) if market else None))
-        return StatusView(self.mode, core.paused, core.state.value, core.state_reason, pf.equity(), pf.cash,
+        return StatusView(self.mode, core.paused, core.state, core.state_reason, pf.equity(), pf.cash,
                           len(pf.positions), self._engine.started_ms, self.now_ms(), self.strategy,
                           self._engine.timeframe, tuple(symbols))
 

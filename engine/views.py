@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.core.types import PositionView, SignalRecord, Trade
+from engine.core.types import PositionView, RiskState, SignalRecord, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class SymbolStatus:
 class StatusView:
     mode: str  # "paper"
     paused: bool
-    risk_state: str
+    risk_state: RiskState  # a StrEnum: compares and prints as its name ("ACTIVE")
     risk_reason: str
     equity: float
     cash: float
