@@ -54,6 +54,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     from bot.app import build_application
     from bot.runtime import Runtime, until_stopped, watch_lock
     from engine.app import build
+    from engine.errors import StoreError
     from engine.store.db import DatabaseUnavailable
 
     stop_requested = asyncio.Event()
@@ -92,6 +93,12 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
         await _cancel(background, probe)
         print("configuration error: TELEGRAM_BOT_TOKEN was rejected by the Bot API server", file=sys.stderr)
         return 2
+    except StoreError as exc:  # e.g. a saved engine state this version cannot restore: its one line, no traceback
+        log.error("start_failed", stage="restore", error=str(exc))
+        await runtime.stop(STOP_DEADLINE_S)
+        await _cancel(background, probe)
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
     except Exception:
         log.exception("start_failed")
         await runtime.stop(STOP_DEADLINE_S)
