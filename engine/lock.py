@@ -142,7 +142,7 @@ class AdvisoryLock:
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
                 "AND granted AND classid = :hi AND objid = :lo"),
                 {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF})).scalar_one()
-        except Exception as exc:
+        except Exception as exc:  # whatever broke the lock's connection, the lock can no longer be trusted
             raise LockLost(f"advisory lock connection failed: {type(exc).__name__}") from exc
         if not held:
             raise LockLost("advisory lock no longer held by this session")

@@ -130,7 +130,7 @@ def check_catboost() -> str | None:
         p = np.asarray(clf.predict(x[:1], prediction_type="Probability"))
         if p.shape != (1, 3) or not np.all(np.isfinite(p)):
             return f"catboost {catboost.__version__} is broken: smoke prediction gave shape {p.shape}"
-    except Exception as exc:
+    except Exception as exc:  # a native extension can fail any way; the check's job is to say how
         return f"catboost {getattr(catboost, '__version__', '?')} is broken: smoke fit/predict failed ({exc})"
     return None
 
@@ -267,7 +267,7 @@ class CatBoostTradingModel:
         clf = CatBoostClassifier()
         try:
             clf.load_model(str(d / MODEL_FILE), format="cbm")
-        except Exception as exc:
+        except Exception as exc:  # catboost raises its own CatBoostError or a native error: both mean unreadable
             raise ModelLoadError("unreadable",
                                  f"model file {d / MODEL_FILE} is unreadable by catboost: {exc}") from exc
         known = {f.name for f in dataclasses.fields(CatBoostParams)}

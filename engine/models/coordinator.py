@@ -143,7 +143,7 @@ class _Member:
 def _feature_bins(model: GenericTradingModel) -> tuple[list[list[float]], list[list[float]]] | None:
     try:
         bins = model.metadata().get("feature_bins")
-    except Exception:
+    except Exception:  # a model's own code: whatever it raises, the drift check is simply off for it
         return None
     if not isinstance(bins, dict) or "edges" not in bins or "proportions" not in bins:
         return None
@@ -198,7 +198,7 @@ class ModelCoordinator:
                 if f.shape != (n, m.cols.stop - m.cols.start):
                     raise ValueError(f"features have shape {f.shape}, expected {(n, m.cols.stop - m.cols.start)}")
                 out[:, m.cols] = f
-            except Exception as exc:
+            except Exception as exc:  # a member's own code: any failure degrades that member, never the loop
                 m.errors += 1
                 m.pending_error = f"features failed: {type(exc).__name__}: {exc}"
                 log.warning("member_features_failed", model=m.name, error=repr(exc))
@@ -226,7 +226,7 @@ class ModelCoordinator:
         for m in self.members:
             try:
                 meta = m.model.metadata()
-            except Exception as exc:
+            except Exception as exc:  # a member's own code: shown as its error, never fatal
                 meta = {"error": repr(exc)}
             members.append({"name": m.name, "weight": m.weight, "metadata": meta})
         return {"name": self.name, "kind": "ensemble", "feature_names": list(self.feature_names),
@@ -261,7 +261,7 @@ class ModelCoordinator:
             p = np.asarray(m.model.predict_proba(xm), dtype=np.float64)
             if p.shape != (n, 3):
                 raise ValueError(f"predict_proba returned shape {p.shape}, expected {(n, 3)}")
-        except Exception as exc:
+        except Exception as exc:  # a member's own code: any failure degrades that member, never the loop
             p = None
             m.errors += 1
             problem = problem or f"predict failed: {type(exc).__name__}: {exc}"
@@ -312,5 +312,5 @@ class ModelCoordinator:
         if self.on_event is not None:
             try:
                 self.on_event(event)
-            except Exception:
+            except Exception:  # a subscriber's failure must not stop the predictions (a task boundary)
                 log.exception("on_event_failed", event=type(event).__name__)

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     url = normalize_database_url(raw, settings.sqlite_path)
     try:
         asyncio.run(migrate(url))
-    except Exception as exc:
+    except Exception as exc:  # the process boundary: any driver's or Alembic's failure is one redacted line, exit 1
         from engine.logs import redact
 
         print(f"migration failed: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
