@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.core import kernel as K
+from engine.core import snapshot
 from engine.core.clock import Clock
 from engine.core.events import (
     EngineEvent,
@@ -428,38 +429,27 @@ class TradingCore:
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state (NaN as null); ``restore`` rebuilds an identical core (the restart path)."""
-        return {
-            "version": 2,
-            "symbols": list(self.index),
-            "g": _to_json(self.g),
-            "s": [_to_json(row) for row in self.s],
-            "limits": self._limits.as_dict(),
-            "state_reason": self.state_reason,
-            "pending": {sym: order_to_dict(o) for sym, o in self._orders.items()},
-            "starting_cash": self.starting_cash,
-        }
+        """JSON-able state with named fields and a version (``engine.core.snapshot``); ``restore`` rebuilds an
+        identical core (the restart path)."""
+        return snapshot.write(snapshot.CoreState(tuple(self.index), self.g, self.s, self._limits.as_dict(),
+                                                 self.state_reason,
+                                                 {sym: order_to_dict(o) for sym, o in self._orders.items()},
+                                                 self.starting_cash))
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.index = {sym: i for i, sym in enumerate(data["symbols"])}
-        self.g = _from_json(data["g"])
-        self.s = np.array([_from_json(row) for row in data["s"]]).reshape(len(self.index), K.NS)
-        self.limits = RiskLimits.from_dict(data["limits"])
-        self.state_reason = str(data.get("state_reason", ""))
-        self._orders = {sym: order_from_dict(o) for sym, o in data["pending"].items()}
-        self.starting_cash = float(data["starting_cash"])
+        """Restore a snapshot of this version or an older one; ``SnapshotUnreadable`` (one line) for anything
+        else, with the core left as it was."""
+        state = snapshot.read(data)
+        self.index = {sym: i for i, sym in enumerate(state.symbols)}
+        self.g, self.s = state.g, state.s
+        self.limits = RiskLimits.from_dict(state.limits)
+        self.state_reason = state.state_reason
+        self._orders = {sym: order_from_dict(o) for sym, o in state.pending.items()}
+        self.starting_cash = state.starting_cash
 
 
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
-
-
-def _to_json(values: np.ndarray) -> list[float | None]:
-    return [None if math.isnan(v) else float(v) for v in values.tolist()]
-
-
-def _from_json(values: list[float | None]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def order_to_dict(order: OrderRequest) -> dict[str, Any]:
