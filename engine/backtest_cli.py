@@ -7,7 +7,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from engine.backtest import BacktestConfig, BacktestResult, run_backtest
 from engine.cli import non_negative_float, positive_float, positive_int
 from engine.core.model import GenericTradingModel, SmaCrossModel
 from engine.core.risk import Costs
+from engine.core.types import Trade
 from engine.feeds.csvio import CandleFile, CsvFormatError, iso_utc, load_candles
 
 if TYPE_CHECKING:
@@ -97,8 +98,24 @@ def result_json(result: BacktestResult, *, timeframe: str = "", in_sample_candle
         "warnings": list(warnings),
         "metrics": result.metrics,
         "open_position": result.open_position,
-        "trades": [asdict(t) for t in result.trades],
+        "trades": [{name: getattr(t, name) for name in TRADE_FIELDS} for t in result.trades],
     }
+
+
+TRADE_FIELDS = tuple(f.name for f in fields(Trade))
+_TRADE_INDENT = "\n" + " " * 6  # a trade's keys, as json.dumps(indent=2) places them inside "trades"
+
+
+def dumps_result(doc: dict[str, object]) -> str:
+    """``json.dumps(doc, indent=2)``, byte for byte, with the trades (the bulk) through json's C encoder:
+    the pure-Python encoder that ``indent`` selects took ~0.5 s for 20,000 trades."""
+    trades = doc["trades"]
+    text = json.dumps({**doc, "trades": []}, indent=2)  # "trades" is the last key: the text ends '[]\n}'
+    if not isinstance(trades, list) or not trades:
+        return json.dumps(doc, indent=2)
+    items = [json.dumps(t, separators=("," + _TRADE_INDENT, ": ")) for t in trades]
+    body = ",\n    ".join("{" + _TRADE_INDENT + item[1:-1] + "\n    }" for item in items)
+    return text[:-len("[]\n}")] + "[\n    " + body + "\n  ]\n}"
 
 
 def _trained(args: argparse.Namespace) -> CatBoostTradingModel | None:
@@ -191,10 +208,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     print(render_table(result, in_sample=in_sample, warnings=data.warnings))
     if args.json_out:
-        args.json_out.write_text(json.dumps(result_json(result, timeframe=data.timeframe,
-                                                        in_sample_candles=in_sample_candles,
-                                                        warnings=[*([in_sample] if in_sample else []),
-                                                                  *data.warnings]), indent=2))
+        args.json_out.write_text(dumps_result(result_json(result, timeframe=data.timeframe,
+                                                          in_sample_candles=in_sample_candles,
+                                                          warnings=[*([in_sample] if in_sample else []),
+                                                                    *data.warnings])))
         print(f"\nJSON written to {args.json_out}")
     if args.chart:
         from engine.charts import equity_png
