@@ -1,20 +1,30 @@
 """One outcome table: every kernel outcome code, reached for real, gives the same result live (one step), in the
 backtest (``run_series`` over the same candle), in the prediction ``/signal`` and operator checks use
-(``TradingCore.would`` / ``outcomes.decide``), and the same words in the signal record and in a refusal."""
+(``TradingCore.would`` / ``outcomes.decide``), the same words in the signal record and in a refusal, and the
+same in the chat (``/signal`` rendered by the bot over the facade)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bot.render.views import signal as render_signal
 from engine.core import kernel as K
 from engine.core.clock import SimClock
-from engine.core.outcomes import REFUSAL_CODES, Decision, Outcome, decide
+from engine.core.model import SmaCrossModel
+from engine.core.outcomes import ENTRY_GATES, REFUSAL_CODES, Decision, Outcome, decide
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.trading import TradingCore
 from engine.core.types import Action, Candle, OrderRequest, Refusal, RiskState, Side
+from engine.events import EventBus
+from engine.facade import EngineFacade
+from engine.feeds.replay import ReplayFeed
+from engine.loop import LiveEngine
+from engine.store.repo import Store
+from tests.engine.helpers import real_candles
 
 SYMBOL = "XUSDT"
 T0 = 1_700_000_000_000
@@ -164,3 +174,32 @@ def test_asking_changes_nothing_and_a_symbol_without_a_row_is_asked_on_a_fresh_o
     assert core.would(SYMBOL, Action.ENTER, candle(1).ts, operator=True).outcome is Outcome.ENTRY_ORDER
     assert core.snapshot() == before and "NEWUSDT" not in core.index
     assert core.state is RiskState.ACTIVE
+
+
+@pytest.mark.parametrize("outcome", list(SCENARIOS), ids=lambda o: o.name)
+async def test_the_chat_shows_what_the_kernel_concluded(outcome: Outcome, tmp_path: Path) -> None:
+    """/signal's text (the bot's renderer over the facade, on a real engine and store) says the record's words, the
+    entry gate's reason, and "would trade" exactly when the kernel placed an order."""
+    prepare, action, confidence = SCENARIOS[outcome]
+    core = fresh_core()
+    if prepare is not None:
+        prepare(core)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}")
+    try:
+        clock = SimClock(candle(2).ts + STEP)
+        feed = ReplayFeed(real_candles("ETH_BTC-5m.csv").slice(0, 50), SYMBOL, "5m", clock)
+        engine = LiveEngine(core=core, store=store, feeds={SYMBOL: feed}, models={SYMBOL: SmaCrossModel(10, 30)},
+                            clock=clock, bus=EventBus(), timeframe="5m", poll_interval=3600)
+        step = core.on_signal(SYMBOL, candle(2), action, confidence)
+        engine.symbols[SYMBOL].last_signal = step.signal
+        view = EngineFacade(engine, records=store, strategy="test").signal(SYMBOL.lower())
+        assert not isinstance(view, Refusal) and step.signal is not None
+        text = render_signal(view)
+    finally:
+        await store.close()
+    assert f"outcome {step.signal.outcome}" in text
+    assert view.would_trade is outcome.orders
+    assert ("Would trade now: <b>yes</b>" in text) is outcome.orders
+    gate = core.would(SYMBOL, Action.ENTER, clock.now_ms(), entry_gates_only=True).refusal()
+    if outcome in ENTRY_GATES:
+        assert gate is not None and f"• {gate.reason}" in text and step.signal.outcome == f"refused: {gate.reason}"
