@@ -132,7 +132,8 @@ def _read_v2(data: Mapping[str, Any]) -> CoreState:
 
 
 def _named(values: np.ndarray, fields: Mapping[str, int]) -> dict[str, float | None]:
-    return {name: _json_float(float(values[index])) for name, index in fields.items()}
+    plain: list[float] = values.tolist()  # one conversion per row: this runs with every step
+    return {name: None if math.isnan(plain[index]) else plain[index] for name, index in fields.items()}
 
 
 def _positional(named: Mapping[str, Any], fields: Mapping[str, int], size: int) -> np.ndarray:
@@ -145,10 +146,6 @@ def _positional(named: Mapping[str, Any], fields: Mapping[str, int], size: int) 
 
 def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
-def _json_float(x: float) -> float | None:
-    return None if math.isnan(x) else x
 
 
 def _limits(data: Mapping[str, Any]) -> dict[str, float]:
