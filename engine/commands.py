@@ -1,8 +1,9 @@
 """Commands: every change an operator makes goes through here, whichever front end asks (chat, local chat, API).
 
 Each intent (``submit_order``, ``close_position``, ``cancel_order``, ``pause``, ``resume``, ``set_risk``,
-``swap_model``) takes the engine lock, validates, changes the core, commits the new state with its
-orders and events in one transaction and publishes the events, in one place. A refusal is a
+``swap_model``, and ``record`` for events that change nothing else) takes the engine lock, validates,
+changes the core, commits the new state with its orders and events in one transaction and publishes
+the events, in one place. A refusal is a
 ``Refusal`` value; a commit that fails rolls the core back (memory never runs ahead of the
 database) and raises. The ``check_*`` methods validate without changing anything (for confirmation
 prompts). The live engine owns one ``Commands`` (``LiveEngine.commands``).
@@ -205,6 +206,11 @@ class Commands:
             self._core.limits = self._core.limits.with_value(key, float(value))
             await self._commit(before)
             return self._core.limits
+
+    async def record(self, *events: EngineEvent) -> None:
+        """Commit events that change no trading state (a daily summary, a model's health) and publish them."""
+        async with self._lock:
+            await self._commit(self._core.snapshot(), events)
 
     async def swap_model(self, symbol: str, model: GenericTradingModel) -> None:
         """Put ``model`` in charge of ``symbol``'s signals, between two decisions (never during one)."""

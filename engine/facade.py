@@ -400,12 +400,12 @@ class EngineFacade:
         trades = await self._store.trades_between((self.now_ms() // DAY_MS) * DAY_MS, self.now_ms() + 1)
         event = DailySummary(ts=self.now_ms(), day=day.day, equity=bal.equity, pnl=day.pnl, pnl_pct=day.pnl_pct,
                              trades=day.trades, fees=sum(t.fee for t in trades))
-        await self._engine.commit_action((event,))
+        await self._commands.record(event)
         return event
 
     async def publish(self, event: EngineEvent) -> None:
         """Record an engine-side event (e.g. from the model coordinator) in the outbox and on the bus."""
-        await self._engine.commit_action((event,))
+        await self._commands.record(event)
 
     @staticmethod
     def alert_kinds() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core import kernel as K
-from engine.core.events import EngineEvent, OrderCancelled, RiskStateChanged, TradingPaused
+from engine.core.events import DailySummary, EngineEvent, OrderCancelled, RiskStateChanged, TradingPaused
 from engine.core.model import SmaCrossModel, signal_source
 from engine.core.types import OrderRequest, OrderStatus, Refusal, RiskState, Side
 from engine.store.repo import Store
@@ -117,5 +117,11 @@ async def test_every_intent_through_the_engine_commits_its_state_and_emits_its_e
     model = SmaCrossModel(3, 9)
     await commands.swap_model(SYMBOL.lower(), model)
     assert engine.symbols[SYMBOL].model is model and core.sources[SYMBOL] == signal_source(model)
+
+    # ---- record: an event that changes no trading state, committed to the outbox and published
+    summary = DailySummary(ts=engine.clock.now_ms(), day="2023-01-01", equity=core.portfolio.equity(), pnl=0.0,
+                           pnl_pct=0.0, trades=0, fees=0.0)
+    await commands.record(summary)
+    assert seen[-1:] == [summary] and await in_outbox(rig.db_url, "DailySummary") == 1
 
     await rig.stop()
