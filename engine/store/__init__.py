@@ -1,6 +1,7 @@
 """Persistence: SQLite or PostgreSQL through SQLAlchemy (asyncio), schema managed by Alembic.
 
-``Store`` is the only way in; see ``engine.store.repo`` for the alert delivery design.
+``Store`` is the only way in (``engine.store.repo``: one repository per aggregate); ``engine.store.outbox``
+has the alert delivery design.
 """
 
 from engine.store.db import create_engine, migrate, normalize_database_url, redact_url
