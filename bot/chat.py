@@ -68,6 +68,7 @@ def positive(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     from config.settings import ConfigError
+    from engine.errors import StoreError
     from engine.logs import configure_logging
 
     configure_logging(args.log_level, "console", secrets=[CHAT_TOKEN], stream=sys.stderr)
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # e.g. a --db whose saved engine state this version cannot restore
+        print(f"database error: {exc}", file=sys.stderr)
+        return 1
 
 
 class Session:

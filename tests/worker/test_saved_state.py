@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.core.types import StepRecord
 from engine.store import Store
+from tests.bot.test_chat import chat
 from tests.store.dbutil import core_state_of
 from tests.worker.test_startup import one_line, run_worker
 
@@ -31,3 +32,12 @@ def test_a_saved_state_from_a_newer_version_is_one_line_exit_1(tmp_path: Path) -
     line = one_line(proc, "database error: the saved engine state is version 99, newer than this agent reads")
     assert line.endswith("start this version on an empty database, or run the version that wrote it")
     assert json.loads(str(asyncio.run(core_state_of(url)))) == FUTURE  # SQLite keeps JSON as text
+
+
+def test_the_local_chat_on_such_a_database_is_one_line_exit_1(tmp_path: Path) -> None:
+    db = tmp_path / "kept.db"
+    asyncio.run(saved(f"sqlite+aiosqlite:///{db}", FUTURE))
+    proc = chat(tmp_path, "/status\n", "--db", str(db))
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "database error: the saved engine state is version 99, newer than this agent reads")
