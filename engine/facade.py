@@ -22,7 +22,7 @@ from engine.core.risk import RISK_BOUNDS, check_limit
 from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
-from engine.ports import HasHealth, Records
+from engine.ports import HasHealth, HealthReport, Records
 from engine.views import (
     BalanceView,
     DayView,
@@ -445,6 +445,5 @@ def _pending_view(o: OrderRequest) -> PendingOrderView:
                             o.fraction)
 
 
-def _model_health(h: Any) -> ModelHealthView:
-    return ModelHealthView(str(h.name), bool(h.healthy), str(getattr(h, "reason", "")),
-                           getattr(h, "p99_ms", None), getattr(h, "psi", None))
+def _model_health(h: HealthReport) -> ModelHealthView:
+    return ModelHealthView(h.name, h.healthy, h.reason, h.p99_ms, h.psi)

@@ -29,7 +29,8 @@ from engine.core.events import EngineEvent
 from engine.core.types import OrderRequest, PositionView, Refusal, SignalRecord, StepRecord, Trade
 from engine.feeds.base import FeedBatch, Tick
 
-__all__ = ["Broker", "Clock", "HasHealth", "MarketData", "Records", "ReportsEvents", "Store", "Strategy"]
+__all__ = ["Broker", "Clock", "HasHealth", "HealthReport", "MarketData", "Records", "ReportsEvents", "Store",
+           "Strategy"]
 
 
 class MarketData(Protocol):
@@ -147,9 +148,28 @@ class ReportsEvents(Protocol):
         ...
 
 
+class HealthReport(Protocol):
+    """One member's health (``engine.models.coordinator.ModelHealth``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def p99_ms(self) -> float: ...
+
+    @property
+    def psi(self) -> float | None: ...
+
+
 @runtime_checkable
 class HasHealth(Protocol):
-    """A strategy that reports the health of its members (``engine.models.coordinator.ModelHealth``)."""
+    """A strategy that reports the health of its members."""
 
-    def health(self) -> Sequence[Any]:
+    def health(self) -> Sequence[HealthReport]:
         ...
