@@ -1,7 +1,9 @@
 """Candle CSV files: ``timestamp,open,high,low,close,volume``, timestamp = open time in ms UTC.
 
-``read_csv`` parses with numpy in one pass and validates with vectorized checks; only when something
-is wrong does it look at the file line by line to name the first bad line. Every problem raises
+``read_csv`` parses with pyarrow in bounded chunks (``engine.feeds.fastcsv``; numpy when pyarrow
+declines anything) and validates with vectorized checks; only when something is wrong does it look at
+the file line by line to name the first bad line. A large file's parsed columns are cached beside it
+(``engine.feeds.cache``), so its next read parses no text; the checks run either way. Every problem raises
 :class:`CsvFormatError` with ``<file>:<line>: <problem>`` (1-based line numbers, the header is line 1).
 ``write_csv`` writes floats as plain decimals (shortest repr, no exponent), so a file read back holds
 exactly the same float64 values.
