@@ -63,33 +63,37 @@ class Decision:
     def refusal(self, verb: str = "sell") -> Refusal | None:
         """The refusal an operator's request meets (``verb``: what a missing position stops), or None."""
         code = REFUSAL_CODES[self.outcome]
-        if code is None:
-            return None
-        s = self.symbol
-        reason = {Outcome.PENDING: f"an order for {s} is already pending",
-                  Outcome.NO_POSITION: f"no {s} position to {verb}",
-                  Outcome.PAUSED: "trading is paused",
-                  Outcome.RISK_STATE: f"risk state is {self.risk_state.value}: no new entries",
-                  Outcome.STALE: f"the {s} feed is stale: no new entries",
-                  Outcome.COOLDOWN: f"{s} is cooling down after its last exit"}[self.outcome]
-        return Refusal(code, reason)
+        return None if code is None else Refusal(code, self._reason(verb))
+
+    def _reason(self, verb: str) -> str:
+        o, s = self.outcome, self.symbol
+        if o is Outcome.PENDING:
+            return f"an order for {s} is already pending"
+        if o is Outcome.NO_POSITION:
+            return f"no {s} position to {verb}"
+        if o is Outcome.PAUSED:
+            return "trading is paused"
+        if o is Outcome.RISK_STATE:
+            return f"risk state is {self.risk_state.value}: no new entries"
+        if o is Outcome.STALE:
+            return f"the {s} feed is stale: no new entries"
+        return f"{s} is cooling down after its last exit"  # COOLDOWN, the last outcome with a refusal code
 
     def record_text(self) -> str:
         """The signal record's words (``SignalRecord.outcome``, the signals table, ``/signal``'s last signal)."""
         o = self.outcome
-        if o.orders:
-            return "order"
-        if o is Outcome.HOLD:
-            return "hold"
         if o is Outcome.LOW_CONFIDENCE:
             return f"filtered: confidence {self.confidence:.2f} below {self.min_confidence:.2f}"
         if o in ENTRY_GATES:
-            refusal = self.refusal()
-            assert refusal is not None
-            return f"refused: {refusal.reason}"
-        return {Outcome.PENDING: "nothing to do: an order is already pending",
-                Outcome.NO_POSITION: "nothing to do: no position",
-                Outcome.IN_POSITION: "nothing to do: already in position"}[o]
+            return f"refused: {self._reason('')}"
+        return FIXED_WORDS[o]
+
+
+# the record's words of the outcomes that need no data (looked up by the kernel's int code on every candle)
+FIXED_WORDS: dict[int, str] = {Outcome.HOLD: "hold", Outcome.ENTRY_ORDER: "order", Outcome.EXIT_ORDER: "order",
+                               Outcome.PENDING: "nothing to do: an order is already pending",
+                               Outcome.NO_POSITION: "nothing to do: no position",
+                               Outcome.IN_POSITION: "nothing to do: already in position"}
 
 
 def decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, action: int,

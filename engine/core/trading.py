@@ -30,7 +30,7 @@ from engine.core.events import (
     RiskStateChanged,
 )
 from engine.core.model import DOWN, FLAT, UP
-from engine.core.outcomes import Decision, Outcome, decide
+from engine.core.outcomes import FIXED_WORDS, Decision, Outcome, decide
 from engine.core.portfolio import Portfolio
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.types import (
@@ -294,6 +294,9 @@ class TradingCore:
                             fraction=amount if kind == K.BY_FRACTION else None)
 
     def _outcome_text(self, outcome: int, symbol: str, confidence: float) -> str:
+        words = FIXED_WORDS.get(outcome)  # the common outcomes, without building a Decision on every candle
+        if words is not None:
+            return words
         return Decision(Outcome(outcome), symbol, confidence, self.filters.min_confidence, self.state).record_text()
 
     def would(self, symbol: str, action: Action, ts: int, *, operator: bool = False,
