@@ -10,8 +10,9 @@ Hierarchy::
      ├── ConfigError                  a setting is missing or invalid: fix the configuration (exit code 2)
      ├── DataError                    input data cannot be used as asked (exit code 2 for a command)
      │    ├── CsvFormatError          a candle file is malformed (``<file>:<line>: <problem>``; also ValueError)
-     │    └── FeedError               a feed could not deliver candles or a price; try again later
-     │         └── FeedUnavailable    ... because the exchange did not answer (also ExchangeUnavailable)
+     │    ├── FeedError               a feed could not deliver candles or a price; try again later
+     │    │    └── FeedUnavailable    ... because the exchange did not answer (also ExchangeUnavailable)
+     │    └── ModelLoadError          a saved model cannot be used; ``check`` names the failed check
      ├── ExchangeError                the exchange failed or refused; ``retryable`` says whether to try again
      │    └── ExchangeUnavailable     network error, timeout, 5xx, rate limit: retryable
      ├── OrderRejected                an order was refused (by the exchange or its rules): tell the person
@@ -19,11 +20,13 @@ Hierarchy::
      ├── BacktestFailed               a backtest could not run to the end (a fold of a validation)
      └── StoreError                   the database failed
           ├── DatabaseUnavailable     it could not be opened (one line: where, no password, and why)
+          ├── LockLost                the single-engine lock can no longer be vouched for: stop trading
           └── SnapshotUnreadable      the saved engine state is in a format this code cannot restore
 
 Every class is defined here; the modules that raise them import them from here and keep their old names
 (``engine.feeds.base.FeedError``, ``engine.feeds.csvio.CsvFormatError``, ``engine.store.db.DatabaseUnavailable``,
-``config.settings.ConfigError``, ``engine.models.validation.DataError``). It imports only the standard library.
+``config.settings.ConfigError``, ``engine.models.validation.DataError``,
+``engine.models.catboost_model.ModelLoadError``, ``engine.lock.LockLost``). It imports only the standard library.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = [
     "ExchangeUnavailable",
     "FeedError",
     "FeedUnavailable",
+    "LockLost",
+    "ModelLoadError",
     "OrderRejected",
     "SnapshotUnreadable",
     "StateMismatch",
@@ -78,6 +83,15 @@ class FeedError(DataError):
     """The feed could not deliver after its retries; the message says why (and holds no secrets)."""
 
 
+class ModelLoadError(DataError):
+    """A model on disk cannot be used. ``check`` names the failed check:
+    missing | metadata | truncated | corrupt | features | version | unreadable."""
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 class ExchangeError(TradingAgentError):
     """The exchange failed or refused a request. ``retryable``: the same request may succeed later."""
 
@@ -112,6 +126,11 @@ class StoreError(TradingAgentError):
 
 class DatabaseUnavailable(StoreError):
     """The database could not be opened; the message is one line for a person: where (no password) and why."""
+
+
+class LockLost(StoreError, RuntimeError):
+    """The engine lock can no longer be vouched for; stop trading. Also a RuntimeError, as before it had a place
+    in this tree."""
 
 
 class SnapshotUnreadable(StoreError):

@@ -31,16 +31,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from engine.errors import LockLost as LockLost  # defined with the whole tree; raised and caught by this name
 from engine.store.db import redact_url
 
 log = structlog.get_logger("engine.lock")
 
 # pg advisory lock keys are bigints; one fixed key per database ("TRADEAGT" in ASCII, as an int64).
 ADVISORY_KEY = int.from_bytes(b"TRADEAGT", "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-class LockLost(RuntimeError):
-    """The engine lock can no longer be vouched for; stop trading."""
 
 
 class EngineLock(Protocol):

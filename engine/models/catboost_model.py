@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 
 from engine.core.model import FLAT, CandleArrays
+from engine.errors import ModelLoadError as ModelLoadError  # defined with the whole tree; imported from here too
 from engine.models.features import FEATURE_NAMES, LOOKBACK, compute_features, reference_bins
 
 log = structlog.get_logger("engine.models.catboost")
@@ -34,15 +35,6 @@ MODEL_FILE = "model.cbm"
 META_FILE = "metadata.json"
 FORMAT_VERSION = 1
 _SMALL_BATCH = 2_048  # below this many rows, predict on one thread (less overhead per live candle)
-
-
-class ModelLoadError(Exception):
-    """A model on disk cannot be used. ``check`` names the failed check:
-    missing | metadata | truncated | corrupt | features | version | unreadable."""
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
 
 
 @dataclass(frozen=True, slots=True)
