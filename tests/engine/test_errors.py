@@ -59,12 +59,16 @@ def test_every_error_is_a_trading_agent_error_and_nothing_else_is_exported() -> 
 def test_the_old_names_are_the_tree_s_classes() -> None:
     from engine.feeds.base import FeedError
     from engine.feeds.csvio import CsvFormatError as CsvioName
+    from engine.lock import LockLost
+    from engine.models.catboost_model import ModelLoadError
     from engine.models.validation import DataError as ValidationName
     from engine.store.db import DatabaseUnavailable
 
     assert ConfigError is TreeConfigError
-    assert (FeedError, CsvioName, ValidationName, DatabaseUnavailable) == (
-        errors.FeedError, CsvFormatError, DataError, errors.DatabaseUnavailable)
+    assert (FeedError, CsvioName, ValidationName, DatabaseUnavailable, ModelLoadError, LockLost) == (
+        errors.FeedError, CsvFormatError, DataError, errors.DatabaseUnavailable, errors.ModelLoadError,
+        errors.LockLost)
+    assert issubclass(LockLost, RuntimeError)  # as it was before the tree
 
 
 def test_retryable_says_whether_to_try_again() -> None:
