@@ -10,6 +10,8 @@ import enum
 import math
 from dataclasses import dataclass
 
+from engine.core.events import EngineEvent
+
 TIMEFRAME_MS: dict[str, int] = {
     "1m": 60_000,
     "3m": 180_000,
@@ -206,7 +208,7 @@ class StepRecord:
     orders: tuple[OrderRequest, ...]
     fills: tuple[Fill, ...]
     trades: tuple[Trade, ...]
-    events: tuple[object, ...]  # engine.events.EngineEvent instances
+    events: tuple[EngineEvent, ...]
     signal: SignalRecord | None
     equity: float
     cash: float
