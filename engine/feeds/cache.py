@@ -7,8 +7,8 @@ to the CSV (an append, a rewrite) makes it stale, and the next read parses the C
 The checks (prices, order, spacing, gaps) run on every read, from the cache as from the text.
 
 Only files of at least ``MIN_BYTES`` are cached (smaller ones parse in milliseconds). Where the cache
-cannot be written (a read-only folder, a full disk) or read, the CSV is parsed as if there were none,
-and nothing is said: the cache only saves time.
+cannot be written (a read-only folder, for root too: one without write bits; a full disk) or read, the
+CSV is parsed as if there were none, and nothing is said: the cache only saves time.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def store_rows(csv: str | os.PathLike[str], a: CandleArrays, flags: Flags) -> No
     """Write the cache of ``csv`` (atomically); quietly nothing where it cannot be written."""
     try:
         st = os.stat(csv)
-        if st.st_size < MIN_BYTES:
+        if st.st_size < MIN_BYTES or not _writable(cache_path(csv).parent):
             return
         import pyarrow as pa
         import pyarrow.ipc
@@ -100,6 +100,11 @@ def store_rows(csv: str | os.PathLike[str], a: CandleArrays, flags: Flags) -> No
             tmp.unlink(missing_ok=True)
     except (OSError, ValueError, ImportError):  # pyarrow's errors derive from these
         return
+
+
+def _writable(folder: Path) -> bool:
+    """A folder laid read-only (no write bit for anyone) counts as read-only even for root, who could write."""
+    return bool(os.stat(folder).st_mode & 0o222) and os.access(folder, os.W_OK)
 
 
 def _arrow_view(pa: Any, values: np.ndarray) -> Any:

@@ -112,6 +112,17 @@ def test_a_cache_that_cannot_be_written_or_read_changes_nothing(big: Path, capfd
     assert load_candles(big).arrays.close.tolist() == first.arrays.close.tolist()  # the garbage was replaced
 
 
+def test_a_read_only_folder_gets_no_cache_and_reads_the_same(big: Path) -> None:
+    folder = big.parent
+    folder.chmod(0o555)
+    try:
+        first, second = load_candles(big), load_candles(big)
+        assert not cache_path(big).exists()
+    finally:
+        folder.chmod(0o755)
+    assert same(first.arrays, loadtxt_arrays(big)) and same(second.arrays, first.arrays)
+
+
 def test_small_files_get_no_cache(tmp_path: Path) -> None:
     path = tmp_path / "BTC_USDT-5m.csv"
     write_csv(path, synthetic_arrays(500, seed=1, start_ms=START, timeframe="5m", start_price=100.0))
