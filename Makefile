@@ -2,6 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AOT := $(VENV)/.kernel-aot
 
 .PHONY: demo test bench lint install clean
 
@@ -9,18 +10,23 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/python -m engine.kernel_aot || true  # the kernel compiled ahead of time; else numba's JIT
 	touch $(STAMP)
 
-install: $(STAMP)
+# the kernel's run_series compiled ahead of time, again whenever the kernel changes; without a C compiler
+# backtests keep numba's JIT (and tests/engine/test_kernel_aot.py says so)
+$(AOT): $(STAMP) engine/core/kernel.py
+	$(BIN)/python -m engine.kernel_aot || true
+	touch $(AOT)
 
-demo: $(STAMP)
+install: $(STAMP) $(AOT)
+
+demo: $(STAMP) $(AOT)
 	printf '/start\n/status\n/balance\n/positions\n/help\n' | $(BIN)/trading-agent chat
 
-test: $(STAMP)
+test: $(STAMP) $(AOT)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(AOT)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/backtest.py
 	@for b in bench/models.py bench/commands.py bench/worker.py; do \
