@@ -6,7 +6,9 @@ calls the very same ``step`` for every candle. Nothing here reads a clock or doe
 candle's timestamp.
 
 The source is plain Python over float64 arrays. When numba is installed it is compiled (machine
-code, IEEE arithmetic, no fast-math), which is what makes backtests fast; with
+code, IEEE arithmetic, no fast-math), which is what makes backtests fast: ``run_series`` ahead of time
+when ``python -m engine.kernel_aot`` has built it for this very source (no numba import at run time),
+everything else by numba at its first call (from numba's on-disk cache after the first time); with
 ``TRADING_AGENT_JIT=0`` (the worker's default: numba's LLVM costs about 115 MB of memory) CPython
 runs the same source. The test suite runs both and proves they give identical results.
 
