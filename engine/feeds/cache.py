@@ -5,6 +5,9 @@ so it is memory-mapped and read without a copy) holding the parsed columns befor
 its metadata the CSV's size, mtime and inode it was made from and how the rows were read. Any change
 to the CSV (an append, a rewrite) makes it stale, and the next read parses the CSV and replaces it.
 The checks (prices, order, spacing, gaps) run on every read, from the cache as from the text.
+Beside it, ``.BTC_USDT-5m.csv.arrow.json`` records where each column starts in that file (and the
+file's own size, mtime and inode), so a read maps the columns with numpy alone; without a matching
+index, pyarrow reads the Arrow file.
 
 Only files of at least ``MIN_BYTES`` are cached (smaller ones parse in milliseconds). Where the cache
 cannot be written (a read-only folder, for root too: one without write bits; a full disk) or read, the
@@ -41,6 +44,15 @@ def _source_key(st: os.stat_result) -> dict[str, int]:
 Flags = tuple[bool, bool, bool]  # how the rows were read: exact header, from ISO dates, some dates naive
 
 
+Layout = tuple[dict[str, Any], int, list[int]]  # the cache's metadata, its rows, each column's byte offset
+
+
+def index_path(csv: str | os.PathLike[str]) -> Path:
+    """Where each column starts in the cache file, so a read needs no pyarrow (~47 MB and ~40 ms less)."""
+    p = cache_path(csv)
+    return p.with_name(p.name + ".json")
+
+
 def cached_rows(csv: str | os.PathLike[str]) -> tuple[CandleArrays, Flags] | None:
     """The cached rows of ``csv`` when the cache was made from the file as it is now; else None."""
     try:
@@ -48,13 +60,27 @@ def cached_rows(csv: str | os.PathLike[str]) -> tuple[CandleArrays, Flags] | Non
         if st.st_size < MIN_BYTES:
             return None
         with open(cache_path(csv), "rb") as f:
+            arrow_st = os.fstat(f.fileno())
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private pages: arrays stay writable
-        return _rows_from(mapped, st)
-    except (OSError, ValueError, KeyError, ImportError):
+        layout = _indexed_layout(csv, arrow_st) or _arrow_layout(mapped)
+        return None if layout is None else _rows_from(mapped, layout, st)
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
         return None
 
 
-def _rows_from(mapped: mmap.mmap, st: os.stat_result) -> tuple[CandleArrays, Flags] | None:
+def _indexed_layout(csv: str | os.PathLike[str], arrow_st: os.stat_result) -> Layout | None:
+    """The layout the index recorded for this very cache file (same size, mtime and inode); else None."""
+    try:
+        index = json.loads(index_path(csv).read_text())
+    except (OSError, ValueError):
+        return None
+    if index.get("arrow") != [arrow_st.st_size, arrow_st.st_mtime_ns, arrow_st.st_ino]:
+        return None
+    return dict(index["meta"]), int(index["rows"]), [int(x) for x in index["offsets"]]
+
+
+def _arrow_layout(mapped: mmap.mmap) -> Layout | None:
+    """The layout as pyarrow reads the Arrow IPC file."""
     import pyarrow as pa
     import pyarrow.ipc
 
@@ -64,17 +90,25 @@ def _rows_from(mapped: mmap.mmap, st: os.stat_result) -> tuple[CandleArrays, Fla
     except pa.ArrowException:
         return None
     meta = json.loads((table.schema.metadata or {})[_KEY])
-    if meta["source"] != _source_key(st) or table.column_names != list(_FIELDS):
+    if table.column_names != list(_FIELDS):
         return None
-    columns = []
+    offsets = []
     for name in _FIELDS:
         chunks = table.column(name).chunks
         if len(chunks) != 1 or chunks[0].null_count:
             return None
-        data = chunks[0].buffers()[1]
-        dtype = np.int64 if name == "ts" else np.float64
-        columns.append(np.frombuffer(mapped, dtype=dtype, count=len(chunks[0]), offset=data.address - base))
-    del table
+        offsets.append(chunks[0].buffers()[1].address - base)
+    return meta, table.num_rows, offsets
+
+
+def _rows_from(mapped: mmap.mmap, layout: Layout, st: os.stat_result) -> tuple[CandleArrays, Flags] | None:
+    meta, rows, offsets = layout
+    if meta["source"] != _source_key(st) or len(offsets) != len(_FIELDS):
+        return None
+    if any(off < 0 or off % 8 or off + 8 * rows > len(mapped) for off in offsets):
+        return None
+    columns = [np.frombuffer(mapped, dtype=np.int64 if name == "ts" else np.float64, count=rows, offset=off)
+               for name, off in zip(_FIELDS, offsets, strict=True)]
     return CandleArrays(*columns), (bool(meta["exact_header"]), bool(meta["dated"]), bool(meta["naive"]))
 
 
@@ -98,8 +132,29 @@ def store_rows(csv: str | os.PathLike[str], a: CandleArrays, flags: Flags) -> No
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+        _write_index(csv, target)
     except (OSError, ValueError, ImportError):  # pyarrow's errors derive from these
         return
+
+
+def _write_index(csv: str | os.PathLike[str], target: Path) -> None:
+    with open(target, "rb") as f:
+        arrow_st = os.fstat(f.fileno())
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    layout = _arrow_layout(mapped)
+    del mapped  # the layout holds plain numbers, not views of the file
+    if layout is None:
+        return
+    meta, rows, offsets = layout
+    index = {"arrow": [arrow_st.st_size, arrow_st.st_mtime_ns, arrow_st.st_ino], "meta": meta, "rows": rows,
+             "offsets": offsets}
+    path = index_path(csv)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(index))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _writable(folder: Path) -> bool:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.core.model import CandleArrays
-from engine.feeds.cache import MIN_BYTES, cache_path
+from engine.feeds.cache import MIN_BYTES, cache_path, index_path
 from engine.feeds.csvio import COLUMNS, append_csv, load_candles, read_csv, write_csv
 from engine.feeds.fastcsv import fast_columns
 from engine.feeds.synthetic import synthetic_arrays
@@ -121,6 +123,31 @@ def test_a_read_only_folder_gets_no_cache_and_reads_the_same(big: Path) -> None:
     finally:
         folder.chmod(0o755)
     assert same(first.arrays, loadtxt_arrays(big)) and same(second.arrays, first.arrays)
+
+
+READ = "import sys; from engine.feeds.csvio import read_csv; read_csv(sys.argv[1]); print('pyarrow' in sys.modules)"
+
+
+def test_a_cached_read_maps_the_columns_without_pyarrow_and_without_its_index_with_it(big: Path) -> None:
+    def read_imports_pyarrow() -> bool:
+        out = subprocess.run([sys.executable, "-c", READ, str(big)], capture_output=True, text=True, check=True)
+        return out.stdout.strip() == "True"
+
+    assert read_imports_pyarrow()  # the first read parses the CSV with pyarrow and writes the cache
+    assert index_path(big).is_file()
+    assert not read_imports_pyarrow()
+    first = read_csv(big)
+    index_path(big).unlink()
+    assert read_imports_pyarrow()  # no index: pyarrow reads the cache (the text is not parsed)
+    assert same(read_csv(big), first)
+
+
+def test_a_stale_or_broken_index_is_not_trusted(big: Path) -> None:
+    first = read_csv(big)
+    index_path(big).write_text('{"arrow": [1, 2, 3], "rows": 5, "offsets": [0, 0, 0, 0, 0, 0]}')
+    assert same(read_csv(big), first)
+    index_path(big).write_text("not json")
+    assert same(read_csv(big), first)
 
 
 def test_small_files_get_no_cache(tmp_path: Path) -> None:
