@@ -27,48 +27,38 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _number(text: str, kind: type[int] | type[float], least: float, *, above: bool) -> float:
+    """``text`` as a whole number (``kind`` int) or a finite number, at least ``least`` (above it when ``above``);
+    else argparse's one-line refusal."""
+    try:
+        value: float = kind(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and (value > least if above else value >= least)):
+        what = "a whole number" if kind is int else "a number"
+        bound = f"above {least:g}" if above else f"of at least {least:g}"
+        raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return value
+    return int(_number(text, int, 1, above=False))
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
-    return value
+    return int(_number(text, int, 0, above=False))
 
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return value
+    return _number(text, float, 0, above=True)
 
 
 def non_negative_float(text: str) -> float:
     """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text!r}")
-    return value
+    return _number(text, float, 0, above=False)
 
 
 COMMANDS: dict[str, tuple[str, str]] = {
