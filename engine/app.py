@@ -148,7 +148,8 @@ def build_feeds(exchange: ExchangeSettings, config: TradingConfig, clock: Clock,
             feeds[s] = SyntheticFeed(s, tf, clock, seed=zlib.crc32(s.encode()), history=config.feed.history,
                                      start_ms=start)
     else:
-        from engine.feeds.csvio import load_candles, symbol_from_filename
+        from engine.feeds.candle_file import load_candles
+        from engine.feeds.csvio import symbol_from_filename
         from engine.feeds.replay import ReplayFeed
 
         by_symbol: dict[str, Path] = {}

@@ -18,7 +18,8 @@ from engine.cli import non_negative_float, positive_float, positive_int
 from engine.core.model import GenericTradingModel, SmaCrossModel
 from engine.core.risk import Costs
 from engine.core.types import Trade
-from engine.feeds.csvio import CandleFile, CsvFormatError, iso_utc, load_candles
+from engine.feeds.candle_file import CandleFile, iso_utc, load_candles
+from engine.feeds.csvio import CsvFormatError
 
 if TYPE_CHECKING:
     from config.settings import TradingConfig

@@ -23,7 +23,8 @@ from engine.cli import positive_float
 from engine.core.clock import Clock
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import FeedError
-from engine.feeds.csvio import CsvFormatError, append_csv, check_arrays, iso_utc, load_candles
+from engine.feeds.candle_file import iso_utc, load_candles
+from engine.feeds.csvio import CsvFormatError, append_csv, check_arrays
 from engine.feeds.exchange import ExchangeFeed, Sleep, exchange_clock
 from engine.logs import configure_logging
 

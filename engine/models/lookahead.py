@@ -133,7 +133,8 @@ def _load_model(spec: str) -> GenericTradingModel:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.feeds.csvio import CsvFormatError, load_candles
+    from engine.feeds.candle_file import load_candles
+    from engine.feeds.csvio import CsvFormatError
     from engine.models.catboost_model import ModelLoadError
 
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report

@@ -44,7 +44,8 @@ from engine.core.trading import signals_from_proba
 from engine.core.types import Action
 from engine.errors import BacktestFailed
 from engine.errors import DataError as DataError  # raised here, caught by the commands under this name
-from engine.feeds.csvio import CsvFormatError, load_candles, symbol_from_filename
+from engine.feeds.candle_file import load_candles
+from engine.feeds.csvio import CsvFormatError, symbol_from_filename
 from engine.models.catboost_model import CatBoostParams, CatBoostTradingModel, TrainingInfo
 from engine.models.features import LOOKBACK, compute_features
 from engine.models.labels import NO_LABEL, make_labels
@@ -69,7 +70,7 @@ class Dataset:
 
 
 def load_candles_csv(path: Path, *, symbol: str | None = None, timeframe: str | None = None) -> Dataset:
-    """Read a candle CSV as ``engine.feeds.csvio.load_candles`` does (ms, s or µs timestamps, ISO dates,
+    """Read a candle CSV as ``engine.feeds.candle_file.load_candles`` does (ms, s or µs timestamps, ISO dates,
     the timeframe from the name or the spacing); every problem is a one-line DataError."""
     path = Path(path)
     if not path.is_file():

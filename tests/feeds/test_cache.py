@@ -18,7 +18,8 @@ import pytest
 
 from engine.core.model import CandleArrays
 from engine.feeds.cache import MIN_BYTES, cache_path, index_path
-from engine.feeds.csvio import COLUMNS, append_csv, load_candles, read_csv, write_csv
+from engine.feeds.candle_file import load_candles
+from engine.feeds.csvio import COLUMNS, append_csv, read_csv, write_csv
 from engine.feeds.fastcsv import fast_columns
 from engine.feeds.synthetic import synthetic_arrays
 

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.feeds.csvio import iso_utc, read_csv, write_csv
+from engine.feeds.candle_file import iso_utc
+from engine.feeds.csvio import read_csv, write_csv
 from engine.feeds.synthetic import synthetic_arrays
 
 from .conftest import STEP, TF

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from engine.core.model import CandleArrays
 from engine.core.types import TIMEFRAME_MS
-from engine.feeds.csvio import HEADER, CsvFormatError, duration, load_candles, read_csv, write_csv
+from engine.feeds.candle_file import duration, load_candles
+from engine.feeds.csvio import HEADER, CsvFormatError, read_csv, write_csv
 from engine.feeds.synthetic import synthetic_arrays
 from engine.models.validation import load_candles_csv
 from tests.sample import sample_path

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from engine.core.model import CandleArrays
-from engine.feeds.csvio import iso_utc, read_csv, write_csv
+from engine.feeds.candle_file import iso_utc
+from engine.feeds.csvio import read_csv, write_csv
 from tests.models.conftest import DATA_DIR, TRAIN_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
