@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from engine.core.events import EngineEvent, OrderCancelled, TradingPaused
 from engine.core.model import GenericTradingModel
-from engine.core.risk import RiskLimits, check_limit
+from engine.core.risk import RiskLimits, check_change
 from engine.core.trading import TradingCore
 from engine.core.types import OrderRequest, OrderStatus, Refusal, RiskState, Side
 from engine.ports import Broker, Clock, Store
@@ -196,12 +196,17 @@ class Commands:
             await self._commit(before, tuple(events))
         return True
 
+    def check_risk(self, key: str, value: float) -> str | None:
+        """Why changing one risk limit to ``value`` would be refused now, or None; changes nothing."""
+        return check_change(self._core.limits, key, value)
+
     async def set_risk(self, key: str, value: float) -> RiskLimits | Refusal:
-        """Change one risk limit (``RISK_BOUNDS`` names and bounds): the new limits, or why not."""
-        problem = check_limit(key, value)
-        if problem:
-            return Refusal("bad_risk_value", problem)
+        """Change one risk limit (``RISK_BOUNDS`` names and bounds, and the limits together): the new limits, or
+        why not."""
         async with self._lock:
+            problem = self.check_risk(key, value)
+            if problem:
+                return Refusal("bad_risk_value", problem)
             before = self._core.snapshot()
             self._core.limits = self._core.limits.with_value(key, float(value))
             await self._commit(before)

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.commands import MAX_AMOUNT as MAX_AMOUNT  # the bot and tests read it here
 from engine.core import kernel as K
-from engine.core.risk import RISK_BOUNDS, check_limit
+from engine.core.risk import RISK_BOUNDS
 from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
@@ -332,7 +332,7 @@ class EngineFacade:
         return await self._commands.resume(by)
 
     def check_risk(self, key: str, value: float) -> str | None:
-        return check_limit(key, value)
+        return self._commands.check_risk(key, value)
 
     async def set_risk(self, key: str, value: float) -> dict[str, float] | Refusal:
         limits = await self._commands.set_risk(key, value)

@@ -16,12 +16,8 @@ VALUE_RE = re.compile(r"\d{1,6}(\.\d{1,10})?")
 FRACTIONS = "Fractions: 0.05 is 5%; 0 switches a protective limit off."
 
 
-def _refused(key: str, value: float, limits: dict[str, float], problem: str | None) -> str | None:
-    """Why ``key = value`` is refused (with how the values read), or None."""
-    cap = limits.get("max_position_fraction")
-    if problem is None and key == "position_fraction" and cap is not None and value > cap:
-        problem = (f"position_fraction {value:g} is above max_position_fraction {cap:g}, the most one symbol may "
-                   f"hold; choose at most {cap:g}, or raise max_position_fraction first")
+def _refused(problem: str | None) -> str | None:
+    """The engine's reason a change is refused, with how the values read; None if it is not refused."""
     return None if problem is None else f"Refused: {render.esc(problem)}.\n{FRACTIONS}"
 
 
@@ -49,7 +45,7 @@ async def risk(update: Update, context: BotContext) -> None:
         return await reply_problem(update, parsed)
     key, value = parsed
     limits = facade.risk()
-    if refused := _refused(key, value, limits, facade.check_risk(key, value)):
+    if refused := _refused(facade.check_risk(key, value)):
         return await reply(update, refused)
     old = limits.get(key)
 

@@ -67,6 +67,26 @@ def check_limit(key: str, value: float) -> str | None:
     return None
 
 
+def check_change(limits: RiskLimits, key: str, value: float) -> str | None:
+    """Why setting ``key`` to ``value`` in ``limits`` is not acceptable, or None: the value's own bounds, then the
+    limits together (an entry of ``position_fraction`` never above the ``max_position_fraction`` one symbol
+    may hold: it would be cut to the cap on every entry, which is rarely what a person means)."""
+    problem = check_limit(key, value)
+    if problem is not None:
+        return problem
+    entry = float(value) if key == "position_fraction" else limits.position_fraction
+    cap = float(value) if key == "max_position_fraction" else limits.max_position_fraction
+    if entry <= cap:
+        return None
+    if key == "position_fraction":
+        return (f"position_fraction {entry:g} is above max_position_fraction {cap:g}, the most one symbol may hold; "
+                f"choose at most {cap:g}, or raise max_position_fraction first")
+    if key == "max_position_fraction":
+        return (f"max_position_fraction {cap:g} is below position_fraction {entry:g}, the size of each entry; "
+                f"lower position_fraction first")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Costs:
     fee_bps: float = 10.0

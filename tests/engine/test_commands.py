@@ -112,6 +112,15 @@ async def test_every_intent_through_the_engine_commits_its_state_and_emits_its_e
     assert (await committed_state(rig.db_url))["limits"]["stop_loss_pct"] == 0.03
     refused = await commands.set_risk("stop_loss_pct", 5.0)
     assert isinstance(refused, Refusal) and refused.code == "bad_risk_value" and core.limits.stop_loss_pct == 0.03
+    # the limits together: an entry never above what one symbol may hold, from either side (any front end)
+    cap, entry = core.limits.max_position_fraction, core.limits.position_fraction
+    too_big = await commands.set_risk("position_fraction", cap + 0.1)
+    assert isinstance(too_big, Refusal) and "above max_position_fraction" in too_big.reason
+    too_small = await commands.set_risk("max_position_fraction", entry / 2)
+    assert isinstance(too_small, Refusal) and "below position_fraction" in too_small.reason
+    assert (core.limits.max_position_fraction, core.limits.position_fraction) == (cap, entry)
+    assert (await committed_state(rig.db_url))["limits"]["position_fraction"] == entry
+    assert commands.check_risk("position_fraction", cap) is None
 
     # ---- swap_model: the symbol's strategy and the source named in its fills change together
     model = SmaCrossModel(3, 9)
