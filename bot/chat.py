@@ -247,8 +247,8 @@ async def announce_prices(terminal: Terminal, facade: Any) -> None:
 async def chat(args: argparse.Namespace) -> int:
     from bot.alerts import AlertSender
     from bot.app import build_application
-    from bot.runtime import Runtime, zone
-    from config.settings import load_settings
+    from bot.runtime import Runtime
+    from config.settings import load_settings, time_zone
     from engine.app import build
     from engine.core.clock import LiveClock, ScaledClock
     from sim.botapi import BotApiEmulator
@@ -272,7 +272,7 @@ async def chat(args: argparse.Namespace) -> int:
         terminal = Terminal(emu, args.user_id, args.files, sys.stdout,
                             batch_s=BATCH_S if args.speed >= BATCH_SPEED else 0.0, mark_times=args.speed != 1)
         # no per-chat pacing: the terminal is not Telegram, and a x600 market makes alerts faster than 1/s
-        sender = AlertSender(application.bot, engine_app.facade, tz=zone(telegram.timezone), chat_rate=0.0,
+        sender = AlertSender(application.bot, engine_app.facade, tz=time_zone(telegram.timezone), chat_rate=0.0,
                              on_sent=terminal.on_alert)
         runtime = Runtime(engine_app, application, telegram, sender=sender, poll_timeout=1.0)
         await engine_app.facade.register_chat(args.user_id)  # alerts from the first one on

@@ -21,14 +21,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
 import structlog
 from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import AlertSender
-from config.settings import ConfigError, TelegramSettings
+from config.settings import TelegramSettings, time_zone
 from engine.app import EngineApp
 from engine.lock import EngineLock, LockLost
 
@@ -61,14 +60,9 @@ def webhook_plan(settings: TelegramSettings) -> WebhookPlan | None:
 def summary_time(settings: TelegramSettings) -> dtm.time:
     """DAILY_SUMMARY_TIME in TIMEZONE, as a JobQueue time."""
     hour, minute = (int(p) for p in settings.daily_summary_time.split(":"))
-    return dtm.time(hour, minute, tzinfo=zone(settings.timezone))
+    return dtm.time(hour, minute, tzinfo=time_zone(settings.timezone))
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"invalid environment variable TIMEZONE: unknown time zone {name!r}") from exc
 
 
 class Runtime:
@@ -79,7 +73,7 @@ class Runtime:
         self.engine_app = engine_app
         self.application = application
         self.settings = settings
-        self.sender = sender or AlertSender(application.bot, engine_app.facade, tz=zone(settings.timezone))
+        self.sender = sender or AlertSender(application.bot, engine_app.facade, tz=time_zone(settings.timezone))
         self.poll_timeout = poll_timeout
         self.stopped = asyncio.Event()
         self._started = False

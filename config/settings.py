@@ -11,6 +11,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, Strict, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -241,6 +242,14 @@ def _one_line(exc: ValidationError, where: str, *, env: bool = False) -> str:
     if any(word in loc.lower() for word in ("token", "password", "database_url", "secret")):
         shown = ""  # never echo a secret, even a malformed one
     return f"{where}{loc}: {err['msg']}{shown}"
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The zone TIMEZONE names, else ConfigError (the one check, for the worker's start-up and the bot)."""
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"invalid environment variable TIMEZONE: unknown time zone {name!r}") from exc
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -8,17 +8,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
-from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config
-
-
-def check_zone(name: str) -> None:
-    """TIMEZONE names a zone this machine knows, else ConfigError."""
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"invalid environment variable TIMEZONE: unknown time zone {name!r}") from exc
+from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config, time_zone
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -51,7 +42,7 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
     settings = load_settings(**(environ_overrides or {}))
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set (the worker needs the token from @BotFather)")
-    check_zone(settings.timezone)
+    time_zone(settings.timezone)
     check_urls(settings)
     return settings, load_trading_config(settings.trading_config)
 
