@@ -26,7 +26,14 @@ from engine.facade import EngineFacade
 from engine.feeds.base import Feed
 from engine.lock import EngineLock, NoLock, acquire, lock_for
 from engine.loop import LiveEngine
-from engine.store.db import DatabaseUnavailable, is_sqlite, normalize_database_url, redact_url, unavailable_text
+from engine.store.db import (
+    DatabaseUnavailable,
+    is_sqlite,
+    normalize_database_url,
+    redact_url,
+    sqlite_file,
+    unavailable_text,
+)
 from engine.store.repo import Store
 
 log = structlog.get_logger("engine.app")
@@ -95,12 +102,9 @@ def warn_if_ephemeral(database: DatabaseSettings, environ: dict[str, str] | None
 def check_sqlite_file(url: str, variable: str) -> None:
     """The SQLite file can be created or written, else ConfigError naming ``variable``; a missing directory is
     created and said so (a typo in the path would otherwise silently start an empty database)."""
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    path = sqlite_file(url)
+    if path is None:
         return
-    path = Path(database)
     if not path.parent.exists():
         try:
             path.parent.mkdir(parents=True)

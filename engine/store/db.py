@@ -128,10 +128,18 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def _ensure_sqlite_directory(url: str) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, or None (in memory, or a ``file:`` URI)."""
     database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
