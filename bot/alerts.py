@@ -147,9 +147,13 @@ class AlertSender:
         if task is None:
             return
         self._draining = True
-        await self._put_lifecycle_first()
+        end = time.monotonic() + max(0.0, deadline_s)
+        try:  # a database that stopped answering must not hold the stop past its deadline
+            await asyncio.wait_for(self._put_lifecycle_first(), max(0.1, deadline_s / 2))
+        except TimeoutError:
+            log.warning("alert_outbox_read_slow", detail="stop alert not put first: the database did not answer")
         self.wake()
-        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline_s))
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, end - time.monotonic()))
         if not done:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -180,32 +180,48 @@ class Runtime:
             log.info("stopped", took_s=round(deadline_s - (end - time.monotonic()), 2))
 
     async def _stop_parts(self, end: float) -> None:
+        """Each step is bounded: a step that hangs (a stuck HTTP request, a database that stopped answering) is
+        named in the log and the next step still runs, so the worker exits well before the platform's SIGKILL."""
         app = self.application
         if self._connect_task is not None:
             self._connect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connect_task
         if app.updater is not None and app.updater.running:
-            await _guarded("stop_updates", app.updater.stop())
-        await _guarded("stop_engine", self.engine_app.stop_engine())  # current step finishes; clean flag
+            await _guarded("stop_updates", app.updater.stop(), STEP_TIMEOUT_S)
+        # the current step finishes and commits; the clean-shutdown flag is written
+        await _guarded("stop_engine", self.engine_app.stop_engine(), ENGINE_STOP_TIMEOUT_S)
         self.engine_app.bus.unsubscribe(self.sender.on_event)
-        await _guarded("stop_alerts", self.sender.stop(max(0.5, end - time.monotonic() - 0.5)))
+        alerts_s = max(0.5, end - time.monotonic() - 0.5)
+        await _guarded("stop_alerts", self.sender.stop(alerts_s), alerts_s + STEP_TIMEOUT_S)
         if app.running:
-            await _guarded("stop_application", app.stop())
-        await _guarded("shutdown_application", app.shutdown())
+            await _guarded("stop_application", app.stop(), STEP_TIMEOUT_S)
+        await _guarded("shutdown_application", app.shutdown(), STEP_TIMEOUT_S)
         # a failed initialize (e.g. InvalidToken from getMe) leaves the HTTP clients open and shutdown skips
         # them: close both (Bot API calls, and getUpdates, which has its own and no public accessor)
         for request in dict.fromkeys(getattr(app.bot, "_request", (app.bot.request,))):
-            await _guarded("close_http", request.shutdown())
-        await _guarded("close_engine", self.engine_app.close())  # database, then the single-engine lock
+            await _guarded("close_http", request.shutdown(), STEP_TIMEOUT_S)
+        # database, then the single-engine lock
+        await _guarded("close_engine", self.engine_app.close(), ENGINE_STOP_TIMEOUT_S)
 
 
-async def _guarded(step: str, awaitable: Any) -> None:
-    """Run one shutdown step; a failure is logged and the next step still runs."""
+STEP_TIMEOUT_S = 3.0  # one shutdown step of the bot's (HTTP, job queue)
+ENGINE_STOP_TIMEOUT_S = 8.0  # the engine's current step and its commit; closing the database
+
+
+async def _guarded(step: str, awaitable: Awaitable[Any], timeout_s: float) -> None:
+    """Run one shutdown step for at most ``timeout_s``; a failure or a timeout is logged and the next step runs."""
+    started = time.monotonic()
     try:
-        await awaitable
+        await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        log.warning("shutdown_step_timeout", step=step, timeout_s=timeout_s)
     except Exception:
         log.exception("shutdown_step_failed", step=step)
+    else:
+        took = time.monotonic() - started
+        if took > 1.0:
+            log.info("shutdown_step_slow", step=step, took_s=round(took, 2))
 
 
 def _polling_error(exc: Exception) -> None:

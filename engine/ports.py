@@ -8,7 +8,7 @@ port          what the engine needs                                        adapt
 ============  ==========================================================  =================================
 MarketData    closed candles after a time, the latest price, close         ExchangeFeed, ReplayFeed,
                                                                             SyntheticFeed (engine/feeds)
-Broker        submit, cancel, open orders, balances                        PaperBroker (engine/core/broker)
+Broker        submit, cancel, fetch order, open orders, balances          PaperBroker (engine/core/broker)
 Store         the engine's unit of work: one step in one transaction,      engine.store.repo.Store
               the state to restore, flags, health, an order's status
 Records       what the read side shows: trades, equity, chats, alerts       engine.store.repo.Store
@@ -61,6 +61,10 @@ class Broker(Protocol):
 
     def cancel(self, order_id: str) -> OrderRequest | Refusal:
         """Withdraw an order that has not filled: the order withdrawn, or why not."""
+        ...
+
+    def fetch_order(self, order_id: str) -> OrderRequest | None:
+        """The order ``order_id`` while it is open at the broker; None once it is final or unknown there."""
         ...
 
     def open_orders(self) -> tuple[OrderRequest, ...]:

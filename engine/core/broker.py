@@ -20,6 +20,11 @@ class PaperBroker:
     def cancel(self, order_id: str) -> OrderRequest | Refusal:
         return self._core.cancel_manual(order_id)
 
+    def fetch_order(self, order_id: str) -> OrderRequest | None:
+        """The order while it is open here; None once it filled, was cancelled, or was never placed (the store
+        keeps its final status and its fill)."""
+        return next((o for o in self.open_orders() if o.order_id == order_id), None)
+
     def open_orders(self) -> tuple[OrderRequest, ...]:
         return tuple(sorted((o for orders in self._core.pending.values() for o in orders),
                             key=lambda o: (o.decided_ts, o.order_id)))
