@@ -1,0 +1,47 @@
+"""A local fake exchange for tests and the offline demo: real candles, market rules and injectable faults,
+spoken as Binance's spot API (the default) or OKX's v5 API, so that real ccxt runs against it unchanged.
+
+One :class:`FakeExchange` serves in-memory candle arrays by an injected clock: only candles that have opened
+(``ts <= now``) exist, and the still-open current one carries its values so far. Markets are keyed as the CSV
+files name them (``BTCUSDT`` from ``BTC_USDT-5m.csv``; ``"BTC/USDT"`` works too) and split into base and quote by
+the known quote assets; each exchange names them its own way (``BTCUSDT``, ``BTC-USDT``). Every market has
+:class:`FakeMarketRules` (tick, step, min/max qty, min notional, trading or not), defaults by its price, and
+``fake.set_rules("BTCUSDT", tick_size=0.1)`` changes them while it runs.
+
+* ``personality="binance"`` (:mod:`sim.exchange.binance`): ``/api/v3/exchangeInfo``, ``klines``, ``ticker/24hr``,
+  ``ticker``, ``ticker/price``, ``ticker/bookTicker``, ``time``, ``ping``, ``/sapi/v1/system/status``;
+* ``personality="okx"`` (:mod:`sim.exchange.okx`): ``/api/v5/public/instruments``, ``market/candles``,
+  ``market/history-candles``, ``market/ticker(s)``, ``public/time``, ``system/status``.
+
+Faults are injected through :meth:`FakeExchange.inject` and consumed one per request of their endpoint (candle
+requests unless ``endpoint=`` says ``"ticker"``, ``"markets"`` or ``"time"``), in the order they were injected::
+
+    fake.inject(Fault.SERVER_ERROR, times=2)
+    fake.inject(Fault.BAD_CANDLE, row=1)
+    fake.inject(Fault.RATE_LIMIT, endpoint="markets")
+
+CLI (candle time runs ``speed`` times faster than wall time, starting ``--history`` candles after the first)::
+
+    python -m sim.exchange --csv data/BTC_USDT-5m.csv --timeframe 5m --port 8081 --speed 60 [--personality okx]
+"""
+
+from sim.exchange.binance import DEFAULT_LIMIT, MAX_LIMIT
+from sim.exchange.cli import load_markets, main, serve
+from sim.exchange.server import PERSONALITIES, FakeExchange, FakeExchangeServer
+from sim.exchange.venue import KNOWN_QUOTES, FakeMarketRules, Fault, default_rules, parse_market_key
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "KNOWN_QUOTES",
+    "MAX_LIMIT",
+    "PERSONALITIES",
+    "FakeExchange",
+    "FakeExchangeServer",
+    "FakeMarketRules",
+    "Fault",
+    "default_rules",
+    "load_markets",
+    "main",
+    "parse_market_key",
+    "serve",
+]

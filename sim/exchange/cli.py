@@ -1,0 +1,74 @@
+"""``python -m sim.exchange``: serve candle CSV files as a fake exchange a worker process can trade against."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from engine.core.clock import ScaledClock
+from engine.core.model import CandleArrays
+from engine.core.types import timeframe_ms
+from engine.feeds.csvio import CsvFormatError, read_csv, symbol_from_filename
+from engine.logs import configure_logging
+from sim.exchange.server import PERSONALITIES, FakeExchange, FakeExchangeServer
+
+
+def load_markets(paths: Sequence[str], timeframe: str | None) -> tuple[dict[str, CandleArrays], str]:
+    """Read the CSV files; every file's name must carry the same timeframe (and match ``timeframe``)."""
+    markets: dict[str, CandleArrays] = {}
+    chosen = timeframe
+    for path in paths:
+        symbol, file_tf = symbol_from_filename(path)
+        if chosen is None:
+            chosen = file_tf
+        if file_tf != chosen:
+            raise ValueError(f"{path}: timeframe {file_tf} in the file name, expected {chosen}")
+        markets[symbol] = read_csv(path, chosen)
+    if chosen is None:
+        raise ValueError("no --csv file given")
+    return markets, chosen
+
+
+async def serve(fake: FakeExchange, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with FakeExchangeServer(fake, host, port) as base_url:
+        print(f"fake exchange serving {', '.join(sorted(fake.markets))} {fake.timeframe} at {base_url}",
+              flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.exchange",
+                                     description="Serve candle CSV files as a fake exchange (Binance or OKX API).")
+    parser.add_argument("--csv", action="append", required=True, metavar="FILE",
+                        help="candle CSV named BASE_QUOTE-TF.csv (repeatable)")
+    parser.add_argument("--timeframe", default=None, help="candle timeframe (default: from the file names)")
+    parser.add_argument("--personality", choices=sorted(PERSONALITIES), default="binance",
+                        help="which exchange's API to speak (default binance)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--speed", type=float, default=60.0, help="candle time per wall time (default 60)")
+    parser.add_argument("--history", type=int, default=500,
+                        help="candles already closed when the server starts (default 500)")
+    args = parser.parse_args(argv)
+    configure_logging(level="INFO", stream=sys.stderr)  # stdout: only the "serving ... at URL" line
+    try:
+        markets, timeframe = load_markets(args.csv, args.timeframe)
+        first = min((int(a.ts[0]) for a in markets.values() if len(a)), default=0)
+        start = first + args.history * timeframe_ms(timeframe)
+        fake = FakeExchange(markets, ScaledClock(start, args.speed), timeframe, personality=args.personality)
+    except (OSError, ValueError, CsvFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(fake, args.host, args.port))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
