@@ -4,7 +4,8 @@ This module is the composition root: it reads the configuration (``config.worker
 and the TOML trading config), builds the parts and hands each the slice of settings it needs, runs them
 until a signal, and stops them in order:
 
-    exchange clock (engine.feeds.exchange_time)     when feed.source = "exchange"; ExchangeSettings
+    exchange       (engine.app.make_venue)          when feed.source = "exchange": ccxt, its markets and
+                   (engine.feeds.exchange_time)     its clock; ExchangeSettings
     engine app     (engine.app.build)               database, feeds, models, core, loop, facade
     bot            (bot.app.build_application)      the facade + TelegramSettings
     runtime        (bot.runtime.Runtime)            starts engine then bot, stops them in reverse
@@ -62,26 +63,30 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, sig, stop_requested)
     background: list[asyncio.Task[None]] = []
-    probe = None
+    venue = None
     clock = None
     try:
         if config.feed.source == "exchange":
+            from engine.app import check_markets, make_venue
             from engine.feeds.exchange_time import exchange_time, keep_in_sync
 
-            clock, probe = await exchange_time(settings.exchange.base_url)
-            background.append(asyncio.create_task(keep_in_sync(clock, probe), name="clock-sync"))
-        engine_app = await build(settings, config, clock=clock, clock_ready=clock.ready if clock else None)
+            venue = make_venue(settings.exchange, config)  # an unknown id or interval: ConfigError, exit 2
+            clock = await exchange_time(venue)
+            background.append(asyncio.create_task(keep_in_sync(clock, venue), name="clock-sync"))
+            await check_markets(venue, config.trading.symbols)  # a symbol the exchange does not list: exit 2
+        engine_app = await build(settings, config, clock=clock, clock_ready=clock.ready if clock else None,
+                                 venue=venue)
     except ConfigError:
-        await _cancel(background, probe)
+        await _cancel(background, venue)
         raise
     except DatabaseUnavailable as exc:
         log.error("start_failed", stage="database", error=str(exc))
-        await _cancel(background, probe)
+        await _cancel(background, venue)
         print(f"database error: {exc}", file=sys.stderr)
         return 1
     except Exception:  # the process boundary: say why (redacted) and exit non-zero, no bare traceback
         log.exception("start_failed", stage="engine")
-        await _cancel(background, probe)
+        await _cancel(background, venue)
         return 1
     telegram = settings.telegram
     runtime = Runtime(engine_app, build_application(engine_app.facade, telegram), telegram)
@@ -89,20 +94,20 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
         started = await until_stopped(runtime.start(), stop_requested)
     except InvalidToken:
         log.error("start_failed", error="Telegram rejected TELEGRAM_BOT_TOKEN (InvalidToken)")
+        await _cancel(background, None)
         await runtime.stop(STOP_DEADLINE_S)
-        await _cancel(background, probe)
         print("configuration error: TELEGRAM_BOT_TOKEN was rejected by the Bot API server", file=sys.stderr)
         return 2
     except StoreError as exc:  # e.g. a saved engine state this version cannot restore: its one line, no traceback
         log.error("start_failed", stage="restore", error=str(exc))
+        await _cancel(background, None)
         await runtime.stop(STOP_DEADLINE_S)
-        await _cancel(background, probe)
         print(f"database error: {exc}", file=sys.stderr)
         return 1
     except Exception:
         log.exception("start_failed")
+        await _cancel(background, None)
         await runtime.stop(STOP_DEADLINE_S)
-        await _cancel(background, probe)
         return 1
     code = 0
     if started:
@@ -115,20 +120,21 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
             task.cancel()
     else:
         log.info("stopped_before_ready")
+    await _cancel(background, None)  # the clock's sync first: the exchange is closed with the engine
     await runtime.stop(STOP_DEADLINE_S)
-    await _cancel(background, probe)
     return code
 
 
-async def _cancel(tasks: list[asyncio.Task[None]], probe: Any) -> None:
+async def _cancel(tasks: list[asyncio.Task[None]], venue: Any) -> None:
+    """Stop the background tasks; close the exchange when the engine app that owns it was never built."""
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if probe is not None:
+    if venue is not None:
         with contextlib.suppress(Exception):
-            await probe.close()
+            await venue.close()
 
 
 def _on_signal(sig: signal.Signals, stop_requested: asyncio.Event) -> None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, Strict, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Strict, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.types import TIMEFRAME_MS
 from engine.errors import ConfigError as ConfigError  # defined with the whole tree; imported from here too
+
+if TYPE_CHECKING:
+    from engine.exchange.client import ExchangeSpec
 
 DEFAULT_TRADING_CONFIG = Path(__file__).with_name("default.toml")
 
@@ -40,10 +43,16 @@ class TradingSection(_Section):
     @field_validator("symbols")
     @classmethod
     def _symbols(cls, value: list[str]) -> list[str]:
-        out = [s.strip().upper() for s in value]
-        for s in out:
+        out = []
+        for raw in value:  # ccxt's BTC/USDT (or BTC-USDT, BTC_USDT) is kept as BTCUSDT: what chat commands take
+            s = raw.strip().upper()
+            base, sep, quote = next(((*s.partition(c),) for c in "/-_" if c in s), (s, "", ""))
+            if sep and (not base or not quote or not base.isalnum() or not quote.isalnum()):
+                raise ValueError(f"symbol {raw!r} must look like BTC/USDT or BTCUSDT")
+            s = base + quote
             if not s.isalnum() or not 2 <= len(s) <= 20:
-                raise ValueError(f"symbol {s!r} must be 2-20 letters or digits, like BTCUSDT")
+                raise ValueError(f"symbol {s!r} must be 2-20 letters or digits, like BTCUSDT or BTC/USDT")
+            out.append(s)
         if len(set(out)) != len(out):
             raise ValueError("symbols must not repeat")
         return out
@@ -160,9 +169,17 @@ class DatabaseSettings(_EnvSection):
 
 
 class ExchangeSettings(_EnvSection):
-    """The market-data REST API the exchange feeds and the worker's clock read."""
+    """The exchange the feeds, the markets and the worker's clock read, through ccxt: its ccxt id, a base URL its
+    REST hosts are moved onto (a proxy, a compatible exchange, the local fake), and its sandbox (testnet)."""
 
-    base_url: str = "https://api.binance.com"
+    id: str = "binance"
+    base_url: str | None = None
+    sandbox: bool = False
+
+    def spec(self) -> ExchangeSpec:
+        from engine.exchange.client import ExchangeSpec
+
+        return ExchangeSpec(id=self.id, base_url=self.base_url, sandbox=self.sandbox)
 
 
 class LoggingSettings(_EnvSection):
@@ -186,7 +203,11 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     port: int | None = Field(None, ge=1, le=65535)
     database_url: SecretStr | None = None
-    exchange_base_url: str = "https://api.binance.com"
+    # EXCHANGE (the field cannot be called ``exchange``: that is the section's name)
+    exchange_id: str = Field("binance", min_length=2, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$",
+                             validation_alias=AliasChoices("exchange", "exchange_id"))
+    exchange_base_url: str | None = None
+    exchange_sandbox: bool = False
     trading_config: Path | None = None
     models_dir: Path = Path("models")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -225,7 +246,8 @@ class Settings(BaseSettings):
 
     @property
     def exchange(self) -> ExchangeSettings:
-        return ExchangeSettings(base_url=self.exchange_base_url)
+        return ExchangeSettings(id=self.exchange_id.strip().lower(), base_url=self.exchange_base_url,
+                                sandbox=self.exchange_sandbox)
 
     @property
     def logging(self) -> LoggingSettings:

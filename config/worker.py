@@ -9,6 +9,8 @@ import difflib
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
+from pydantic import AliasChoices
+
 from config.settings import ConfigError, Settings, TradingConfig, load_settings, load_trading_config, time_zone
 
 
@@ -55,6 +57,8 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     """Environment variables that look like ours but are none of them (a typo is otherwise silently ignored),
     each as one sentence naming it and the setting it probably meant."""
     known = [name.upper() for name in Settings.model_fields]
+    known += [str(a).upper() for f in Settings.model_fields.values() if isinstance(f.validation_alias, AliasChoices)
+              for a in f.validation_alias.choices]
     found = []
     for name in sorted(environ):
         upper = name.upper()

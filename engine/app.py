@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -36,6 +36,9 @@ from engine.store.db import (
 )
 from engine.store.repo import Store
 
+if TYPE_CHECKING:
+    from engine.exchange.venue import Venue
+
 log = structlog.get_logger("engine.app")
 
 
@@ -50,6 +53,7 @@ class EngineApp:
     unclean_restart: bool = False
     lock: EngineLock = field(default_factory=NoLock)
     started: bool = False
+    venue: Venue | None = None  # the exchange (feed.source = "exchange"); closed with the app
 
     async def start(self, *, lock_retry_s: float = 1.0, lock_log_every_s: float = 15.0) -> None:
         """Take the single-engine lock (waiting while another worker holds it), then restore and start.
@@ -78,7 +82,11 @@ class EngineApp:
         try:
             await self.store.close()
         finally:
-            await self.lock.release()
+            try:
+                if self.venue is not None:
+                    await self.venue.close()
+            finally:
+                await self.lock.release()
 
     async def stop(self) -> None:
         await self.stop_engine()
@@ -127,19 +135,21 @@ def database_url(database: DatabaseSettings) -> str:
     return normalize_database_url(raw, database.sqlite_path)
 
 
-def build_feeds(exchange: ExchangeSettings, config: TradingConfig, clock: Clock,
+def build_feeds(venue: Venue | None, config: TradingConfig, clock: Clock,
                 clock_ready: Callable[[], bool] | None = None) -> dict[str, Feed]:
-    """The feeds of the configured source. ``clock_ready``: for the exchange, whether ``clock`` follows the
-    exchange yet (False while it has not answered since start: its feeds then deliver nothing)."""
+    """The feeds of the configured source (the exchange's through ``venue``). ``clock_ready``: for the exchange,
+    whether ``clock`` follows the exchange yet (False while it has not answered since start: its feeds then
+    deliver nothing)."""
     tf = config.trading.timeframe
     source = config.feed.source
     feeds: dict[str, Feed] = {}
     if source == "exchange":
         from engine.feeds.exchange import ExchangeFeed
 
+        if venue is None:
+            raise ValueError("feed.source = exchange needs a venue")
         for s in config.trading.symbols:
-            feeds[s] = ExchangeFeed(exchange.base_url, s, tf, clock, history=config.feed.history,
-                                    ready=clock_ready)
+            feeds[s] = ExchangeFeed(venue, s, tf, clock, history=config.feed.history, ready=clock_ready)
     elif source == "synthetic":
         from engine.core.types import timeframe_ms
         from engine.feeds.synthetic import SyntheticFeed
@@ -206,7 +216,8 @@ def build_models(models_dir: Path, config: TradingConfig, clock: Clock) -> dict[
 async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
                 feeds: dict[str, Feed] | None = None, store: Store | None = None,
                 poll_interval: float | None = None, heartbeat_interval: float = 60.0, lock: EngineLock | None = None,
-                clock_ready: Callable[[], bool] | None = None, **extra: Any) -> EngineApp:
+                clock_ready: Callable[[], bool] | None = None, venue: Venue | None = None,
+                **extra: Any) -> EngineApp:
     """Everything wired, nothing running. The single-engine lock is the database's own unless a
     ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
@@ -224,7 +235,9 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
             raise DatabaseUnavailable(unavailable_text(url, exc)) from None
         lock = lock or lock_for(url)
     bus = EventBus()
-    feeds = feeds if feeds is not None else build_feeds(settings.exchange, config, clock, clock_ready)
+    if feeds is None and config.feed.source == "exchange" and venue is None:
+        venue = make_venue(settings.exchange, config)
+    feeds = feeds if feeds is not None else build_feeds(venue, config, clock, clock_ready)
     models = build_models(settings.models_dir, config, clock)
     core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
                        filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
@@ -236,5 +249,37 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
         f"sma-cross({config.trading.fast},{config.trading.slow})")
     facade = EngineFacade(engine, records=store, strategy=strategy, models_dir=settings.models_dir)
-    return EngineApp(config, store, engine, facade, bus, clock, lock=lock or NoLock())
+    return EngineApp(config, store, engine, facade, bus, clock, lock=lock or NoLock(), venue=venue)
+
+
+def make_venue(exchange: ExchangeSettings, config: TradingConfig) -> Venue:
+    """The configured exchange through ccxt; ConfigError for an unknown id, a missing sandbox or an interval the
+    exchange does not offer (each one line)."""
+    from engine.exchange.venue import Venue
+
+    venue = Venue(exchange.spec())
+    venue.check_timeframe(config.trading.timeframe)
+    return venue
+
+
+async def check_markets(venue: Venue, symbols: list[str]) -> bool:
+    """Load the exchange's markets and check every symbol (ConfigError naming close matches). An exchange that
+    does not answer is one warning, not a failed start (the feeds load the markets when it is back): False."""
+    from engine.errors import ExchangeError, ExchangeUnavailable
+
+    try:
+        await venue.load_markets(attempts=2)
+    except ExchangeUnavailable as exc:
+        log.warning("markets_unavailable", exchange=venue.id, error=str(exc),
+                    action="starting anyway: no trading until the exchange answers")
+        return False
+    except ExchangeError as exc:
+        log.warning("markets_refused", exchange=venue.id, error=str(exc))
+        return False
+    for s in symbols:
+        market = venue.market(s)
+        if not market.active:
+            log.warning("market_inactive", exchange=venue.id, symbol=s, market=market.symbol,
+                        detail="the exchange lists this market as not trading now")
+    return True
 

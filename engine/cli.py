@@ -64,6 +64,7 @@ def non_negative_float(text: str) -> float:
 COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("engine.backtest_cli", "run the decision path over a CSV with a simulated clock"),
     "download": ("engine.feeds.download", "fetch closed candles from the exchange into CSV"),
+    "exchanges": ("engine.exchange.exchanges_cli", "list the exchanges (ccxt ids) and which have candle history"),
     "train": ("engine.models.train_cli", "train a CatBoost model with walk-forward validation"),
     "check-lookahead": ("engine.models.lookahead", "prove features and predictions are causal"),
     "models": ("engine.models.models_cli", "list the saved models, or activate one for a symbol"),

@@ -1,4 +1,4 @@
-"""``trading-agent download``: fetch closed candles from a Binance-style exchange into a CSV file.
+"""``trading-agent download``: fetch closed candles from any exchange ccxt knows (with OHLCV) into a CSV file.
 
 Resumable: when ``OUT/SYMBOL-TF.csv`` exists, the download continues after its last timestamp and
 appends. Every page is validated (unsound, duplicate and out-of-order candles are dropped and
@@ -22,16 +22,20 @@ from tqdm import tqdm
 from engine.cli import positive_float
 from engine.core.clock import Clock
 from engine.core.types import DAY_MS, timeframe_ms
+from engine.errors import ConfigError, ExchangeError
+from engine.exchange.client import ExchangeSpec, Sleep
+from engine.exchange.venue import Venue
 from engine.feeds.base import FeedError
 from engine.feeds.candle_file import iso_utc, load_candles
 from engine.feeds.csvio import CsvFormatError, append_csv, check_arrays
-from engine.feeds.exchange import ExchangeFeed, Sleep, exchange_clock
+from engine.feeds.exchange import ExchangeFeed, exchange_clock
 from engine.logs import configure_logging
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BASE_URL = "https://api.binance.com"
+EXCHANGE_ENV = "EXCHANGE"
 BASE_URL_ENV = "EXCHANGE_BASE_URL"
+SANDBOX_ENV = "EXCHANGE_SANDBOX"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class DownloadResult:
 
 
 def output_path(out_dir: str | os.PathLike[str], symbol: str, timeframe: str) -> Path:
-    return Path(out_dir) / f"{symbol.upper()}-{timeframe}.csv"
+    """``OUT/BTCUSDT-5m.csv`` for BTCUSDT, ``OUT/BTC_USDT-5m.csv`` for BTC/USDT (both read back as BTCUSDT)."""
+    name = symbol.upper().replace("/", "_").replace("-", "_")
+    return Path(out_dir) / f"{name}-{timeframe}.csv"
 
 
 def _existing_last_ts(path: Path, symbol: str, timeframe: str) -> int | None:
@@ -65,12 +71,16 @@ def _existing_last_ts(path: Path, symbol: str, timeframe: str) -> int | None:
     return int(existing.arrays.ts[-1]) if len(existing.arrays) else None
 
 
-async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.PathLike[str], base_url: str,
+async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.PathLike[str], venue: Venue | str,
                    clock: Clock, progress: bool = True, *, sleep: Sleep = asyncio.sleep) -> DownloadResult:
-    """Fetch the closed candles of the last ``days`` (or since the file's last row) and append them.
-
-    ``sleep`` is the retry-backoff sleep handed to the ExchangeFeed (tests pass a recorder).
-    """
+    """Fetch the closed candles of the last ``days`` (or since the file's last row) from ``venue`` (given a URL:
+    a Binance-protocol venue there, retrying with ``sleep``, which tests record) and append them."""
+    if isinstance(venue, str):
+        owned = Venue(ExchangeSpec("binance", base_url=venue), sleep=sleep)
+        try:
+            return await download(symbol, timeframe, days, out_dir, owned, clock, progress)
+        finally:
+            await owned.close()
     if days <= 0:
         raise ValueError("days must be > 0")
     step = timeframe_ms(timeframe)
@@ -82,7 +92,7 @@ async def download(symbol: str, timeframe: str, days: float, out_dir: str | os.P
     if resumed_after is not None:
         start = resumed_after + step
     written, first, last, rejected = 0, None, None, 0
-    feed = ExchangeFeed(base_url, symbol, timeframe, clock, sleep=sleep)
+    feed = ExchangeFeed(venue, symbol, timeframe, clock, max_attempts=venue.attempts)
     asked = max(0, (end - start) // step)
     # disable=None: no bar unless stderr is a terminal, so a log or a pipe never gets a stray progress line
     bar = tqdm(total=asked, unit="candle", desc=f"{symbol.upper()} {timeframe}", file=sys.stderr,
@@ -124,34 +134,52 @@ def summary(result: DownloadResult) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--symbol", required=True, help="exchange symbol, e.g. BTCUSDT")
+    parser.add_argument("--symbol", required=True, help="market, e.g. BTC/USDT (or BTCUSDT)")
     parser.add_argument("--timeframe", required=True, help="candle timeframe, e.g. 5m")
+    parser.add_argument("--exchange", default=None,
+                        help=f"a ccxt exchange id (default ${EXCHANGE_ENV} or binance; `trading-agent exchanges`)")
     parser.add_argument("--days", type=positive_float, default=30.0, help="days of history to fetch (default 30)")
     parser.add_argument("--out", required=True, help="output directory (file: OUT/SYMBOL-TF.csv)")
     parser.add_argument("--base-url", default=None,
-                        help=f"exchange REST base URL (default ${BASE_URL_ENV} or {DEFAULT_BASE_URL})")
+                        help=f"move the exchange's REST hosts onto this URL, paths kept (default ${BASE_URL_ENV})")
+    parser.add_argument("--sandbox", action="store_true", default=None,
+                        help=f"the exchange's sandbox (testnet), where it has one (default ${SANDBOX_ENV})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-async def _download_synced(symbol: str, timeframe: str, days: float, out: str, base_url: str,
+async def _download_synced(symbol: str, timeframe: str, days: float, out: str, spec: ExchangeSpec,
                            progress: bool) -> DownloadResult:
     """Download by the exchange's clock ("the last N days" as the exchange counts them)."""
     _existing_last_ts(output_path(out, symbol, timeframe), symbol, timeframe)  # a bad file: before any request
-    clock = await exchange_clock(base_url)
-    return await download(symbol, timeframe, days, out, base_url, clock, progress=progress)
+    venue = Venue(spec)
+    try:
+        venue.check_timeframe(timeframe)
+        await venue.load_markets()
+        venue.market(symbol)  # a symbol the exchange does not list: one line naming close matches
+        clock = await exchange_clock(venue)
+        return await download(symbol, timeframe, days, out, venue, clock, progress=progress)
+    finally:
+        await venue.close()
+
+
+def spec_of(args: argparse.Namespace) -> ExchangeSpec:
+    """The exchange of ``--exchange``/``--base-url``/``--sandbox``, else of the environment (as the worker's)."""
+    sandbox = args.sandbox if args.sandbox is not None else os.environ.get(SANDBOX_ENV, "").strip().lower() in (
+        "1", "true", "yes", "on")
+    return ExchangeSpec(id=(args.exchange or os.environ.get(EXCHANGE_ENV) or "binance").strip().lower(),
+                        base_url=args.base_url or os.environ.get(BASE_URL_ENV) or None, sandbox=sandbox)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries only the summary line
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     try:
         timeframe_ms(args.timeframe)
-        result = asyncio.run(_download_synced(args.symbol.upper(), args.timeframe, args.days, args.out, base_url,
+        result = asyncio.run(_download_synced(args.symbol.upper(), args.timeframe, args.days, args.out, spec_of(args),
                                               progress=not getattr(args, "quiet", False)))
-    except (CsvFormatError, ValueError) as exc:
+    except (CsvFormatError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (FeedError, OSError) as exc:
+    except (FeedError, ExchangeError, OSError) as exc:
         print(f"download failed: {exc}", file=sys.stderr)
         return 1
     print(summary(result))

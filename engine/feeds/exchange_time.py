@@ -1,4 +1,4 @@
-"""The exchange's clock: with ``feed.source = "exchange"`` the worker's time follows the exchange's ``/api/v3/time``.
+"""The exchange's clock: with ``feed.source = "exchange"`` the worker follows the exchange's time (fetch_time).
 
 ``ExchangeTime`` is measured at start-up and re-measured periodically (``keep_in_sync``), its rate too (as a
 lower bound, so the clock lags rather than leads), so a fake exchange running faster than wall time
@@ -17,21 +17,20 @@ from typing import Protocol
 
 import structlog
 
-from engine.core.clock import LiveClock
+from engine.errors import ExchangeError
 from engine.feeds.base import FeedError
-from engine.feeds.exchange import ExchangeFeed
 
 log = structlog.get_logger(__name__)
 
 
 class TimeSource(Protocol):
-    """What the clock samples: the exchange's time in ms (``ExchangeFeed.server_time``)."""
+    """What the clock samples: the exchange's time in ms (``Venue.server_time``)."""
 
     async def server_time(self) -> int: ...
 
 
 class ExchangeTime:
-    """A clock following the exchange's ``/api/v3/time``: a lower bound of the exchange's time, never ahead.
+    """A clock following the exchange's time: a lower bound of the exchange's time, never ahead.
 
     Each sample is (server time, wall time before the request, wall time after it). The rate is the
     best lower bound ``(S_n - S_0) / (after_n - before_0)`` seen since start-up (it tightens as the
@@ -102,21 +101,16 @@ async def _server_time(feed: TimeSource) -> tuple[int, int, int]:
     return server, before, ExchangeTime.wall_ms()
 
 
-async def exchange_time(base_url: str) -> tuple[ExchangeTime, ExchangeFeed]:
-    """The clock and the probe feed used to keep it in sync (close the probe when done). An exchange that
-    does not answer is one warning line, not a failed start: the clock is then ``unsynced`` (the worker and
+async def exchange_time(venue: TimeSource) -> ExchangeTime:
+    """The exchange's clock, read from ``venue`` (keep it in sync with ``keep_in_sync(clock, venue)``). An exchange
+    that does not answer is one warning line, not a failed start: the clock is then ``unsynced`` (the worker and
     its bot run, the exchange feeds deliver nothing) until ``keep_in_sync`` reaches the exchange."""
-    probe = ExchangeFeed(base_url, "BTCUSDT", "1m", LiveClock(), max_attempts=3)
     try:
-        clock = ExchangeTime(*await _server_time(probe))
-    except FeedError as exc:
+        return ExchangeTime(*await _server_time(venue))
+    except (FeedError, ExchangeError) as exc:
         log.warning("exchange_unreachable", error=str(exc),
                     action="starting anyway: no trading until the exchange answers; retrying with backoff")
-        clock = ExchangeTime.unsynced()
-    except BaseException:
-        await probe.close()
-        raise
-    return clock, probe
+        return ExchangeTime.unsynced()
 
 
 async def keep_in_sync(clock: ExchangeTime, probe: TimeSource) -> None:

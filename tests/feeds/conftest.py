@@ -65,10 +65,17 @@ def sleeper() -> SleepRecorder:
 
 
 @pytest.fixture
-def make_feed(base_url: str, clock: SimClock, session: aiohttp.ClientSession, sleeper: SleepRecorder):  # type: ignore[no-untyped-def]
+async def make_feed(base_url: str, clock: SimClock, sleeper: SleepRecorder):  # type: ignore[no-untyped-def]
+    """Feeds over a Binance-protocol venue at the fake exchange; each is closed after the test."""
+    made: list[ExchangeFeed] = []
+
     def make(**kwargs: object) -> ExchangeFeed:
-        options: dict[str, object] = {"session": session, "sleep": sleeper, "rng": random.Random(1),
-                                      "timeout_s": 0.5}
+        options: dict[str, object] = {"sleep": sleeper, "rng": random.Random(1), "timeout_s": 0.5}
         options.update(kwargs)
-        return ExchangeFeed(base_url, SYMBOL, TF, clock, **options)  # type: ignore[arg-type]
-    return make
+        feed = ExchangeFeed(base_url, SYMBOL, TF, clock, **options)  # type: ignore[arg-type]
+        made.append(feed)
+        return feed
+
+    yield make
+    for feed in made:
+        await feed.close()

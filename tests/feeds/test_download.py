@@ -67,7 +67,7 @@ async def test_download_survives_faults(base_url: str, clock: SimClock, arrays: 
 
 
 async def test_download_of_unknown_symbol_fails(base_url: str, clock: SimClock, tmp_path: Path) -> None:
-    with pytest.raises(FeedError, match="Invalid symbol"):
+    with pytest.raises(FeedError, match="NOPEUSDT is not a spot market on binance"):
         await download("NOPEUSDT", TF, 1, tmp_path, base_url, clock, progress=False)
 
 
@@ -105,9 +105,9 @@ def test_cli_download_against_fake_exchange_process(tmp_path: Path) -> None:
 
         bad = subprocess.run([*cli[:5], "NOPEUSDT", *cli[6:], "--base-url", url, "--quiet"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
-        assert bad.returncode == 1
+        assert bad.returncode == 2  # a symbol the exchange does not list: bad input, named with close matches
         assert bad.stdout == "" and bad.stderr.strip().count("\n") == 0
-        assert "download failed" in bad.stderr and "Invalid symbol" in bad.stderr
+        assert bad.stderr == "error: NOPEUSDT is not a spot market on binance; close matches: BTC/USDT\n"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -16,7 +16,7 @@ from engine.feeds.base import Feed, FeedError, Tick
 from engine.feeds.exchange import ExchangeFeed
 from engine.feeds.replay import ReplayFeed
 from engine.feeds.synthetic import SyntheticFeed, synthetic_arrays
-from sim.exchange import FakeExchange
+from sim.exchange import FakeExchange, Fault
 
 from .conftest import START, STEP, SYMBOL, TF
 from .test_fake_exchange import get
@@ -47,20 +47,24 @@ async def test_exchange_feed_ticker_is_timed_on_its_clock(make_feed, fake: FakeE
     assert isinstance(feed, Feed)
     tick = await feed.ticker()
     assert tick == Tick(fake.price(SYMBOL) or 0.0, clock.now_ms())
-    assert fake.request_log[-1] == ("/api/v3/ticker/price", {"symbol": SYMBOL})
+    assert fake.request_log[-1] == ("/api/v3/ticker/24hr", {"symbol": SYMBOL})  # ccxt's fetch_ticker
 
 
 async def test_exchange_feed_ticker_makes_one_attempt_and_says_why(base_url: str, clock: SimClock,
                                                                    session: aiohttp.ClientSession,
                                                                    fake: FakeExchange) -> None:
-    feed = ExchangeFeed(base_url, "NOPEUSDT", TF, clock, session=session)
+    feed = ExchangeFeed(base_url, "NOPEUSDT", TF, clock)
     before = fake.requests
-    with pytest.raises(FeedError, match=r"NOPEUSDT 5m: HTTP 400 from /api/v3/ticker/price: Invalid symbol"):
+    with pytest.raises(FeedError, match=r"NOPEUSDT is not a spot market on binance"):
         await feed.ticker()
-    assert fake.requests == before + 1
-    dead = ExchangeFeed("http://127.0.0.1:9", SYMBOL, TF, clock, session=session, timeout_s=0.5)
-    with pytest.raises(FeedError, match=r"/api/v3/ticker/price failed \(one attempt\): connection error"):
-        await dead.ticker()
+    await feed.close()
+    assert fake.requests == before + 1  # the markets, no ticker request
+    listed = ExchangeFeed(base_url, SYMBOL, TF, clock, timeout_s=0.5)
+    await listed.ticker()
+    fake.inject(Fault.SERVER_ERROR, endpoint="ticker")
+    with pytest.raises(FeedError, match=r"fetch_ticker BTC/USDT failed \(one attempt\): ExchangeNotAvailable"):
+        await listed.ticker()
+    await listed.close()
 
 
 async def test_replay_ticker_is_the_last_close_timed_at_its_close(arrays: CandleArrays) -> None:

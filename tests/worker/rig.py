@@ -101,7 +101,7 @@ class FakeExchangeProc:
 def worker_env(tmp_path: Path, *, emulator_url: str, exchange_url: str, db: str | None,
                trading_config: Path, **extra: str) -> dict[str, str]:
     drop = ("TELEGRAM_", "DATABASE_URL", "WEBHOOK_", "PORT", "TRADING_CONFIG", "SQLITE_PATH", "LOG_", "DYNO",
-            "EXCHANGE_BASE_URL", "TRADING_AGENT_JIT")
+            "EXCHANGE", "TRADING_AGENT_JIT")
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(drop)}
     env.pop("PTB_TIMEDELTA", None)
     env.update({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": emulator_url,
