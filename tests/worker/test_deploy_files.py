@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import AliasChoices
+
 from config.settings import Settings
 from tests.worker.rig import ROOT, rows
 
@@ -22,7 +24,12 @@ def procfile() -> dict[str, str]:
 
 
 def env_vars() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
+    """The environment variables: a field's name, or the first of its aliases (EXCHANGE for exchange_id)."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names.add(str(alias.choices[0]).upper() if isinstance(alias, AliasChoices) else name.upper())
+    return names
 
 
 def test_procfile_has_worker_and_release_and_python_is_pinned() -> None:
