@@ -104,7 +104,7 @@ class ExchangeFeed:
                 break
             page = await self._fetch_page(cursor, self._page)
             raw.extend(page)
-            cursor = self._next_cursor(page, cursor)
+            cursor = self._next_cursor(page, cursor, self._page)
         more = after_ts is not None and cursor is not None and cursor <= newest
         closed = [c for c in raw if c.ts + self.step_ms <= now and c.ts <= newest]
         batch = validate(closed, after_ts, self.timeframe, symbol=self.symbol, more=more)
@@ -122,27 +122,29 @@ class ExchangeFeed:
         prev: int | None = None
         while cursor < end_ms:
             now = self.clock.now_ms()
+            if cursor > last_closed_ts(now, self.timeframe):
+                return  # nothing after this is closed yet
             page = await self._fetch_page(cursor, page_limit)
-            if not page:
-                return
             wanted = [c for c in page if start_ms <= c.ts < end_ms and c.ts + self.step_ms <= now]
             batch = validate(wanted, prev, self.timeframe, symbol=self.symbol)
             if batch.candles:
                 prev = batch.candles[-1].ts
             yield batch
-            next_cursor = self._next_cursor(page, cursor)
+            next_cursor = self._next_cursor(page, cursor, page_limit)
             if next_cursor is None:
                 return
             cursor = next_cursor
 
-    def _next_cursor(self, page: list[Candle], cursor: int) -> int | None:
+    def _next_cursor(self, page: list[Candle], cursor: int, limit: int) -> int | None:
         """Start of the next page: the grid point after the page's newest row (None: nothing more).
 
         Paging goes on until caught up rather than stopping at a short page, so a page with rows
-        missing (an exchange hiccup) does not end a catch-up or a download early.
+        missing (an exchange hiccup) does not end a catch-up or a download early. An empty page moves on by a
+        page's span: exchanges that serve a time window (OKX) answer nothing for a window before their history
+        starts, where Binance-like ones answer the first candles after ``since``.
         """
         if not page:
-            return None
+            return cursor + limit * self.step_ms
         newest = max(c.ts for c in page)
         nxt = (newest // self.step_ms + 1) * self.step_ms
         if nxt <= cursor:  # the server ignored startTime: do not loop forever

@@ -1,7 +1,7 @@
 """The defining property: the live loop and the backtest run the same decisions.
 
-The live side is the real asyncio engine polling our aiohttp ExchangeFeed against the local fake
-exchange over 127.0.0.1, persisting every step to a real database; the backtest runs the same
+The live side is the real asyncio engine polling our ExchangeFeed (real ccxt) against the local fake
+exchange over 127.0.0.1 (as Binance, and as OKX), persisting every step to a real database; the backtest runs the same
 candles through run_backtest. Trades and final equity must be identical.
 """
 
@@ -16,6 +16,8 @@ from engine.core.model import SmaCrossModel
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.trading import TradingCore
 from engine.events import EventBus
+from engine.exchange.client import ExchangeSpec
+from engine.exchange.venue import Venue
 from engine.feeds.exchange import ExchangeFeed
 from engine.loop import LiveEngine
 from engine.store.repo import Store
@@ -28,8 +30,11 @@ COSTS = Costs(fee_bps=10, slippage_bps=5)
 FILTERS = SignalFilters(min_confidence=0.6, cooldown_ms=30 * 60_000)
 
 
-@pytest.mark.parametrize("limits", [LIMITS, RiskLimits(1, 1, 1, 0, 0, 0, 0, 0)], ids=["protective", "all-in"])
-async def test_live_loop_and_backtest_make_identical_trades(limits: RiskLimits, db_url: str) -> None:
+@pytest.mark.parametrize(("limits", "exchange_id"),
+                         [(LIMITS, "binance"), (RiskLimits(1, 1, 1, 0, 0, 0, 0, 0), "binance"),
+                          (LIMITS, "okx")], ids=["protective", "all-in", "protective-okx"])
+async def test_live_loop_and_backtest_make_identical_trades(limits: RiskLimits, exchange_id: str, db_url: str) -> None:
+    """Over ccxt, on two exchanges with different protocols (Binance, OKX), the live side trades as the backtest."""
     candles = real_candles("ETH_BTC-5m.csv").slice(0, 1500)
     symbol, tf, step = "ETHBTC", "5m", 300_000
     model = SmaCrossModel(10, 30)
@@ -38,20 +43,25 @@ async def test_live_loop_and_backtest_make_identical_trades(limits: RiskLimits, 
     assert len(expected.trades) > 20
 
     clock = SimClock(int(candles.ts[0]))  # nothing is closed yet: every candle is traded live
-    fake = FakeExchange({symbol: candles}, clock, tf)
+    fake = FakeExchange({symbol: candles}, clock, tf, personality=exchange_id)
     store = await Store.open(db_url)
     try:
         async with FakeExchangeServer(fake) as base_url:
-            feed = ExchangeFeed(base_url, symbol, tf, clock)
+            # ccxt's spacing of requests off: 1,500 candles, one request each, against a local server
+            venue = Venue(ExchangeSpec(exchange_id, base_url=base_url, rate_limit=False))
+            feed = ExchangeFeed(venue, symbol, tf, clock)
             core = TradingCore(limits=limits, costs=COSTS, filters=FILTERS, starting_cash=10_000, clock=clock)
             engine = LiveEngine(core=core, store=store, feeds={symbol: feed}, models={symbol: model}, clock=clock,
                                 bus=EventBus(), timeframe=tf, poll_interval=0.0005, stale_after=10_000)
-            await engine.start()
-            await wait_until(lambda: engine.symbols[symbol].warmed)  # first poll (warm-up) saw nothing closed
-            for i in range(len(candles)):
-                clock.set(int(candles.ts[i]) + step)  # candle i has just closed
-                await wait_until(lambda i=i: core.last_candle_ts.get(symbol) == int(candles.ts[i]))
-            await engine.stop()
+            try:
+                await engine.start()
+                await wait_until(lambda: engine.symbols[symbol].warmed)  # first poll (warm-up) saw nothing closed
+                for i in range(len(candles)):
+                    clock.set(int(candles.ts[i]) + step)  # candle i has just closed
+                    await wait_until(lambda i=i: core.last_candle_ts.get(symbol) == int(candles.ts[i]))
+                await engine.stop()
+            finally:
+                await venue.close()
         live_trades = await store.trades(limit=10_000)
     finally:
         await store.close()
