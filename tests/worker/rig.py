@@ -79,10 +79,10 @@ class FakeExchangeProc:
 
     @classmethod
     async def start(cls, csvs: list[Path], *, speed: float, history: int = 400,
-                    port: int | None = None) -> FakeExchangeProc:
+                    port: int | None = None, personality: str = "binance") -> FakeExchangeProc:
         port = port or free_port()
         args = [sys.executable, "-m", "sim.exchange", "--port", str(port), "--speed", str(speed),
-                "--history", str(history)]
+                "--history", str(history), "--personality", personality]
         for csv in csvs:
             args += ["--csv", str(csv)]
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
