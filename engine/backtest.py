@@ -1,5 +1,8 @@
 """Backtest: the live decision path (``TradingCore.on_candle``) over a candle series with a simulated clock.
 
+``BacktestConfig.rules`` trades under an exchange's rules (amount step, price tick, minimums, dust) exactly
+as the live paper broker does; None (the default) is no rules, as before markets were known.
+
 The model runs batched (one ``features`` + ``predict_proba`` over the whole series; features are
 windowed, so each row equals the live per-candle value). Every candle then goes through the
 compiled ``kernel.step``, the same function the live loop runs through ``TradingCore.on_candle``.
@@ -19,6 +22,7 @@ import numpy as np
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays, GenericTradingModel
 from engine.core.risk import Costs, RiskLimits, SignalFilters
+from engine.core.rules import MarketRules
 from engine.core.trading import TradingCore, signals_from_proba
 from engine.core.types import DAY_MS, Action, Trade
 
@@ -33,6 +37,7 @@ class BacktestConfig:
     costs: Costs = field(default_factory=Costs)
     filters: SignalFilters = field(default_factory=SignalFilters)
     step_every_candle: bool = False
+    rules: MarketRules | None = None  # the exchange's rules for ``symbol``, as the live paper broker applies them
 
 
 @dataclass(slots=True)
@@ -47,6 +52,7 @@ class BacktestResult:
     starting_cash: float
     open_position: dict[str, Any] | None
     metrics: dict[str, float] = field(default_factory=dict)
+    dust: float = 0.0  # what the last sell left below the exchange's minimums (in equity at the last close)
 
     @property
     def final_equity(self) -> float:
@@ -81,7 +87,8 @@ def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: Back
     action, confidence = model_signals(model, candles)
     clock = SimClock()
     core = TradingCore(limits=config.limits, costs=config.costs, filters=config.filters,
-                       starting_cash=config.cash, clock=clock)
+                       starting_cash=config.cash, clock=clock,
+                       rules=None if config.rules is None else {config.symbol: config.rules})
     symbol = config.symbol
     if config.step_every_candle:
         trades, equity, held = _step_each(core, symbol, candles, action, confidence, clock, progress)
@@ -93,8 +100,9 @@ def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: Back
     pos = core.portfolio.positions.get(symbol)
     open_position = None if pos is None else {
         "symbol": symbol, "entry_time": pos.entry_ts, "entry_price": pos.avg_price, "quantity": pos.quantity}
+    dust = core.portfolio.dust.get(symbol)
     result = BacktestResult(symbol, model.name, trades, candles.ts, equity, held, core.portfolio.fees_paid,
-                            config.cash, open_position)
+                            config.cash, open_position, dust=0.0 if dust is None else dust.quantity)
     result.metrics = compute_metrics(result, candles, config.costs)
     return result
 

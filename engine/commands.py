@@ -55,8 +55,11 @@ class Commands:
 
     # ------------------------------------------------------------------ orders
 
-    def check_order(self, symbol: str, side: str, amount: float | None) -> Refusal | OrderRequest:
-        """The operator's order as it would be submitted now, or why it would be refused; changes nothing."""
+    def check_order(self, symbol: str, side: str, amount: float | None, *,
+                    quantity: float | None = None) -> Refusal | OrderRequest:
+        """The operator's order as it would be submitted now, or why it would be refused; changes nothing. It is
+        sized by ``amount`` (quote currency) or ``quantity`` (base asset), and checked against the kernel's rules
+        and the exchange's (minimums, amount step)."""
         symbol = symbol.upper()
         if symbol not in self.symbols:
             return self._unknown(symbol)
@@ -64,18 +67,25 @@ class Commands:
             return Refusal("bad_side", "side must be buy or sell")
         if amount is not None and (not math.isfinite(amount) or amount <= 0 or amount > MAX_AMOUNT):
             return Refusal("bad_amount", "amount must be a positive number (quote currency)")
-        if amount is None and side == "buy":
+        if quantity is not None and (not math.isfinite(quantity) or quantity <= 0 or quantity > MAX_AMOUNT):
+            return Refusal("bad_amount", "quantity must be a positive number (base asset)")
+        if amount is not None and quantity is not None:
+            return Refusal("bad_amount", "give an amount or a quantity, not both")
+        if amount is None and quantity is None and side == "buy":
             return Refusal("bad_amount", "a buy needs an amount")
         if self._core.last_candle_ts.get(symbol) is None:
             return Refusal("no_price", f"no price for {symbol} yet; wait for the first candle")
         now = self._clock.now_ms()
-        order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, notional=amount)
+        order = OrderRequest(f"{symbol}-{now}-manual-{side}", symbol, Side(side), "manual", now, quantity=quantity,
+                             notional=amount)
         return self._core.check_manual(order) or order
 
-    async def submit_order(self, symbol: str, side: str, amount: float | None) -> OrderRequest | Refusal:
-        """Queue an operator's market order (quote ``amount``; a sell without one sells everything held)."""
+    async def submit_order(self, symbol: str, side: str, amount: float | None, *,
+                           quantity: float | None = None) -> OrderRequest | Refusal:
+        """Queue an operator's market order (quote ``amount`` or base ``quantity``; a sell without either sells
+        everything held)."""
         async with self._lock:
-            checked = self.check_order(symbol, side, amount)
+            checked = self.check_order(symbol, side, amount, quantity=quantity)
             if isinstance(checked, Refusal):
                 return checked
             before = self._core.snapshot()
@@ -89,15 +99,18 @@ class Commands:
         """The symbols a close of ``target`` (a symbol or "all") would close now, or why not; changes nothing.
 
         Refused for an unknown symbol, or by the kernel's exit rule (``TradingCore.check_close``: an order
-        already pending, no open position); "all" leaves out symbols with a pending order and is refused only
-        when none is left."""
+        already pending, no open position, a position the exchange's minimums do not let sell); "all" leaves
+        out the symbols refused and is refused only when none is left (by the first reason that is not a
+        pending order, if any)."""
         now = self._clock.now_ms()
         if target.lower() == "all":
             held = sorted(self._core.portfolio.positions)
             if not held:
                 return Refusal("no_position", "there are no open positions")
-            free = tuple(s for s in held if self._core.check_close(s, now) is None)
-            return free or Refusal("pending", f"an order is already pending for {', '.join(held)}")
+            refused = {s: self._core.check_close(s, now) for s in held}
+            free = tuple(s for s, r in refused.items() if r is None)
+            other = next((r for r in refused.values() if r is not None and r.code != "pending"), None)
+            return free or other or Refusal("pending", f"an order is already pending for {', '.join(held)}")
         symbol = target.upper()
         if symbol not in self.symbols:
             return self._unknown(symbol)

@@ -26,6 +26,7 @@ from engine.ports import HasHealth, HealthReport, Records
 from engine.views import (
     BalanceView,
     DayView,
+    DustView,
     EquityChartData,
     HealthView,
     ModelHealthView,
@@ -119,8 +120,13 @@ class EngineFacade:
         core, pf = self._core, self._core.portfolio
         equity = pf.equity()
         unrealized = sum(p.unrealized_pnl for p in pf.views())
+        dust = []
+        for symbol, d in sorted(pf.dust.items()):
+            rules = core.rules_for(symbol)
+            dust.append(DustView(symbol, rules.base or symbol, d.quantity, d.mark_price, d.value, rules.quote))
+            unrealized += (d.mark_price - d.avg_price) * d.quantity - d.fee  # dust is held at its cost, as a position
         return BalanceView(self.mode, pf.cash, equity, pf.exposure(), core.starting_cash, pf.realized_pnl,
-                           unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms())
+                           unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms(), tuple(dust))
 
     def positions(self) -> tuple[PositionView, ...]:
         """Open positions, marked at the ticker's price when it is newer than the last candle's close."""
@@ -262,9 +268,11 @@ class EngineFacade:
 
     # ------------------------------------------------------------------ money-moving and settings
 
-    def check_order(self, symbol: str, side: str, amount: float | None) -> Refusal | OrderRequest:
-        """Validate an operator's order without changing anything (for the confirmation prompt)."""
-        return self._commands.check_order(symbol, side, amount)
+    def check_order(self, symbol: str, side: str, amount: float | None, *,
+                    quantity: float | None = None) -> Refusal | OrderRequest:
+        """Validate an operator's order without changing anything (for the confirmation prompt): sized by a quote
+        ``amount`` or a base ``quantity``."""
+        return self._commands.check_order(symbol, side, amount, quantity=quantity)
 
     def buy_room(self, symbol: str) -> float:
         """The most a manual buy of ``symbol`` may spend now (cash, position and exposure limits; 0 if unknown)."""
@@ -274,18 +282,19 @@ class EngineFacade:
             return 0.0
         return float(K.buy_budget(core.g, core.s, core.p, i, math.inf))
 
-    async def buy(self, symbol: str, amount: float) -> OrderAck | Refusal:
-        return await self._submit(symbol, "buy", amount)
+    async def buy(self, symbol: str, amount: float | None, *, quantity: float | None = None) -> OrderAck | Refusal:
+        return await self._submit(symbol, "buy", amount, quantity)
 
-    async def sell(self, symbol: str, amount: float | None) -> OrderAck | Refusal:
-        return await self._submit(symbol, "sell", amount)
+    async def sell(self, symbol: str, amount: float | None, *, quantity: float | None = None) -> OrderAck | Refusal:
+        return await self._submit(symbol, "sell", amount, quantity)
 
-    async def _submit(self, symbol: str, side: str, amount: float | None) -> OrderAck | Refusal:
-        order = await self._commands.submit_order(symbol, side, amount)
+    async def _submit(self, symbol: str, side: str, amount: float | None,
+                      quantity: float | None = None) -> OrderAck | Refusal:
+        order = await self._commands.submit_order(symbol, side, amount, quantity=quantity)
         if isinstance(order, Refusal):
             return order
         return OrderAck(order.order_id, order.symbol, side, amount, self.mode == "paper",
-                        "fills at the next candle's open")
+                        "fills at the next candle's open", quantity)
 
     def check_close(self, target: str) -> Refusal | tuple[str, ...]:
         """Validate a close (one symbol or "all") without changing anything: the symbols it would close."""

@@ -28,6 +28,7 @@ import structlog
 from engine.commands import Commands
 from engine.core.broker import PaperBroker
 from engine.core.model import CandleArrays, GenericTradingModel, signal_source
+from engine.core.rules import MarketRules
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import Candle, OrderRequest, RiskState, SignalRecord, StepRecord, timeframe_ms
 from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
@@ -80,7 +81,7 @@ class LiveEngine:
                  models: Mapping[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
                  poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
                  mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY,
-                 broker: Broker | None = None) -> None:
+                 broker: Broker | None = None, rules: Mapping[str, MarketRules] | None = None) -> None:
         self.core = core
         self.store = store
         self.broker: Broker = PaperBroker(core) if broker is None else broker
@@ -99,6 +100,7 @@ class LiveEngine:
                                        deque(maxlen=keep))
                         for s in feeds}
         core.sources.update({s: signal_source(models[s]) for s in feeds})  # named in the reason of signal fills
+        self.set_rules(rules or {})
         self.lock = asyncio.Lock()
         self.commands = Commands(core=core, broker=self.broker, store=store, clock=clock, lock=self.lock,
                                  commit_locked=self.commit_locked, swap=self._swap_model, symbols=tuple(self.symbols),
@@ -108,6 +110,16 @@ class LiveEngine:
         self.restored = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+
+    def set_rules(self, rules: Mapping[str, MarketRules]) -> None:
+        """Trade each symbol under its exchange rules (``MarketRules``, by symbol) from the next decision on: the
+        paper broker's fills, the kernel's decisions and the operator's checks alike. A symbol left out keeps
+        the rules it has (none unless given); ``MarketRules.none(symbol)`` takes them away. Given at every start
+        (rules come from the exchange), they apply to a restored snapshot too."""
+        for symbol, market in rules.items():
+            if symbol not in self.symbols:
+                raise ValueError(f"rules for {symbol}, which this engine does not trade ({', '.join(self.symbols)})")
+            self.core.set_rules(market, symbol)
 
     # ------------------------------------------------------------------ lifecycle
 

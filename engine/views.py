@@ -36,6 +36,18 @@ class StatusView:
 
 
 @dataclass(frozen=True, slots=True)
+class DustView:
+    """What a sell left of an asset below the exchange's minimums: held, in equity, not a position."""
+
+    symbol: str
+    asset: str  # the base asset ("BTC"); the symbol when the market's assets are not known
+    quantity: float
+    mark_price: float
+    value: float  # quantity * mark, in the quote currency
+    quote: str = ""  # the quote asset ("USDT"), "" when not known
+
+
+@dataclass(frozen=True, slots=True)
 class BalanceView:
     mode: str
     cash: float
@@ -47,6 +59,7 @@ class BalanceView:
     fees_paid: float
     total_return: float
     now_ms: int
+    dust: tuple[DustView, ...] = ()  # by symbol; empty when there is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +123,10 @@ class OrderAck:
     order_id: str
     symbol: str
     side: str
-    amount: float | None  # quote amount; None = whole position
+    amount: float | None  # quote amount; None = whole position (or sized by quantity)
     paper: bool
     note: str
+    quantity: float | None = None  # base quantity, when the order was sized by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +227,7 @@ class EquityChartData:
 
 
 __all__ = [
-    "BalanceView", "DayView", "EquityChartData", "HealthView", "ModelHealthView", "ModelView", "OrderAck",
+    "BalanceView", "DayView", "DustView", "EquityChartData", "HealthView", "ModelHealthView", "ModelView", "OrderAck",
     "PnlView", "PositionView", "PriceChartData", "SignalView", "StatusView", "SymbolPerformance",
     "SymbolStatus", "TradesPage",
 ]

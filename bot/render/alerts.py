@@ -51,8 +51,9 @@ def order_filled(e: OrderFilled, tz: tzinfo, paper: bool) -> str:
 
 
 def order_cancelled(e: OrderCancelled, tz: tzinfo, paper: bool) -> str:
+    why = f"{esc(e.reason)}\n" if e.reason else ""
     return (f"{_paper(e.paper or paper)}🚫 <b>{esc(e.side.upper())} {esc(e.symbol)} cancelled</b> before it filled\n"
-            f"Order <code>{esc(e.order_id)}</code> · by {esc(e.by)}\n{_stamp(e.ts, tz)}")
+            f"Order <code>{esc(e.order_id)}</code> · by {esc(e.by)}\n{why}{_stamp(e.ts, tz)}")
 
 
 def position_opened(e: PositionOpened, tz: tzinfo, paper: bool) -> str:

@@ -27,6 +27,7 @@ from engine.core.types import PositionView, Trade
 from engine.views import (
     BalanceView,
     DayView,
+    DustView,
     HealthView,
     OrderAck,
     PnlView,
@@ -58,7 +59,7 @@ def status(v: StatusView, tz: tzinfo = UTC) -> str:
 
 
 def balance(v: BalanceView, tz: tzinfo = UTC) -> str:
-    return "\n".join([
+    lines = [
         f"{mode_tag(v.mode)} balance",
         f"Equity: <b>{money(v.equity)}</b> ({pct(v.total_return)} since start at {money(v.starting_cash)})",
         f"Cash: {money(v.cash)}",
@@ -66,8 +67,20 @@ def balance(v: BalanceView, tz: tzinfo = UTC) -> str:
         f"Realised PnL: {signed(v.realized_pnl)}",
         f"Unrealised PnL: {signed(v.unrealized_pnl)}",
         f"Fees paid: {money(v.fees_paid)}",
-        f"<i>As of {when(v.now_ms, tz)}</i>",
-    ])
+    ]
+    if v.dust:
+        lines.append("Dust (below the exchange's minimum order, in equity, not a position):")
+        lines += [dust_line(d) for d in v.dust]
+    lines.append(f"<i>As of {when(v.now_ms, tz)}</i>")
+    return "\n".join(lines)
+
+
+def dust_line(d: DustView) -> str:
+    """``• BTC 0.00000412 (BTCUSDT), worth 0.12 at 29,876.5000``."""
+    worth = money(d.value) if abs(d.value) >= 0.01 else price(d.value)
+    symbol = "" if d.asset == d.symbol else f" ({esc(d.symbol)})"
+    quote = f" {esc(d.quote)}" if d.quote else ""
+    return f"• {esc(d.asset)} {qty(d.quantity)}{symbol}, worth {worth}{quote} at {price(d.mark_price)}"
 
 
 def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode: str = "paper",
@@ -188,7 +201,8 @@ def order_ack(acks: Sequence[OrderAck]) -> str:
     lines = []
     for a in acks:
         tag = PAPER + " " if a.paper else ""
-        amount = "whole position" if a.amount is None else money(a.amount)
+        amount = (qty(a.quantity) if a.quantity is not None else
+                  "whole position" if a.amount is None else money(a.amount))
         lines.append(f"{tag}{esc(a.side.upper())} <b>{esc(a.symbol)}</b> {amount} accepted: {esc(a.note)}."
                      f"\nOrder <code>{esc(a.order_id)}</code>")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The paper broker: the ``engine.ports.Broker`` adapter over the decision core.
 
 Orders are queued in the kernel's state arrays and filled by the kernel at the symbol's next candle
-open, exactly as the backtest fills them; so the paper broker is a thin face over ``TradingCore``.
+open, exactly as the backtest fills them, under the exchange's rules for the symbol (``MarketRules``:
+amount step, price tick, minimums, dust); so the paper broker is a thin face over ``TradingCore``.
 """
 
 from __future__ import annotations
@@ -30,5 +31,9 @@ class PaperBroker:
                             key=lambda o: (o.decided_ts, o.order_id)))
 
     def balances(self) -> dict[str, float]:
+        """Cash and what is held of each symbol: its position, or its dust (what a sell left below the exchange's
+        minimums; a position includes the dust it was opened on)."""
         pf = self._core.portfolio
-        return {"cash": pf.cash, **{symbol: p.quantity for symbol, p in sorted(pf.positions.items())}}
+        held = {symbol: p.quantity for symbol, p in pf.positions.items()}
+        held.update({symbol: d.quantity for symbol, d in pf.dust.items()})
+        return {"cash": pf.cash, **dict(sorted(held.items()))}

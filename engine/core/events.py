@@ -36,7 +36,9 @@ class OrderFilled(EngineEvent):
 
 @dataclass(frozen=True, slots=True)
 class OrderCancelled(EngineEvent):
-    """An operator withdrew a pending order before it filled (``/cancel``); the store marks it cancelled."""
+    """A pending order was withdrawn before it filled: by an operator (``/cancel``), or by the exchange's rules
+    (``by`` "exchange rules": its fill would have been below a minimum; ``reason`` says which, with the
+    numbers). The store marks it cancelled."""
 
     kind: ClassVar[str] = "order_cancelled"
     order_id: str
@@ -44,6 +46,7 @@ class OrderCancelled(EngineEvent):
     side: str
     by: str
     paper: bool = True
+    reason: str = ""  # why, when not an operator's choice ("" in older outbox rows)
 
 
 @dataclass(frozen=True, slots=True)

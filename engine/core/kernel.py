@@ -7,14 +7,19 @@ candle's timestamp.
 
 The source is plain Python over float64 arrays. When numba is installed it is compiled (machine
 code, IEEE arithmetic, no fast-math), which is what makes backtests fast: ``run_series`` ahead of time
-when ``python -m engine.kernel_aot`` has built it for this very source (no numba import at run time),
-everything else by numba at its first call (from numba's on-disk cache after the first time); with
-``TRADING_AGENT_JIT=0`` (the worker's default: numba's LLVM costs about 115 MB of memory) CPython
-runs the same source. The test suite runs both and proves they give identical results.
+(``python -m engine.kernel_aot``), the rest at its first call; with ``TRADING_AGENT_JIT=0`` (the worker's
+default: numba's LLVM costs about 115 MB of memory) CPython runs the same source. The test suite proves
+both give identical results. How it is compiled: ``engine.core.kernel_jit``; every compiled function and
+constant stays in this one file (numba's cache is keyed by it).
 
 State lives in three float64 arrays so that numba can compile it and so that it serialises
 trivially: ``g`` (portfolio-wide scalars), ``s`` (one row per symbol) and ``p`` (parameters).
 Timestamps are integer milliseconds stored in float64, which is exact below 2**53.
+
+A symbol's exchange rules (``MarketRules``) sit in its row of ``s``, all zero for none (every number as before
+rules). Fills go to the step and the tick; one below a minimum does not happen (``H_DROP``), an order below
+one at the mark is not placed (``O_BELOW_MIN``), and a sell leaving less closes the position: the rest is
+dust (``DUST``: in equity at the mark, part of the next buy).
 
 Order of work on a closed candle of one symbol (``step``):
   1. roll the UTC day (day-start equity; REDUCING ends at a new day);
@@ -28,68 +33,28 @@ Order of work on a closed candle of one symbol (``step``):
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-
-def _numba_wanted() -> bool:
-    """Compile unless ``TRADING_AGENT_JIT=0`` or numba is missing (found without importing it: ~0.2 s)."""
-    return os.environ.get("TRADING_AGENT_JIT", "1") != "0" and importlib.util.find_spec("numba") is not None
-
-
-JITTED = _numba_wanted()
-_SOURCES: dict[str, Callable[..., Any]] = {}
-
-
-class _Deferred:
-    """A kernel function before numba has compiled it: its first call compiles the whole kernel (from
-    numba's on-disk cache after the first time), so importing the kernel never imports numba."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.py_func = fn
-        self.__name__ = fn.__name__
-        self.__doc__ = fn.__doc__
-
-    def __call__(self, *args: Any) -> Any:
-        return compiled(self.__name__)(*args)
-
-
-_COMPILED: dict[str, Any] = {}
-
-
-def compiled(name: str) -> Any:
-    """numba's dispatcher of the kernel function ``name``, the whole kernel compiled at the first ask."""
-    if not _COMPILED:
-        from numba import njit
-
-        # all bound before any compiles, so callees resolve to dispatchers; inlined into their callers in
-        # numba's IR (the same operations in the same order: results to the last bit, 1.3-1.7x faster)
-        for fn_name, fn in _SOURCES.items():
-            _COMPILED[fn_name] = globals()[fn_name] = njit(cache=True, inline="always")(fn)
-    return _COMPILED[name]
-
-
-def jit(fn: Callable[..., Any]) -> Any:
-    """Mark a kernel function for numba (compiled at first use); under CPython, the function itself."""
-    if not JITTED:
-        return fn
-    _SOURCES[fn.__name__] = fn
-    return _Deferred(fn)
+from engine.core.kernel_jit import _SOURCES as _SOURCES
+from engine.core.kernel_jit import AOT_SIGNATURE as AOT_SIGNATURE
+from engine.core.kernel_jit import COMPILED_AHEAD as COMPILED_AHEAD
+from engine.core.kernel_jit import JITTED as JITTED
+from engine.core.kernel_jit import aot_module_name as aot_module_name
+from engine.core.kernel_jit import aot_runner, jit
+from engine.core.kernel_jit import compiled as compiled
 
 # ---- g: portfolio-wide scalars
 CASH, FEES, REALIZED, PEAK, DAY, DAY_START, STATE, PAUSED = range(8)
 NG = 8
-# ---- s: one row per symbol
+# ---- s: one row per symbol (the market's rules last: set from ``MarketRules``, all zero for none)
 (QTY, AVG, ENTRY_TS, ENTRY_FEE, STOP, TARGET, TRAIL, HIGH_WATER, MARK, COOL_UNTIL, STALE, LAST_TS,
- P_SIDE, P_KIND, P_AMOUNT, P_TS, P_REASON) = range(17)
-NS = 17
+ P_SIDE, P_KIND, P_AMOUNT, P_TS, P_REASON, DUST, DUST_AVG, DUST_FEE, AMOUNT_STEP, PRICE_TICK, MIN_AMOUNT,
+ MIN_NOTIONAL) = range(24)
+NS = 24
 # ---- p: parameters
 (POS_FRAC, MAX_POS, MAX_EXPOSURE, STOP_PCT, TP_PCT, TRAIL_PCT, MAX_DAILY, MAX_DD, FEE_RATE, SLIP_RATE,
  MIN_CONF, COOLDOWN_MS) = range(12)
@@ -106,14 +71,18 @@ BY_FRACTION, BY_NOTIONAL, BY_QUANTITY = 0.0, 1.0, 2.0
 R_SIGNAL, R_MANUAL, R_STOP, R_TARGET, R_TRAIL = 0, 1, 2, 3, 4
 # signal outcomes
 (O_HOLD, O_LOW_CONF, O_PENDING, O_NO_POSITION, O_EXIT_ORDER, O_IN_POSITION, O_PAUSED, O_RISK_STATE, O_STALE,
- O_COOLDOWN, O_ENTRY_ORDER) = range(11)
+ O_COOLDOWN, O_ENTRY_ORDER, O_BELOW_MIN, O_PRECISION) = range(13)
+# which exchange rule an order breaks (``H_DROP`` of a dropped fill; the words of ``O_BELOW_MIN``)
+RULE_OK, RULE_MIN_AMOUNT, RULE_MIN_NOTIONAL = 0, 1, 2
+# an order's size: the strategy's own (an entry of ``POS_FRAC`` of equity, an exit of the whole position)
+OWN_SIZE = -1.0
 # state-change causes
 C_NEW_DAY, C_DRAWDOWN, C_DAILY_LOSS = 1, 2, 3
 
-# ---- step output: head
+# ---- step output: head (H_DROP: the rule that stopped the pending order's fill, with its quantity and price)
 (H_NFILLS, H_PENDING_DONE, H_OUTCOME, H_EQUITY, H_NCHANGES, H_C1_OLD, H_C1_NEW, H_C1_CAUSE, H_C1_EQ, H_C1_REF,
- H_C2_OLD, H_C2_NEW, H_C2_CAUSE, H_C2_EQ, H_C2_REF) = range(15)
-NH = 15
+ H_C2_OLD, H_C2_NEW, H_C2_CAUSE, H_C2_EQ, H_C2_REF, H_DROP, H_DROP_QTY, H_DROP_PRICE) = range(18)
+NH = 18
 # ---- step output: one row per fill (at most two: the pending order, then a protective exit)
 (F_SIDE, F_QTY, F_PRICE, F_FEE, F_REASON, F_OPENED, F_CLOSED, F_T_ENTRY_TS, F_T_ENTRY_PRICE, F_T_FEE, F_T_PNL,
  F_LEVEL, F_FROM_PENDING, F_STOP, F_TARGET) = range(15)
@@ -145,10 +114,13 @@ def new_symbol_rows(n: int) -> np.ndarray:
 
 @jit
 def equity(g: np.ndarray, s: np.ndarray) -> float:
+    """Cash, plus every position and every symbol's dust at its mark."""
     total: float = g[CASH]
     for i in range(s.shape[0]):
         if s[i, QTY] > 0.0:
             total += s[i, QTY] * s[i, MARK]
+        elif s[i, DUST] > 0.0:  # a symbol holds dust only while it has no position
+            total += s[i, DUST] * s[i, MARK]
     return total
 
 
@@ -168,6 +140,77 @@ def buy_budget(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, wanted: floa
     pos_value = s[i, QTY] * s[i, MARK] if s[i, QTY] > 0.0 else 0.0
     room: float = min(wanted, p[MAX_POS] * eq - pos_value, p[MAX_EXPOSURE] * eq - exposure(s), g[CASH])
     return max(0.0, room)
+
+
+# ---- the exchange's rules (a step or tick of 0: none)
+
+@jit
+def _times(n: float, step: float) -> float:
+    """``n`` steps: ``n / k`` for a step of ``1 / k`` (the float nearest the decimal), else ``n * step``."""
+    inv = np.floor(1.0 / step + 0.5)
+    return float(n / inv) if inv >= 1.0 and abs(inv * step - 1.0) < 1e-9 else float(n * step)
+
+
+@jit
+def to_step(x: float, step: float) -> float:
+    """``x`` floored to whole steps (1e-12 of slack: whole steps but for the last bits count as such)."""
+    out: float = x if step <= 0.0 else _times(np.floor(x / step * (1.0 + 1e-12)), step)
+    return out
+
+
+@jit
+def _on_grid(x: float, step: float) -> float:
+    """A sum or difference of whole steps as the whole steps it is, without the float arithmetic's last bits."""
+    if step > 0.0 and abs(_times(np.floor(x / step + 0.5), step) - x) <= x * 1e-12:
+        return float(_times(np.floor(x / step + 0.5), step))
+    return x
+
+
+@jit
+def fill_size(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, kind: float, amount: float,
+              o: float) -> tuple[float, float, float]:
+    """(quantity before the step, quantity, price) of an order (``side``, ``kind``, ``amount``) at an open and mark
+    ``o``: within risk limits and cash, or what is held; floored to the step, the price ticked against the trader."""
+    step, tick = s[i, AMOUNT_STEP], s[i, PRICE_TICK]
+    if side == BUY:
+        price = o * (1.0 + p[SLIP_RATE])
+        if tick > 0.0:  # up to the tick
+            price = _times(np.ceil(price / tick * (1.0 - 1e-12)), tick)
+        if kind == BY_FRACTION:
+            wanted = amount * equity(g, s)
+        elif kind == BY_NOTIONAL:
+            wanted = amount
+        else:
+            wanted = amount * price * (1.0 + p[FEE_RATE])
+        spend = buy_budget(g, s, p, i, wanted)
+        raw = spend / (price * (1.0 + p[FEE_RATE]))
+        while raw > 0.0 and raw * price + raw * price * p[FEE_RATE] > g[CASH]:
+            raw *= 1.0 - 1e-12  # float rounding must never take cash below zero
+        if step <= 0.0:
+            return raw, raw, price
+        n = np.floor(raw / step * (1.0 + 1e-12))
+        while n > 0.0 and _times(n, step) * price * (1.0 + p[FEE_RATE]) > g[CASH]:
+            n -= 1.0
+        return raw, _times(n, step), price
+    price = to_step(o * (1.0 - p[SLIP_RATE]), tick)
+    held = s[i, QTY]
+    if kind == BY_NOTIONAL:
+        raw = min(held, amount / price) if price > 0.0 else 0.0  # (a price below one tick rounds to none)
+    elif kind == BY_QUANTITY:
+        raw = min(held, amount)
+    else:
+        raw = held
+    return raw, min(held, to_step(raw, step)), price
+
+
+@jit
+def rule_break(s: np.ndarray, i: int, raw: float, qty: float, price: float) -> int:
+    """The minimum a fill of ``qty`` (``raw`` unstepped; 0: no fill at all) at ``price`` breaks, or RULE_OK."""
+    if raw <= 0.0:
+        return RULE_OK
+    if qty <= 0.0 or qty < s[i, MIN_AMOUNT]:
+        return RULE_MIN_AMOUNT
+    return RULE_MIN_NOTIONAL if qty * price < s[i, MIN_NOTIONAL] else RULE_OK
 
 
 @jit
@@ -205,10 +248,17 @@ def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty:
     if side == BUY:
         g[CASH] -= qty * price + fee
         if s[i, QTY] <= 0.0:
-            s[i, QTY] = qty
-            s[i, AVG] = price
+            held_dust = s[i, DUST]
+            if held_dust > 0.0:  # the symbol's dust becomes part of the new position, at its own cost
+                s[i, QTY] = _on_grid(held_dust + qty, s[i, AMOUNT_STEP])
+                s[i, AVG] = (s[i, DUST_AVG] * held_dust + price * qty) / (held_dust + qty)
+                s[i, ENTRY_FEE] = s[i, DUST_FEE] + fee
+                s[i, DUST:DUST_FEE + 1] = 0.0
+            else:
+                s[i, QTY] = qty
+                s[i, AVG] = price
+                s[i, ENTRY_FEE] = fee
             s[i, ENTRY_TS] = ts
-            s[i, ENTRY_FEE] = fee
             s[i, HIGH_WATER] = price
             s[i, STOP] = price * (1.0 - p[STOP_PCT]) if p[STOP_PCT] > 0.0 else np.nan
             s[i, TARGET] = price * (1.0 + p[TP_PCT]) if p[TP_PCT] > 0.0 else np.nan
@@ -231,8 +281,16 @@ def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty:
     row[F_T_ENTRY_PRICE] = s[i, AVG]
     row[F_T_FEE] = entry_fee + fee
     row[F_T_PNL] = pnl
-    remaining = held - qty
-    if remaining <= held * 1e-12:
+    remaining = _on_grid(held - qty, s[i, AMOUNT_STEP])
+    gone = remaining <= held * 1e-12
+    # what remains below the exchange's minimums cannot be sold: dust, and the position is closed
+    to_dust = not gone and (remaining < s[i, MIN_AMOUNT] or remaining < s[i, AMOUNT_STEP]
+                            or remaining * price < s[i, MIN_NOTIONAL])
+    if gone or to_dust:
+        if to_dust:
+            s[i, DUST] = remaining
+            s[i, DUST_AVG] = s[i, AVG]
+            s[i, DUST_FEE] = s[i, ENTRY_FEE] - entry_fee
         s[i, QTY] = 0.0
         s[i, AVG] = 0.0
         s[i, ENTRY_FEE] = 0.0
@@ -251,40 +309,33 @@ def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty:
 @jit
 def _fill_pending(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, o: float, ts: float, head: np.ndarray,
                   fills: np.ndarray) -> None:
+    """Fill the pending order at the open ``o``; not one that breaks a minimum (``H_DROP`` says which)."""
     side = s[i, P_SIDE]
-    kind = s[i, P_KIND]
-    amount = s[i, P_AMOUNT]
     reason = int(s[i, P_REASON])
     s[i, P_SIDE] = 0.0
     head[H_PENDING_DONE] = 1.0
     s[i, MARK] = o
-    if side == BUY:
-        price = o * (1.0 + p[SLIP_RATE])
-        if kind == BY_FRACTION:
-            wanted = amount * equity(g, s)
-        elif kind == BY_NOTIONAL:
-            wanted = amount
-        else:
-            wanted = amount * price * (1.0 + p[FEE_RATE])
-        spend = buy_budget(g, s, p, i, wanted)
-        qty = spend / (price * (1.0 + p[FEE_RATE]))
-        while qty > 0.0 and qty * price + qty * price * p[FEE_RATE] > g[CASH]:
-            qty *= 1.0 - 1e-12  # float rounding must never take cash below zero
-        if qty > 0.0:
-            _book(g, s, p, i, BUY, qty, price, ts, reason, np.nan, 1.0, head, fills)
+    if side != BUY and s[i, QTY] <= 0.0:
         return
+    raw, qty, price = fill_size(g, s, p, i, side, s[i, P_KIND], s[i, P_AMOUNT], o)
+    rule = rule_break(s, i, raw, qty, price)
+    if rule != RULE_OK:
+        head[H_DROP] = rule
+        head[H_DROP_QTY] = qty if qty > 0.0 else raw
+        head[H_DROP_PRICE] = price
+    elif qty > 0.0:
+        _book(g, s, p, i, side, qty, price, ts, reason, np.nan, 1.0, head, fills)
+
+
+@jit
+def _protective_sell(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, price: float, ts: float, reason: int,
+                     level: float, head: np.ndarray, fills: np.ndarray) -> None:
+    """Sell all the amount step allows of the position; nothing below a minimum (it stays, as on the exchange)."""
+    price = to_step(price, s[i, PRICE_TICK])
     held = s[i, QTY]
-    if held <= 0.0:
-        return
-    price = o * (1.0 - p[SLIP_RATE])
-    if kind == BY_NOTIONAL:
-        qty = min(held, amount / price)
-    elif kind == BY_QUANTITY:
-        qty = min(held, amount)
-    else:
-        qty = held
-    if qty > 0.0:
-        _book(g, s, p, i, SELL, qty, price, ts, reason, np.nan, 1.0, head, fills)
+    qty = min(held, to_step(held, s[i, AMOUNT_STEP]))
+    if rule_break(s, i, held, qty, price) == RULE_OK:
+        _book(g, s, p, i, SELL, qty, price, ts, reason, level, 0.0, head, fills)
 
 
 @jit
@@ -302,20 +353,39 @@ def _protective(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, 
         level = trail
         reason = R_TRAIL
     if not math.isnan(level) and low <= level:
-        price = min(o, level) * (1.0 - p[SLIP_RATE])
-        _book(g, s, p, i, SELL, s[i, QTY], price, ts, reason, level, 0.0, head, fills)
+        _protective_sell(g, s, p, i, min(o, level) * (1.0 - p[SLIP_RATE]), ts, reason, level, head, fills)
         return
     target = s[i, TARGET]
     if not math.isnan(target) and h >= target:
-        price = max(o, target) * (1.0 - p[SLIP_RATE])
-        _book(g, s, p, i, SELL, s[i, QTY], price, ts, R_TARGET, target, 0.0, head, fills)
+        _protective_sell(g, s, p, i, max(o, target) * (1.0 - p[SLIP_RATE]), ts, R_TARGET, target, head, fills)
         return
     if h > s[i, HIGH_WATER]:
         s[i, HIGH_WATER] = h
 
 
 @jit
-def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, action: int, confidence: float) -> int:
+def _within_rules(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, outcome: int) -> int:
+    """``outcome`` if the order just queued in row ``i`` fills within the exchange's rules at the mark; else it is
+    withdrawn: ``O_PRECISION`` (a quantity with more decimals than the step: an operator's), ``O_BELOW_MIN``."""
+    if s[i, MARK] <= 0.0 or not (s[i, AMOUNT_STEP] > 0.0 or s[i, MIN_AMOUNT] > 0.0 or s[i, MIN_NOTIONAL] > 0.0):
+        return outcome  # no rules (the tick moves prices only), or no price yet to size the order at
+    side, kind, amount = s[i, P_SIDE], s[i, P_KIND], s[i, P_AMOUNT]
+    s[i, P_SIDE] = 0.0
+    if (kind == BY_QUANTITY and not (side == SELL and amount >= s[i, QTY])
+            and abs(to_step(amount, s[i, AMOUNT_STEP]) - amount) > amount * 1e-9):
+        return O_PRECISION
+    raw, qty, price = fill_size(g, s, p, i, side, kind, amount, s[i, MARK])
+    if rule_break(s, i, raw, qty, price) != RULE_OK:
+        return O_BELOW_MIN
+    s[i, P_SIDE] = side
+    return outcome
+
+
+@jit
+def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, action: int, confidence: float,
+            kind: float, amount: float) -> int:
+    """The signal's outcome, queueing its order in row ``i``: sized by (``kind``, ``amount``), an operator's (free to
+    add to a position), or ``OWN_SIZE``, the strategy's own (an entry of ``POS_FRAC`` of equity, an exit of all)."""
     if action == HOLD:
         return O_HOLD
     if confidence < p[MIN_CONF]:
@@ -327,12 +397,13 @@ def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, acti
         if not holding:
             return O_NO_POSITION
         s[i, P_SIDE] = SELL
-        s[i, P_KIND] = BY_QUANTITY
-        s[i, P_AMOUNT] = s[i, QTY]
+        s[i, P_KIND] = BY_QUANTITY if kind == OWN_SIZE else kind
+        s[i, P_AMOUNT] = s[i, QTY] if kind == OWN_SIZE else amount
         s[i, P_TS] = ts
         s[i, P_REASON] = R_SIGNAL
-        return O_EXIT_ORDER
-    if holding:
+        exit_outcome: int = _within_rules(g, s, p, i, O_EXIT_ORDER)
+        return exit_outcome
+    if holding and kind == OWN_SIZE:
         return O_IN_POSITION
     if g[PAUSED] != 0.0:
         return O_PAUSED
@@ -343,11 +414,12 @@ def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, acti
     if not math.isnan(s[i, COOL_UNTIL]) and ts < s[i, COOL_UNTIL]:
         return O_COOLDOWN
     s[i, P_SIDE] = BUY
-    s[i, P_KIND] = BY_FRACTION
-    s[i, P_AMOUNT] = p[POS_FRAC]
+    s[i, P_KIND] = BY_FRACTION if kind == OWN_SIZE else kind
+    s[i, P_AMOUNT] = p[POS_FRAC] if kind == OWN_SIZE else amount
     s[i, P_TS] = ts
     s[i, P_REASON] = R_SIGNAL
-    return O_ENTRY_ORDER
+    entry_outcome: int = _within_rules(g, s, p, i, O_ENTRY_ORDER)
+    return entry_outcome
 
 
 @jit
@@ -355,10 +427,11 @@ def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: floa
          action: int, confidence: float, head: np.ndarray, fills: np.ndarray) -> None:
     """Apply one closed candle of symbol row ``i``; results go to ``head`` and ``fills``.
 
-    Only the counters of ``head`` are reset: the rows they count are written before they are read."""
+    Only the counters and flags of ``head`` are reset: the rows they count are written before they are read."""
     head[H_NFILLS] = 0.0
     head[H_PENDING_DONE] = 0.0
     head[H_NCHANGES] = 0.0
+    head[H_DROP] = RULE_OK
     day = math.floor(ts / DAY_MS)
     if day != g[DAY]:
         if g[DAY] >= 0.0:
@@ -378,7 +451,7 @@ def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: floa
     elif g[STATE] == ACTIVE and p[MAX_DAILY] > 0.0 and eq <= g[DAY_START] * (1.0 - p[MAX_DAILY]):
         _set_state(g, REDUCING, C_DAILY_LOSS, eq, g[DAY_START], head)
     head[H_EQUITY] = eq
-    head[H_OUTCOME] = _decide(g, s, p, i, ts, action, confidence)
+    head[H_OUTCOME] = _decide(g, s, p, i, ts, action, confidence, OWN_SIZE, 0.0)
     s[i, LAST_TS] = ts
 
 
@@ -411,43 +484,10 @@ def _run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndar
     return n_trades
 
 
-# ---- ahead-of-time compiled run_series (``python -m engine.kernel_aot``, run by ``make install``)
-# The same source compiled by numba's AOT compiler into an extension module named after the hash of this
-# file, so a module built from another version of the kernel is never found. Loading it takes
-# milliseconds and no numba (against ~0.7 s and ~115 MB for importing numba and loading its cache),
-# which is most of a backtest's start-up. Arguments of other types or layouts go to numba as before.
-AOT_SIGNATURE = ("i8(f8[::1], f8[:, ::1], f8[::1], i8, i8[::1], f8[::1], f8[::1], f8[::1], f8[::1], i8[::1], "
-                 "f8[::1], f8[::1], b1[::1], f8[:, ::1])")
-_AOT_DTYPES = (np.float64, np.float64, np.float64, None, np.int64, np.float64, np.float64, np.float64, np.float64,
-               np.int64, np.float64, np.float64, np.bool_, np.float64)
-
-
-def aot_module_name() -> str:
-    with open(__file__, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    return f"_kernel_aot_{digest}"
-
-
-def _load_aot() -> Callable[..., int] | None:
-    name = f"{__package__}.{aot_module_name()}"
-    if not JITTED or importlib.util.find_spec(name) is None:
-        return None
-    fn: Callable[..., int] = importlib.import_module(name).run_series
-    return fn
-
-
-_AOT_RUN_SERIES = _load_aot()
-COMPILED_AHEAD = _AOT_RUN_SERIES is not None
-
-
 def series_runner(*args: Any) -> Callable[..., int]:
     """``_run_series`` for these arguments: compiled ahead of time when built and they fit its signature, else
     numba's JIT (or CPython under ``TRADING_AGENT_JIT=0``)."""
-    if _AOT_RUN_SERIES is not None and all(
-            want is None or (isinstance(a, np.ndarray) and a.dtype == want and a.flags.c_contiguous)
-            for a, want in zip(args, _AOT_DTYPES, strict=True)):
-        return _AOT_RUN_SERIES
-    runner: Callable[..., int] = _run_series
+    runner: Callable[..., int] = aot_runner(args) or _run_series
     return runner
 
 

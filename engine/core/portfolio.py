@@ -1,6 +1,7 @@
 """Read-only views of the accounting state held in the kernel's arrays.
 
-Invariant (checked by property tests): equity == cash + sum(quantity * mark) for every position.
+Invariant (checked by property tests): equity == cash + sum(quantity * mark) for every position, plus
+sum(dust * mark) for every symbol's dust (what a sell left below the exchange's minimums: not a position).
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ class Position:
         return self.high_water * (1.0 - self.trail_pct) if self.trail_pct > 0 else None
 
 
+@dataclass(frozen=True, slots=True)
+class Dust:
+    """What a sell left of a symbol below the exchange's minimums: unsellable on its own, valued at the mark,
+    and part of the position the next buy of the symbol opens."""
+
+    symbol: str
+    quantity: float
+    avg_price: float  # what it cost, per unit (fees apart)
+    fee: float  # the entry fees of what it is
+    mark_price: float
+
+    @property
+    def value(self) -> float:
+        return self.quantity * self.mark_price
+
+
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -76,6 +93,13 @@ class Portfolio:
                                        float(s[i, K.ENTRY_FEE]), _opt(s[i, K.STOP]), _opt(s[i, K.TARGET]),
                                        float(s[i, K.TRAIL]), float(s[i, K.HIGH_WATER]))
         return out
+
+    @property
+    def dust(self) -> dict[str, Dust]:
+        s = self._core.s
+        return {symbol: Dust(symbol, float(s[i, K.DUST]), float(s[i, K.DUST_AVG]), float(s[i, K.DUST_FEE]),
+                             float(s[i, K.MARK]))
+                for symbol, i in self._core.index.items() if s[i, K.DUST] > 0.0}
 
     @property
     def marks(self) -> dict[str, float]:

@@ -7,12 +7,16 @@ there is one body of decision code; the parity tests prove the two paths agree e
 
 Operator actions (manual orders, closing positions, pause, resume, risk changes) are checked here
 and write into the same state arrays, so they take effect through the kernel at the next candle.
+
+The exchange's rules per symbol (``MarketRules``: ``rules`` at construction, ``set_rules`` later) are
+written into the symbol's kernel row when it is created and again after every ``restore``: the rules
+that apply are the ones given at this start, whatever a snapshot was saved under.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, MutableSet
+from collections.abc import Iterator, Mapping, MutableSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +25,22 @@ import numpy as np
 from engine.core import kernel as K
 from engine.core import snapshot
 from engine.core.clock import Clock
+from engine.core.codes import REASON_CODES, REASONS, STATES, closed_trade, order_from_dict, order_size, signal_of
+from engine.core.codes import order_to_dict as order_to_dict  # the snapshot's order format, for tests
+from engine.core.codes import signals_from_proba as signals_from_proba  # used by the backtest
 from engine.core.events import (
     EngineEvent,
+    OrderCancelled,
     OrderFilled,
     PositionClosed,
     PositionOpened,
     ProtectiveExitHit,
     RiskStateChanged,
 )
-from engine.core.model import DOWN, FLAT, UP
-from engine.core.outcomes import FIXED_WORDS, Decision, Outcome, decide
+from engine.core.outcomes import FIXED_WORDS, RULE_OUTCOMES, Decision, Outcome, Sizing, decide, rule_words, sizing
 from engine.core.portfolio import Portfolio
 from engine.core.risk import Costs, RiskLimits, SignalFilters
+from engine.core.rules import MarketRules
 from engine.core.types import (
     Action,
     Candle,
@@ -43,15 +51,9 @@ from engine.core.types import (
     Side,
     SignalRecord,
     Trade,
-    trade_pnl_pct,
 )
 
-REASONS = {K.R_SIGNAL: "signal", K.R_MANUAL: "manual", K.R_STOP: "stop_loss", K.R_TARGET: "take_profit",
-           K.R_TRAIL: "trailing_stop"}
-REASON_CODES = {v: k for k, v in REASONS.items()}
-STATES = {K.ACTIVE: RiskState.ACTIVE, K.REDUCING: RiskState.REDUCING, K.HALTED: RiskState.HALTED}
-STATE_CODES = {v: k for k, v in STATES.items()}
-KIND_CODES = {"fraction": K.BY_FRACTION, "notional": K.BY_NOTIONAL, "quantity": K.BY_QUANTITY}
+RULES_BY = "exchange rules"  # who withdrew an order the exchange's rules would not fill (``OrderCancelled.by``)
 
 
 @dataclass(slots=True)
@@ -64,36 +66,6 @@ class StepResult:
     orders: list[OrderRequest] = field(default_factory=list)
     signal: SignalRecord | None = None
     equity: float = 0.0
-
-
-def signals_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(action, confidence) per row of (down, flat, up) probabilities: the most likely class (the first
-    on ties, as argmax), ENTER for up, EXIT for down; rows with NaN are HOLD with confidence 0.
-    Used by the live loop (one row) and the backtest (all rows) alike."""
-    d, f, u = proba[:, DOWN], proba[:, FLAT], proba[:, UP]
-    with np.errstate(invalid="ignore"):
-        down = (d >= f) & (d >= u)
-        up = (u > d) & (u > f)
-    bad = np.isnan(d) | np.isnan(f) | np.isnan(u)
-    action = up.astype(np.int64) - down.astype(np.int64)
-    action[bad] = Action.HOLD
-    conf = np.maximum(np.maximum(d, f), u)
-    conf[bad] = 0.0
-    return action, conf
-
-
-def closed_trade(symbol: str, entry_ts: int, exit_ts: int, entry_price: float, exit_price: float, quantity: float,
-                 fee: float, exit_fee: float, pnl: float, reason: str) -> Trade:
-    """A round trip from the kernel's numbers (``fee`` is entry and exit fee together), with its PnL percentage."""
-    return Trade(symbol, "long", entry_ts, exit_ts, entry_price, exit_price, quantity, fee, pnl, reason,
-                 trade_pnl_pct(pnl, entry_price, quantity, fee - exit_fee))
-
-
-def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
-    if proba_row is None:
-        return Action.HOLD, 0.0
-    action, conf = signals_from_proba(np.asarray(proba_row, dtype=np.float64).reshape(1, -1))
-    return Action(int(action[0])), float(conf[0])
 
 
 class _StaleSymbols(MutableSet[str]):
@@ -125,7 +97,7 @@ class TradingCore:
     """Portfolio-wide decision state for one or more symbols."""
 
     def __init__(self, *, limits: RiskLimits, costs: Costs, filters: SignalFilters, starting_cash: float,
-                 clock: Clock, paper: bool = True) -> None:
+                 clock: Clock, paper: bool = True, rules: Mapping[str, MarketRules] | None = None) -> None:
         self.costs = costs
         self.filters = filters
         self.clock = clock
@@ -142,6 +114,9 @@ class TradingCore:
         self.portfolio = Portfolio(self)
         self.stale: MutableSet[str] = _StaleSymbols(self)
         self.sources: dict[str, str] = {}  # symbol -> what decides its signals ("sma-cross(10,30)"), for alerts
+        self.rules: dict[str, MarketRules] = {}  # symbol -> the exchange's rules; a symbol not here has none
+        for symbol, market in (rules or {}).items():
+            self.set_rules(market, symbol)
 
     # ------------------------------------------------------------------ state as attributes
 
@@ -165,13 +140,33 @@ class TradingCore:
         self.p = self._params()
 
     def row(self, symbol: str) -> int:
-        """The kernel row of ``symbol``, created on first use."""
+        """The kernel row of ``symbol``, created on first use (with the symbol's rules)."""
         i = self.index.get(symbol)
         if i is None:
             i = len(self.index)
             self.index[symbol] = i
             self.s = np.vstack([self.s, K.new_symbol_rows(1)])
+            self._write_rules(symbol, i)
         return i
+
+    # ------------------------------------------------------------------ the exchange's rules
+
+    def set_rules(self, rules: MarketRules, symbol: str | None = None) -> None:
+        """Trade ``symbol`` (default ``rules.symbol``) under ``rules`` from now on; ``MarketRules.none``: no rules."""
+        symbol = symbol or rules.symbol
+        self.rules[symbol] = rules
+        if symbol in self.index:
+            self._write_rules(symbol, self.index[symbol])
+
+    def rules_for(self, symbol: str) -> MarketRules:
+        """The rules ``symbol`` trades under (``MarketRules.none`` when none were given)."""
+        return self.rules.get(symbol) or MarketRules.none(symbol)
+
+    def _write_rules(self, symbol: str, i: int) -> None:
+        r = self.rules_for(symbol)
+        row = self.s[i]
+        row[K.AMOUNT_STEP], row[K.PRICE_TICK] = r.amount_step, r.price_tick
+        row[K.MIN_AMOUNT], row[K.MIN_NOTIONAL] = r.min_amount, r.min_notional
 
     @property
     def state(self) -> RiskState:
@@ -222,6 +217,8 @@ class TradingCore:
         changes = self._state_changes(candle.ts)
         res.events.extend(e for cause, e in changes if cause == K.C_NEW_DAY)
         pending = self._orders.pop(symbol, None) if head[K.H_PENDING_DONE] else None
+        if head[K.H_DROP] != K.RULE_OK and pending is not None:
+            res.events.append(self._dropped(pending, candle.ts))
         for k in range(int(head[K.H_NFILLS])):
             self._emit_fill(symbol, candle.ts, fills[k], pending, res)
         res.events.extend(e for cause, e in changes if cause != K.C_NEW_DAY)
@@ -231,8 +228,18 @@ class TradingCore:
             self._orders[symbol] = order
             res.orders.append(order)
         res.signal = SignalRecord(symbol, candle.ts, int(action), confidence,
-                                  self._outcome_text(outcome, symbol, confidence))
+                                  self._outcome_text(outcome, symbol, confidence, action))
         return res
+
+    def _dropped(self, order: OrderRequest, ts: int) -> OrderCancelled:
+        """The event of a pending order that did not fill because its fill would break an exchange rule (the
+        kernel's ``H_DROP``): it is withdrawn, as the exchange would refuse it."""
+        head = self._head
+        kind, amount = order_size(order)
+        size = Sizing(self.rules_for(order.symbol), kind, amount, float(head[K.H_DROP_QTY]),
+                      float(head[K.H_DROP_PRICE]), int(head[K.H_DROP]))
+        return OrderCancelled(ts=ts, order_id=order.order_id, symbol=order.symbol, side=order.side.value, by=RULES_BY,
+                              paper=self.paper, reason=rule_words(order.symbol, size))
 
     def _state_changes(self, ts: int) -> list[tuple[int, EngineEvent]]:
         head = self._head
@@ -293,19 +300,27 @@ class TradingCore:
                             notional=amount if kind == K.BY_NOTIONAL else None,
                             fraction=amount if kind == K.BY_FRACTION else None)
 
-    def _outcome_text(self, outcome: int, symbol: str, confidence: float) -> str:
+    def _outcome_text(self, outcome: int, symbol: str, confidence: float, action: Action) -> str:
         words = FIXED_WORDS.get(outcome)  # the common outcomes, without building a Decision on every candle
         if words is not None:
             return words
-        return Decision(Outcome(outcome), symbol, confidence, self.filters.min_confidence, self.state).record_text()
+        size = None
+        if outcome in RULE_OUTCOMES:  # the strategy's own order, sized on the state it was decided on
+            size = sizing(self.g, self.s, self.p, self.index[symbol], K.BUY if action == Action.ENTER else K.SELL,
+                          K.OWN_SIZE, 0.0, self.rules_for(symbol))
+        return Decision(Outcome(outcome), symbol, confidence, self.filters.min_confidence, self.state,
+                        size).record_text()
 
     def would(self, symbol: str, action: Action, ts: int, *, operator: bool = False,
-              entry_gates_only: bool = False) -> Decision:
+              entry_gates_only: bool = False, order: OrderRequest | None = None) -> Decision:
         """What the kernel would conclude on ``action`` for ``symbol`` now (nothing changes).
 
         ``operator``: an operator's request, bound by neither the pause, the cooldown nor the confidence
-        filter, and free to add to a position. ``entry_gates_only``: whether an entry is open at all (as if
-        flat with nothing pending), for ``/signal``. A symbol without a row yet is asked about on a fresh one."""
+        filter, and free to add to a position. ``order``: the operator's order, asked about with its own size
+        (checked against the exchange's rules; the kernel lets an order of the operator's size add to a
+        position); without one, the strategy's own size. ``entry_gates_only``: whether an entry is open at all
+        (as if flat, the position sold at the mark, with nothing pending), for ``/signal``. A symbol without a
+        row yet is asked about on a fresh one."""
         g, s = self.g.copy(), self.s.copy()
         i = self.index.get(symbol, len(self.index))
         if i == len(self.index):
@@ -313,13 +328,20 @@ class TradingCore:
         if operator:
             g[K.PAUSED] = 0.0
             s[i, K.COOL_UNTIL] = math.nan
-            if action == Action.ENTER:
+            if action == Action.ENTER and order is None:
                 s[i, K.QTY] = 0.0
         if entry_gates_only:
+            if s[i, K.QTY] > 0.0:
+                g[K.CASH] += s[i, K.QTY] * s[i, K.MARK]
             s[i, K.QTY] = 0.0
             s[i, K.P_SIDE] = 0.0
-        outcome = decide(g, s, self.p, i, ts, int(action), math.inf)
-        return Decision(outcome, symbol, math.inf, self.filters.min_confidence, self.state)
+        kind, amount = (K.OWN_SIZE, 0.0) if order is None else order_size(order)
+        outcome = decide(g, s, self.p, i, ts, int(action), math.inf, kind, amount)
+        size = None
+        if outcome in RULE_OUTCOMES:
+            size = sizing(g, s, self.p, i, K.BUY if action == Action.ENTER else K.SELL, kind, amount,
+                          self.rules_for(symbol))
+        return Decision(outcome, symbol, math.inf, self.filters.min_confidence, self.state, size)
 
     # ------------------------------------------------------------------ backtest
 
@@ -359,26 +381,21 @@ class TradingCore:
     def _queue(self, order: OrderRequest) -> None:
         row = self.s[self.row(order.symbol)]
         row[K.P_SIDE] = K.BUY if order.side is Side.BUY else K.SELL
-        if order.notional is not None:
-            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_NOTIONAL, order.notional
-        elif order.fraction is not None:
-            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_FRACTION, order.fraction
-        elif order.quantity is not None:
-            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_QUANTITY, order.quantity
-        else:
-            row[K.P_KIND], row[K.P_AMOUNT] = K.BY_FRACTION, 1.0  # a sell of everything held
+        row[K.P_KIND], row[K.P_AMOUNT] = order_size(order)
         row[K.P_TS] = order.decided_ts
         row[K.P_REASON] = REASON_CODES.get(order.reason, K.R_MANUAL)
         self._orders[order.symbol] = order
 
     def check_manual(self, order: OrderRequest) -> Refusal | None:
-        """Why an operator's order may not be queued now (the kernel's entry and exit rules, then the limits)."""
+        """Why an operator's order may not be queued now: the kernel's entry and exit rules, then the limits, then
+        the exchange's rules (the kernel's too: the order's fill at the mark)."""
         if order.symbol not in self.last_candle_ts:
             return Refusal("unknown_symbol", f"{order.symbol} is not traded by this agent")
         buy = order.side is Side.BUY
-        decision = self.would(order.symbol, Action.ENTER if buy else Action.EXIT, order.decided_ts, operator=True)
+        decision = self.would(order.symbol, Action.ENTER if buy else Action.EXIT, order.decided_ts, operator=True,
+                              order=order)
         refusal = decision.refusal("sell")
-        if refusal is not None or not buy:
+        if (refusal is not None and decision.outcome not in RULE_OUTCOMES) or not buy:
             return refusal
         mark = self.portfolio.marks[order.symbol]
         wanted = order.notional if order.notional is not None else (order.quantity or 0.0) * mark
@@ -386,10 +403,11 @@ class TradingCore:
         if allowed + 1e-9 < wanted:
             return Refusal("limit", f"{wanted:.2f} exceeds what risk allows now ({allowed:.2f}: cash, "
                            "position and exposure limits)")
-        return None
+        return refusal
 
     def check_close(self, symbol: str, ts: int) -> Refusal | None:
-        """Why ``symbol``'s position may not be closed now (an order pending, no position: the kernel's exit rule)."""
+        """Why ``symbol``'s position may not be closed now (an order pending, no position, a position too small for
+        the exchange's minimums: the kernel's exit rule)."""
         if symbol not in self.index:
             return Refusal("no_position", f"no {symbol} position to close")
         return self.would(symbol, Action.EXIT, ts, operator=True).refusal("close")
@@ -445,6 +463,8 @@ class TradingCore:
         state = snapshot.read(data)
         self.index = {sym: i for i, sym in enumerate(state.symbols)}
         self.g, self.s = state.g, state.s
+        for symbol, i in self.index.items():  # the rules of this start, not the snapshot's
+            self._write_rules(symbol, i)
         self.limits = RiskLimits.from_dict(state.limits)
         self.state_reason = state.state_reason
         self._orders = {sym: order_from_dict(o) for sym, o in state.pending.items()}
@@ -453,15 +473,3 @@ class TradingCore:
 
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
-
-
-def order_to_dict(order: OrderRequest) -> dict[str, Any]:
-    return {"order_id": order.order_id, "symbol": order.symbol, "side": order.side.value,
-            "reason": order.reason, "decided_ts": order.decided_ts, "quantity": order.quantity,
-            "notional": order.notional, "fraction": order.fraction}
-
-
-def order_from_dict(data: dict[str, Any]) -> OrderRequest:
-    return OrderRequest(data["order_id"], data["symbol"], Side(data["side"]), data["reason"],
-                        int(data["decided_ts"]), data.get("quantity"), data.get("notional"),
-                        data.get("fraction"))

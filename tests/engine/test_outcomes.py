@@ -1,7 +1,9 @@
 """One outcome table: every kernel outcome code, reached for real, gives the same result live (one step), in the
 backtest (``run_series`` over the same candle), in the prediction ``/signal`` and operator checks use
 (``TradingCore.would`` / ``outcomes.decide``), the same words in the signal record and in a refusal, and the
-same in the chat (``/signal`` rendered by the bot over the facade)."""
+same in the chat (``/signal`` rendered by the bot over the facade). The exchange's rules (``MarketRules``) give
+two of the codes: BELOW_MIN (an automatic entry too small for the market) and PRECISION (an operator's quantity
+with too many decimals)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from bot.render.views import signal as render_signal
 from engine.core import kernel as K
 from engine.core.clock import SimClock
 from engine.core.model import SmaCrossModel
-from engine.core.outcomes import ENTRY_GATES, REFUSAL_CODES, Decision, Outcome, decide
+from engine.core.outcomes import ENTRY_GATES, REFUSAL_CODES, RULE_OUTCOMES, Decision, Outcome, decide, sizing
 from engine.core.risk import Costs, RiskLimits, SignalFilters
+from engine.core.rules import MarketRules
 from engine.core.trading import TradingCore
 from engine.core.types import Action, Candle, OrderRequest, Refusal, RiskState, Side
 from engine.events import EventBus
@@ -45,7 +48,7 @@ def fresh_core() -> TradingCore:
 
 def clone(core: TradingCore) -> TradingCore:
     twin = TradingCore(limits=core.limits, costs=core.costs, filters=core.filters, starting_cash=core.starting_cash,
-                       clock=core.clock)
+                       clock=core.clock, rules=core.rules)
     twin.restore(core.snapshot())
     return twin
 
@@ -72,8 +75,17 @@ def cooling(core: TradingCore) -> None:
     core.s[core.index[SYMBOL], K.COOL_UNTIL] = float(T0 + 100 * STEP)
 
 
-# outcome -> (how to get there, the signal on the next candle). PENDING is reached by an operator only: a
-# candle's step fills the pending order at its open before it decides (checked below).
+TINY = MarketRules(SYMBOL, amount_step=0.001, min_amount=0.01, min_notional=5_000.0, base="X", quote="USDT")
+
+
+def tiny_market(core: TradingCore) -> None:
+    """An entry (20% of 10,000 at 100) is 2,000 USDT: below this market's minimum order of 5,000."""
+    core.set_rules(TINY)
+
+
+# outcome -> (how to get there, the signal on the next candle). PENDING and PRECISION are reached by an operator
+# only: a candle's step fills the pending order at its open before it decides, and the strategy's own sizes are
+# floored to the amount step (both checked below).
 SCENARIOS: dict[Outcome, tuple[Callable[[TradingCore], None] | None, Action, float]] = {
     Outcome.HOLD: (None, Action.HOLD, 1.0),
     Outcome.LOW_CONFIDENCE: (None, Action.ENTER, 0.5),
@@ -85,14 +97,16 @@ SCENARIOS: dict[Outcome, tuple[Callable[[TradingCore], None] | None, Action, flo
     Outcome.STALE: (stale, Action.ENTER, 0.9),
     Outcome.COOLDOWN: (cooling, Action.ENTER, 0.9),
     Outcome.ENTRY_ORDER: (None, Action.ENTER, 0.9),
+    Outcome.BELOW_MIN: (tiny_market, Action.ENTER, 0.9),
 }
+OPERATOR_ONLY = {Outcome.PENDING, Outcome.PRECISION}  # a quantity is the operator's: the strategy's are floored
 
 
 def test_the_table_covers_every_kernel_code() -> None:
     kernel_codes = {v for k, v in vars(K).items() if k.startswith("O_")}
-    assert {int(o) for o in Outcome} == kernel_codes and len(kernel_codes) == 11
+    assert {int(o) for o in Outcome} == kernel_codes and len(kernel_codes) == 13
     assert set(REFUSAL_CODES) == set(Outcome)
-    assert set(SCENARIOS) | {Outcome.PENDING} == set(Outcome)
+    assert set(SCENARIOS) | OPERATOR_ONLY == set(Outcome)
 
 
 @pytest.mark.parametrize("outcome", list(SCENARIOS), ids=lambda o: o.name)
@@ -117,7 +131,10 @@ def test_live_backtest_and_prediction_agree_on_every_outcome(outcome: Outcome) -
     np.testing.assert_array_equal(backtest.g, live.g)
     assert float(equity[-1]) == step.equity
     assert step.signal is not None
-    words = Decision(outcome, SYMBOL, confidence, 0.6, core.state).record_text()
+    size = None
+    if outcome in RULE_OUTCOMES:  # the words name the rule and the numbers of the strategy's own order
+        size = sizing(live.g, live.s, live.p, i, K.BUY, K.OWN_SIZE, 0.0, live.rules_for(SYMBOL))
+    words = Decision(outcome, SYMBOL, confidence, 0.6, core.state, size).record_text()
     assert step.signal.outcome == words
     assert (words == "order") == outcome.orders == bool(step.orders)
 
@@ -156,6 +173,42 @@ def test_an_order_already_pending_reads_the_same_for_a_buy_a_sell_a_close_and_th
     assert core.check_manual(OrderRequest("op2", SYMBOL, Side.SELL, "manual", candle(2).ts)) == expected
     assert core.close_position(SYMBOL, candle(2).ts) == expected
     assert Decision(Outcome.PENDING, SYMBOL).record_text() == "nothing to do: an order is already pending"
+
+
+def test_a_market_too_small_reads_the_same_in_the_record_in_signal_and_for_an_operator() -> None:
+    core = fresh_core()
+    tiny_market(core)
+    record = core.on_signal(SYMBOL, candle(2), Action.ENTER, 0.9).signal
+    assert record is not None
+    words = "2000 USDT is below the exchange's minimum order of 5000 USDT"
+    assert record.outcome == ("refused: 19.98 X at 100 is 1998 USDT, below the exchange's minimum order of 5000 "
+                              "USDT")  # 20% of equity, the fee and the amount step taken off
+    gate = core.would(SYMBOL, Action.ENTER, candle(2).ts, entry_gates_only=True)
+    assert gate.outcome is Outcome.BELOW_MIN and gate.refusal() == Refusal("below_minimum", record.outcome[9:])
+    buy = OrderRequest("op", SYMBOL, Side.BUY, "manual", candle(2).ts, notional=2_000.0)
+    assert core.check_manual(buy) == Refusal("below_minimum", words)
+    assert core.would(SYMBOL, Action.ENTER, candle(2).ts, operator=True, order=buy).outcome is Outcome.BELOW_MIN
+    big = OrderRequest("op", SYMBOL, Side.BUY, "manual", candle(2).ts, notional=6_000.0)
+    core.limits = RiskLimits(1, 1, 1, 0, 0, 0, 0, 0)
+    assert core.check_manual(big) is None  # the same kernel, an order of the operator's own size
+
+
+def test_a_quantity_with_too_many_decimals_is_the_operators_alone() -> None:
+    core = fresh_core()
+    tiny_market(core)
+    core.limits = RiskLimits(1, 1, 1, 0, 0, 0, 0, 0)
+    odd = OrderRequest("op", SYMBOL, Side.BUY, "manual", candle(1).ts, quantity=60.0005)
+    expected = Refusal("precision", f"60.0005 X has more decimals than {SYMBOL} allows (step 0.001)")
+    assert core.check_manual(odd) == expected
+    decision = core.would(SYMBOL, Action.ENTER, candle(1).ts, operator=True, order=odd)
+    assert decision.outcome is Outcome.PRECISION and decision.refusal() == expected
+    assert decision.record_text() == f"refused: {expected.reason}"
+    assert core.check_manual(OrderRequest("op", SYMBOL, Side.BUY, "manual", candle(1).ts, quantity=60.001)) is None
+    # the strategy's own entry (a fraction of equity) is floored to the step instead, and fills
+    assert core.on_signal(SYMBOL, candle(1), Action.ENTER, 0.9).orders
+    step = core.on_signal(SYMBOL, candle(2), Action.HOLD, 0.9)
+    (fill,) = step.fills
+    assert fill.quantity == 99.9 and core.portfolio.positions[SYMBOL].quantity == 99.9
 
 
 def test_nothing_to_sell_or_close_is_the_kernels_no_position() -> None:

@@ -1,6 +1,7 @@
 """The core's saved state has named fields and a version: a snapshot in the positional format of version 2
 (as the code before version 3 wrote it) restores into an identical core, through the real store; a newer
-or unknown one is refused in one line and nothing is restored."""
+or unknown one is refused in one line and nothing is restored. (Version 3, without dust and the exchange's
+rules: tests/engine/test_market_rules_snapshot.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from engine.core import kernel as K
 from engine.core.clock import SimClock
 from engine.core.risk import RiskLimits
-from engine.core.snapshot import PORTFOLIO_FIELDS, SNAPSHOT_VERSION, SYMBOL_FIELDS
+from engine.core.snapshot import PORTFOLIO_FIELDS, SNAPSHOT_VERSION, SYMBOL_FIELDS, V3_SYMBOL_FIELDS
 from engine.core.trading import TradingCore, order_to_dict
 from engine.core.types import Action, OrderRequest, Side, StepRecord
 from engine.errors import SnapshotUnreadable
@@ -50,11 +51,14 @@ def core_with_history() -> tuple[TradingCore, SimClock]:
 
 
 def version_2(core: TradingCore) -> dict[str, Any]:
-    """What ``TradingCore.snapshot`` wrote before version 3: ``g`` and ``s`` as positional lists, NaN as null."""
+    """What ``TradingCore.snapshot`` wrote before version 3: ``g`` and ``s`` as positional lists, NaN as null (the
+    symbol fields of that time, the first columns of a row today)."""
     def as_json(values: np.ndarray) -> list[float | None]:
         return [None if math.isnan(v) else float(v) for v in values.tolist()]
 
-    return {"version": 2, "symbols": list(core.index), "g": as_json(core.g), "s": [as_json(row) for row in core.s],
+    width = len(V3_SYMBOL_FIELDS)
+    return {"version": 2, "symbols": list(core.index), "g": as_json(core.g),
+            "s": [as_json(row[:width]) for row in core.s],
             "limits": core.limits.as_dict(), "state_reason": core.state_reason,
             "pending": {sym: order_to_dict(orders[0]) for sym, orders in core.pending.items()},
             "starting_cash": core.starting_cash}
@@ -82,7 +86,7 @@ def test_the_snapshot_names_every_kernel_field_and_says_its_version() -> None:
     assert sorted(SYMBOL_FIELDS.values()) == list(range(K.NS))
     core, _ = core_with_history()
     doc = core.snapshot()
-    assert doc["version"] == SNAPSHOT_VERSION == 3
+    assert doc["version"] == SNAPSHOT_VERSION == 4
     assert set(doc["portfolio"]) == set(PORTFOLIO_FIELDS)
     assert [row["symbol"] for row in doc["symbols"]] == list(SYMBOLS)
     held = doc["symbols"][0]
@@ -121,11 +125,11 @@ async def test_the_current_snapshot_round_trips_through_the_store(tmp_path: Path
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"version": 4}, "the saved engine state is version 4, newer than this agent reads (up to 3); start this "
+    ({"version": 5}, "the saved engine state is version 5, newer than this agent reads (up to 4); start this "
                      "version on an empty database, or run the version that wrote it"),
     ({"version": None}, "the saved engine state has no version (a format older than version 2); "),
-    ({"version": "3"}, "the saved engine state has an unknown version '3' (this agent reads 2 and 3); "),
-    ({"portfolio": {"cash": 1.0}}, "the saved engine state (version 3) is malformed: field 'fees'; "),
+    ({"version": "3"}, "the saved engine state has an unknown version '3' (this agent reads 2 to 4); "),
+    ({"portfolio": {"cash": 1.0}}, "the saved engine state (version 4) is malformed: field 'fees'; "),
 ])
 def test_a_snapshot_it_cannot_read_is_refused_in_one_line_and_nothing_changes(change: dict[str, Any],
                                                                               expected: str) -> None:

@@ -1,0 +1,74 @@
+"""The kernel's numbers and the typed values they stand for: fill reasons, risk states and order sizes as codes,
+the model's probabilities as (action, confidence), the kernel's trade records as ``Trade``, and an order as the
+engine snapshot saves it. Used by ``TradingCore`` (the live loop's step) and the backtest alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.core import kernel as K
+from engine.core.model import DOWN, FLAT, UP
+from engine.core.types import Action, OrderRequest, RiskState, Side, Trade, trade_pnl_pct
+
+REASONS = {K.R_SIGNAL: "signal", K.R_MANUAL: "manual", K.R_STOP: "stop_loss", K.R_TARGET: "take_profit",
+           K.R_TRAIL: "trailing_stop"}
+REASON_CODES = {v: k for k, v in REASONS.items()}
+STATES = {K.ACTIVE: RiskState.ACTIVE, K.REDUCING: RiskState.REDUCING, K.HALTED: RiskState.HALTED}
+STATE_CODES = {v: k for k, v in STATES.items()}
+KIND_CODES = {"fraction": K.BY_FRACTION, "notional": K.BY_NOTIONAL, "quantity": K.BY_QUANTITY}
+
+
+def order_size(order: OrderRequest) -> tuple[float, float]:
+    """How the kernel sizes ``order``: (``BY_*`` kind, amount); an order without a size sells everything held."""
+    if order.notional is not None:
+        return K.BY_NOTIONAL, order.notional
+    if order.fraction is not None:
+        return K.BY_FRACTION, order.fraction
+    if order.quantity is not None:
+        return K.BY_QUANTITY, order.quantity
+    return K.BY_FRACTION, 1.0
+
+
+def signals_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(action, confidence) per row of (down, flat, up) probabilities: the most likely class (the first
+    on ties, as argmax), ENTER for up, EXIT for down; rows with NaN are HOLD with confidence 0.
+    Used by the live loop (one row) and the backtest (all rows) alike."""
+    d, f, u = proba[:, DOWN], proba[:, FLAT], proba[:, UP]
+    with np.errstate(invalid="ignore"):
+        down = (d >= f) & (d >= u)
+        up = (u > d) & (u > f)
+    bad = np.isnan(d) | np.isnan(f) | np.isnan(u)
+    action = up.astype(np.int64) - down.astype(np.int64)
+    action[bad] = Action.HOLD
+    conf = np.maximum(np.maximum(d, f), u)
+    conf[bad] = 0.0
+    return action, conf
+
+
+def closed_trade(symbol: str, entry_ts: int, exit_ts: int, entry_price: float, exit_price: float, quantity: float,
+                 fee: float, exit_fee: float, pnl: float, reason: str) -> Trade:
+    """A round trip from the kernel's numbers (``fee`` is entry and exit fee together), with its PnL percentage."""
+    return Trade(symbol, "long", entry_ts, exit_ts, entry_price, exit_price, quantity, fee, pnl, reason,
+                 trade_pnl_pct(pnl, entry_price, quantity, fee - exit_fee))
+
+
+def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
+    if proba_row is None:
+        return Action.HOLD, 0.0
+    action, conf = signals_from_proba(np.asarray(proba_row, dtype=np.float64).reshape(1, -1))
+    return Action(int(action[0])), float(conf[0])
+
+
+def order_to_dict(order: OrderRequest) -> dict[str, Any]:
+    return {"order_id": order.order_id, "symbol": order.symbol, "side": order.side.value,
+            "reason": order.reason, "decided_ts": order.decided_ts, "quantity": order.quantity,
+            "notional": order.notional, "fraction": order.fraction}
+
+
+def order_from_dict(data: dict[str, Any]) -> OrderRequest:
+    return OrderRequest(data["order_id"], data["symbol"], Side(data["side"]), data["reason"],
+                        int(data["decided_ts"]), data.get("quantity"), data.get("notional"),
+                        data.get("fraction"))
