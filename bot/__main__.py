@@ -65,6 +65,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     background: list[asyncio.Task[None]] = []
     venue = None
     clock = None
+    rules = None
     try:
         if config.feed.source == "exchange":
             from engine.app import check_markets, make_venue
@@ -73,9 +74,10 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
             venue = make_venue(settings.exchange, config)  # an unknown id or interval: ConfigError, exit 2
             clock = await exchange_time(venue)
             background.append(asyncio.create_task(keep_in_sync(clock, venue), name="clock-sync"))
-            await check_markets(venue, config.trading.symbols)  # a symbol the exchange does not list: exit 2
+            if await check_markets(venue, config.trading.symbols):  # a symbol the exchange lacks: exit 2
+                rules = {s: venue.rules(s) for s in config.trading.symbols}  # else on the first poll
         engine_app = await build(settings, config, clock=clock, clock_ready=clock.ready if clock else None,
-                                 venue=venue)
+                                 venue=venue, rules=rules)
     except ConfigError:
         await _cancel(background, venue)
         raise

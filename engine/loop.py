@@ -198,6 +198,12 @@ class LiveEngine:
             await self._check_stale(st)
             return 0
         st.last_poll_error = ""
+        rules = st.feed.rules()
+        if rules is not None and rules != self.core.rules_for(symbol):
+            async with self.lock:  # the exchange's markets, read (again): from this candle on, for every order
+                self.core.set_rules(rules, symbol)
+            log.info("market_rules", symbol=symbol, step=rules.amount_step, tick=rules.price_tick,
+                     min_amount=rules.min_amount, min_notional=rules.min_notional)
         st.warmed = True
         st.behind = batch.more
         for candle, reason in batch.rejected:

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.core.clock import Clock
 from engine.core.events import EngineEvent
+from engine.core.rules import MarketRules
 from engine.core.types import OrderRequest, PositionView, Refusal, SignalRecord, StepRecord, Trade
 from engine.feeds.base import FeedBatch, Tick
 
@@ -46,6 +47,10 @@ class MarketData(Protocol):
 
     async def ticker(self) -> Tick:
         """The latest price; ``FeedError`` when there is none or it cannot be fetched."""
+        ...
+
+    def rules(self) -> MarketRules | None:
+        """The exchange's rules for this market once known (None: no exchange, or its markets not read yet)."""
         ...
 
     async def close(self) -> None:

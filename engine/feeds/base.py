@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
+from engine.core.rules import MarketRules
 from engine.core.types import Candle, timeframe_ms
 from engine.errors import FeedError as FeedError  # defined with the whole tree; raised and caught by this name
 
@@ -67,6 +68,11 @@ class Feed(Protocol):
     async def ticker(self) -> Tick:
         """The latest price (an exchange's ticker; a replayed or synthetic series' latest close).
         FeedError when there is none or it cannot be fetched."""
+        ...
+
+    def rules(self) -> MarketRules | None:
+        """The exchange's trading rules for this market, once its markets are read (None: no exchange, or not
+        read yet); read again after the markets' TTL, so a change reaches the engine."""
         ...
 
     async def close(self) -> None:

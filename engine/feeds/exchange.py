@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 
 from engine.core.clock import Clock, OffsetClock
+from engine.core.rules import MarketRules
 from engine.core.types import Candle, timeframe_ms
 from engine.errors import ConfigError, ExchangeError, ExchangeUnavailable, FeedUnavailable
 from engine.exchange.client import ExchangeSpec, Sleep, backoff_delay
@@ -173,6 +174,15 @@ class ExchangeFeed:
         except ExchangeError as exc:
             raise FeedError(f"{self.symbol}: {exc}") from None
         return Tick(price, self.clock.now_ms())
+
+    def rules(self) -> MarketRules | None:
+        """The exchange's rules for this market, once the venue has read its markets (and again after their TTL)."""
+        if not self.venue.markets_loaded:
+            return None
+        try:
+            return self.venue.rules(self.symbol)
+        except ConfigError:
+            return None  # not listed: poll says so
 
     async def server_time(self) -> int:
         """The exchange's clock, with retries."""

@@ -9,6 +9,7 @@ import structlog
 
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
+from engine.core.rules import MarketRules
 from engine.core.types import Candle, timeframe_ms
 from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, Tick, cap_batch, validate
 from engine.feeds.csvio import read_csv
@@ -60,6 +61,10 @@ class ReplayFeed:
         if hi == 0:
             raise FeedError(f"{self.symbol}: no closed candle yet")
         return Tick(float(self.arrays.close[hi - 1]), int(self.arrays.ts[hi - 1]) + self.step_ms, "close")
+
+    def rules(self) -> MarketRules | None:
+        """No exchange, no exchange rules."""
+        return None
 
     async def close(self) -> None:
         return None

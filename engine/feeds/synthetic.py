@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.core.clock import Clock
 from engine.core.model import CandleArrays
+from engine.core.rules import MarketRules
 from engine.core.types import DAY_MS, timeframe_ms
 from engine.feeds.base import DEFAULT_HISTORY, FeedBatch, FeedError, Tick, cap_batch, validate
 from engine.feeds.replay import candles_of
@@ -134,6 +135,10 @@ class SyntheticFeed:
         if count <= 0:
             raise FeedError(f"{self.symbol}: no closed candle yet")
         return Tick(float(self.series.arrays(count - 1, count).close[0]), self.start_ms + count * step, "close")
+
+    def rules(self) -> MarketRules | None:
+        """No exchange, no exchange rules."""
+        return None
 
     async def close(self) -> None:
         return None

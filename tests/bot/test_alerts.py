@@ -71,6 +71,9 @@ class SwitchableFeed:
             raise FeedError("exchange unreachable (test outage)")
         return await self.inner.poll(after_ts)
 
+    def rules(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

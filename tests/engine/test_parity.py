@@ -21,7 +21,7 @@ from engine.exchange.venue import Venue
 from engine.feeds.exchange import ExchangeFeed
 from engine.loop import LiveEngine
 from engine.store.repo import Store
-from sim.exchange import FakeExchange, FakeExchangeServer
+from sim.exchange import FakeExchange, FakeExchangeServer, FakeMarketRules
 from tests.engine.helpers import real_candles, wait_until
 
 LIMITS = RiskLimits(position_fraction=0.5, max_position_fraction=0.6, max_total_exposure=1.0, stop_loss_pct=0.02,
@@ -34,21 +34,27 @@ FILTERS = SignalFilters(min_confidence=0.6, cooldown_ms=30 * 60_000)
                          [(LIMITS, "binance"), (RiskLimits(1, 1, 1, 0, 0, 0, 0, 0), "binance"),
                           (LIMITS, "okx")], ids=["protective", "all-in", "protective-okx"])
 async def test_live_loop_and_backtest_make_identical_trades(limits: RiskLimits, exchange_id: str, db_url: str) -> None:
-    """Over ccxt, on two exchanges with different protocols (Binance, OKX), the live side trades as the backtest."""
+    """Over ccxt, on two exchanges with different protocols (Binance, OKX), the live side trades as the backtest,
+    both under the exchange's market rules (amount step, price tick, minimums) as its markets give them."""
     candles = real_candles("ETH_BTC-5m.csv").slice(0, 1500)
     symbol, tf, step = "ETHBTC", "5m", 300_000
     model = SmaCrossModel(10, 30)
-    expected = run_backtest(candles, model, BacktestConfig(symbol=symbol, cash=10_000, limits=limits, costs=COSTS,
-                                                           filters=FILTERS))
-    assert len(expected.trades) > 20
-
     clock = SimClock(int(candles.ts[0]))  # nothing is closed yet: every candle is traded live
-    fake = FakeExchange({symbol: candles}, clock, tf, personality=exchange_id)
+    fake = FakeExchange({symbol: candles}, clock, tf, personality=exchange_id,
+                        rules={symbol: FakeMarketRules(tick_size=0.000001, step_size=0.1, min_qty=0.1,
+                                                       min_notional=0.01)})
     store = await Store.open(db_url)
     try:
         async with FakeExchangeServer(fake) as base_url:
             # ccxt's spacing of requests off: 1,500 candles, one request each, against a local server
             venue = Venue(ExchangeSpec(exchange_id, base_url=base_url, rate_limit=False))
+            await venue.load_markets()
+            rules = venue.rules(symbol)
+            assert rules.amount_step == 0.1 and rules.price_tick == 0.000001
+            expected = run_backtest(candles, model, BacktestConfig(symbol=symbol, cash=10_000, limits=limits,
+                                                                   costs=COSTS, filters=FILTERS, rules=rules))
+            assert len(expected.trades) > 20
+            assert all(round(t.quantity / 0.1, 6).is_integer() for t in expected.trades)  # the step bites
             feed = ExchangeFeed(venue, symbol, tf, clock)
             core = TradingCore(limits=limits, costs=COSTS, filters=FILTERS, starting_cash=10_000, clock=clock)
             engine = LiveEngine(core=core, store=store, feeds={symbol: feed}, models={symbol: model}, clock=clock,
