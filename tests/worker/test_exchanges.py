@@ -20,6 +20,7 @@ from tests.worker.rig import (
     FakeExchangeProc,
     Worker,
     decided_ts,
+    rows,
     trading_toml,
     worker_env,
     write_market,
@@ -52,6 +53,41 @@ async def test_the_worker_trades_on_okx_as_on_binance(tmp_path: Path, emu: BotAp
         worker.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(worker.finish(), 15) == 0
         assert "Traceback" not in worker.text() and not worker.logged("feed_error")
+    finally:
+        worker.kill()
+        await exchange.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_a_paper_order_meets_the_exchanges_rules_before_it_is_placed(tmp_path: Path, emu: BotApiEmulator) -> None:
+    """The fake Binance's markets (minimum order 5 USDT) drive paper trading: a 1 USDT buy is refused with the
+    rule and the numbers before anything is placed, and a fill's quantity is a whole number of the lot step."""
+    exchange = await FakeExchangeProc.start(write_market(tmp_path / "market", 700), speed=60.0)
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=None,
+                     trading_config=trading_toml(tmp_path / "trading.toml"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}"
+    worker = await Worker.start(env, tmp_path)
+    try:
+        await worker.wait_for("ready", timeout=60)
+        deadline = time.monotonic() + 30
+        while not await decided_ts(url, "BTCUSDT"):  # a price to check the order at
+            assert time.monotonic() < deadline, "no candle decided"
+            await asyncio.sleep(0.1)
+        before = len(emu.transcript(ADMIN))
+        emu.send_message(ADMIN, ADMIN, "/buy BTCUSDT 1")
+        (reply, *_) = await emu.wait_for_messages(ADMIN, 1, since=before, timeout=15)
+        assert (reply.text or "").startswith("Refused: 1 USDT is below the exchange's minimum order of 5 USDT"), \
+            reply.text
+        assert not reply.reply_markup  # nothing to confirm
+        assert await rows(url, "SELECT count(*) FROM orders") == [(0,)]
+        deadline = time.monotonic() + 40
+        while not (fills := await rows(url, "SELECT quantity FROM fills")):
+            assert time.monotonic() < deadline, "no fill"
+            await asyncio.sleep(0.2)
+        step = 0.00001  # the fake's default lot step for a market priced like these
+        assert all(abs(q / step - round(q / step)) < 1e-6 for (q,) in fills), fills
+        worker.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.finish(), 15) == 0
     finally:
         worker.kill()
         await exchange.stop()
