@@ -128,3 +128,25 @@ async def test_a_rate_limit_waits_what_the_exchange_asks() -> None:
     ex.last_response_headers = {"retry-after": "3600"}
     with pytest.raises(ExchangeUnavailable, match="asks to wait 3600 s"):
         await client.call(ex, "x", limited, attempts=5, sleep=sleep)
+
+
+def test_the_exchanges_command_lists_ids_and_which_have_candles() -> None:
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "exchanges", "--ohlcv"], capture_output=True,
+                          text=True, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["id", "name", "ohlcv"]
+    ids = {line.split()[0] for line in lines[1:]}
+    assert {"binance", "okx", "kraken"} <= ids and all(line.endswith("yes") for line in lines[1:])
+    assert "with candle history" in done.stderr and "Traceback" not in done.stderr
+    just_ids = subprocess.run([sys.executable, "-m", "engine.cli", "exchanges", "--ids"], capture_output=True,
+                              text=True, timeout=60, check=True).stdout.split()
+    assert set(just_ids) >= ids and len(just_ids) > len(ids)  # some exchanges have no candles in ccxt
+
+
+def test_symbols_in_the_trading_config_may_be_written_as_ccxt_writes_them() -> None:
+    from config.settings import TradingSection
+
+    assert TradingSection(symbols=["btc/usdt", "ETH-USDT", "SOLUSDT"]).symbols == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    for bad in ("BTC/", "/USDT", "BTC/US DT"):
+        with pytest.raises(ValueError, match="must look like BTC/USDT or BTCUSDT"):
+            TradingSection(symbols=[bad])
