@@ -35,9 +35,10 @@ _MIN_NOTIONAL: dict[str, float] = {"BTC": 0.0001, "ETH": 0.001, "BNB": 0.01, "TR
                                    "UAH": 100.0, "ZAR": 100.0, "ARS": 5000.0, "MXN": 100.0, "COP": 20000.0}
 _DEFAULT_MIN_NOTIONAL = 5.0
 
-CANDLES, TICKER, MARKETS, TIME = "candles", "ticker", "markets", "time"
+CANDLES, TICKER, MARKETS, TIME, ORDER = "candles", "ticker", "markets", "time", "order"
 ENDPOINTS: dict[str | None, str] = {None: CANDLES, CANDLES: CANDLES, "klines": CANDLES, TICKER: TICKER,
-                                    MARKETS: MARKETS, "exchangeInfo": MARKETS, "instruments": MARKETS, TIME: TIME}
+                                    MARKETS: MARKETS, "exchangeInfo": MARKETS, "instruments": MARKETS, TIME: TIME,
+                                    ORDER: ORDER}
 
 
 class Fault(enum.Enum):
@@ -49,9 +50,15 @@ class Fault(enum.Enum):
     OUT_OF_ORDER = "out_of_order"  # rows ``row`` and ``row + 1`` are swapped
     GAP = "gap"  # ``span`` rows from ``row`` on are left out
     BAD_CANDLE = "bad_candle"  # row ``row`` gets high < close (or NaN close with ``nan=True``)
+    # new-order requests only (endpoint="order"):
+    REJECT = "reject"  # refused (Binance -2010), no order made
+    DELAY = "delay"  # the order is made, the answer comes ``delay_s`` seconds later
+    HANG_AFTER_ACCEPT = "hang_after_accept"  # the order is made, the answer hangs ``hang_s`` (the client times out)
+    ERROR_AFTER_ACCEPT = "error_after_accept"  # the order is made, then HTTP 503 (or ``status``) is answered
 
 
 DATA_FAULTS = frozenset({Fault.DUPLICATE, Fault.OUT_OF_ORDER, Fault.GAP, Fault.BAD_CANDLE})
+ORDER_FAULTS = frozenset({Fault.REJECT, Fault.DELAY, Fault.HANG_AFTER_ACCEPT, Fault.ERROR_AFTER_ACCEPT})
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Injected:
     status: int | None
     nan: bool
     endpoint: str = CANDLES
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,14 +231,16 @@ class Venue:
     # ------------------------------------------------------------------------------ fault API
 
     def inject(self, fault: Fault, times: int = 1, *, row: int = 0, span: int = 1, status: int | None = None,
-               nan: bool = False, endpoint: str | None = None) -> None:
+               nan: bool = False, endpoint: str | None = None, delay_s: float = 1.0) -> None:
         """Make the next ``times`` requests of ``endpoint`` (after earlier faults injected for it) suffer ``fault``.
 
         ``endpoint``: None or ``"candles"`` (``"klines"``) as before, ``"ticker"``, ``"markets"`` (the exchange
         info / instruments), ``"time"``. Data faults (DUPLICATE, OUT_OF_ORDER, GAP, BAD_CANDLE) shape candle rows,
         so they are for candle requests only. ``row`` (python indexing over the rows oldest first, -1 = the newest,
         normally the open candle) and ``span`` place them; ``status`` overrides the HTTP status of SERVER_ERROR
-        (5xx) and RATE_LIMIT (429 or 418).
+        (5xx), RATE_LIMIT (429 or 418) and ERROR_AFTER_ACCEPT. ``endpoint="order"`` (new-order requests, Binance
+        only) takes SERVER_ERROR, RATE_LIMIT, TIMEOUT (all before the order is made) and the order faults
+        REJECT, DELAY (``delay_s``), HANG_AFTER_ACCEPT and ERROR_AFTER_ACCEPT, which are for it alone.
         """
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -239,7 +249,12 @@ class Venue:
         where = ENDPOINTS[endpoint]
         if fault in DATA_FAULTS and where != CANDLES:
             raise ValueError(f"{fault.name} shapes candle rows: inject it for candle requests (endpoint=None)")
-        self._faults.append(Injected(fault, times, row, span, status, nan, where))
+        if (fault in ORDER_FAULTS) != (where == ORDER) and fault not in (Fault.SERVER_ERROR, Fault.RATE_LIMIT,
+                                                                          Fault.TIMEOUT):
+            raise ValueError(f"{fault.name} is not a fault of {where} requests")
+        if delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+        self._faults.append(Injected(fault, times, row, span, status, nan, where, delay_s))
 
     @property
     def pending_faults(self) -> int:
