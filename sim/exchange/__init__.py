@@ -20,12 +20,26 @@ requests unless ``endpoint=`` says ``"ticker"``, ``"markets"`` or ``"time"``), i
     fake.inject(Fault.BAD_CANDLE, row=1)
     fake.inject(Fault.RATE_LIMIT, endpoint="markets")
 
+The private half (Binance only; :mod:`sim.exchange.binance_private` over :mod:`sim.exchange.book`): accounts by
+API key (``fake.add_account("key", "secret", {"USDT": 10000})``), signed requests checked as Binance does
+(HMAC-SHA256, ``recvWindow`` against wall time plus ``fake.book.time_offset_ms``), ``/api/v3/account``, ``order``
+(new, query, cancel), ``openOrders``, ``myTrades``, and the ``/sapi`` answers ``load_markets`` wants with keys.
+MARKET orders fill at once at the ticker price (``slippage_bps``), LIMIT orders when the candles trade through
+them; the ``commission`` (0.1 %) is charged in the asset received. Faults for new-order requests::
+
+    fake.inject(Fault.HANG_AFTER_ACCEPT, endpoint="order")  # also REJECT, DELAY (delay_s=), ERROR_AFTER_ACCEPT
+
+``fake.set_balance("USDT", 250)``, ``fake.orders()``, ``fake.trades()`` and the HTTP ``/control/...`` API
+(:mod:`sim.exchange.control`) work behind the client's back.
+
 CLI (candle time runs ``speed`` times faster than wall time, starting ``--history`` candles after the first)::
 
-    python -m sim.exchange --csv data/BTC_USDT-5m.csv --timeframe 5m --port 8081 --speed 60 [--personality okx]
+    python -m sim.exchange --csv data/BTC_USDT-5m.csv --timeframe 5m --port 8081 --speed 60 [--personality okx] \
+        [--account KEY:SECRET --balance USDT=10000 --commission 0.001 --slippage-bps 0]
 """
 
 from sim.exchange.binance import DEFAULT_LIMIT, MAX_LIMIT
+from sim.exchange.book import Balance, Book, Order, Refused, Trade
 from sim.exchange.cli import load_markets, main, serve
 from sim.exchange.server import PERSONALITIES, FakeExchange, FakeExchangeServer
 from sim.exchange.venue import KNOWN_QUOTES, FakeMarketRules, Fault, default_rules, parse_market_key
@@ -35,10 +49,15 @@ __all__ = [
     "KNOWN_QUOTES",
     "MAX_LIMIT",
     "PERSONALITIES",
+    "Balance",
+    "Book",
     "FakeExchange",
     "FakeExchangeServer",
     "FakeMarketRules",
     "Fault",
+    "Order",
+    "Refused",
+    "Trade",
     "default_rules",
     "load_markets",
     "main",

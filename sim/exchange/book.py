@@ -184,14 +184,18 @@ class Book:
     # ------------------------------------------------------------------------------ reading
 
     def orders(self, api_key: str | None = None, symbol: str | None = None, *, open_only: bool = False) -> list[Order]:
+        """The orders of ``api_key`` (of every account without one), oldest first, resting ones matched first."""
         self.settle()
-        key = None if api_key is None and len(self.accounts) <= 1 else self.account(api_key).api_key
+        key = None if api_key is None else self.account(api_key).api_key
+        symbol = None if symbol is None else self.venue.market_symbol(symbol)
         return [o for o in self.all_orders if (key is None or o.api_key == key)
                 and (symbol is None or o.symbol == symbol) and (o.is_open or not open_only)]
 
     def trades(self, api_key: str | None = None, symbol: str | None = None) -> list[Trade]:
+        """The fills of ``api_key`` (of every account without one), oldest first."""
         self.settle()
-        key = None if api_key is None and len(self.accounts) <= 1 else self.account(api_key).api_key
+        key = None if api_key is None else self.account(api_key).api_key
+        symbol = None if symbol is None else self.venue.market_symbol(symbol)
         return [t for t in self.all_trades if (key is None or t.api_key == key)
                 and (symbol is None or t.symbol == symbol)]
 

@@ -32,6 +32,13 @@ def load_markets(paths: Sequence[str], timeframe: str | None) -> tuple[dict[str,
     return markets, chosen
 
 
+def _pair(text: str, sep: str, usage: str) -> tuple[str, str]:
+    left, found, right = text.partition(sep)
+    if not (left and found and right):
+        raise ValueError(f"expected {usage}, not {text!r}")
+    return left, right
+
+
 async def serve(fake: FakeExchange, host: str, port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,14 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=60.0, help="candle time per wall time (default 60)")
     parser.add_argument("--history", type=int, default=500,
                         help="candles already closed when the server starts (default 500)")
+    parser.add_argument("--account", action="append", default=[], metavar="KEY:SECRET",
+                        help="an API key and its secret that may trade (Binance; repeatable)")
+    parser.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
+                        help="a free balance of every --account (repeatable), e.g. USDT=10000")
+    parser.add_argument("--commission", type=float, default=0.001, help="commission per fill (default 0.001)")
+    parser.add_argument("--slippage-bps", type=float, default=0.0, help="market fill slippage (default 0)")
     args = parser.parse_args(argv)
     configure_logging(level="INFO", stream=sys.stderr)  # stdout: only the "serving ... at URL" line
     try:
         markets, timeframe = load_markets(args.csv, args.timeframe)
         first = min((int(a.ts[0]) for a in markets.values() if len(a)), default=0)
         start = first + args.history * timeframe_ms(timeframe)
-        fake = FakeExchange(markets, ScaledClock(start, args.speed), timeframe, personality=args.personality)
-    except (OSError, ValueError, CsvFormatError) as exc:
+        fake = FakeExchange(markets, ScaledClock(start, args.speed), timeframe, personality=args.personality,
+                            commission=args.commission, slippage_bps=args.slippage_bps)
+        balances = dict(_pair(b, "=", "--balance ASSET=AMOUNT") for b in args.balance)
+        for account in args.account:
+            fake.add_account(*_pair(account, ":", "--account KEY:SECRET"), balances)
+    except (OSError, ValueError, ArithmeticError, CsvFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -58,7 +58,8 @@ class FakeExchange(Venue):
         return self.book.balances(api_key)
 
     def orders(self, api_key: str | None = None, symbol: str | None = None, *, open_only: bool = False) -> list[Order]:
-        """The orders made on the exchange (resting limit orders matched first), oldest first."""
+        """The orders made on the exchange (of every account without ``api_key``; resting limit orders matched
+        first), oldest first."""
         return self.book.orders(api_key, symbol, open_only=open_only)
 
     def trades(self, api_key: str | None = None, symbol: str | None = None) -> list[Trade]:

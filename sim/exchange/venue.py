@@ -222,6 +222,10 @@ class Venue:
         self._rules[key] = new
         return new
 
+    def market_symbol(self, symbol: str) -> str:
+        """The fake's key of a market (``"BTC/USDT"`` -> ``"BTCUSDT"``); KeyError if it serves none such."""
+        return self._symbol(symbol)
+
     def _symbol(self, symbol: str) -> str:
         key = symbol.strip().upper().replace("/", "").replace("-", "").replace("_", "")
         if key not in self.markets:
