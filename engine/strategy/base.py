@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from engine.core.model import CandleArrays
+from engine.core.types import TIMEFRAME_MS
 from engine.strategy.params import Param, StrategyError
 
 EXIT, HOLD, ENTER = -1, 0, 1
@@ -133,6 +134,8 @@ class Strategy:
             for key, value in vars(klass).items():
                 if isinstance(value, Param):
                     found[key] = value
+                elif key in found:  # a subclass replaced the parameter with a fixed value
+                    del found[key]
         return found
 
     def params(self) -> dict[str, Any]:
@@ -218,8 +221,13 @@ def check_class(cls: type[Strategy]) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not (low < value < high if attr != "take_profit" else low < value <= high):
             raise StrategyError(f"{label}: {attr} must be None or {what}, got {value!r}")
-    if cls.timeframe is not None and not isinstance(cls.timeframe, str):
-        raise StrategyError(f"{label}: timeframe must be a string such as '5m', got {cls.timeframe!r}")
+    if cls.timeframe is not None and cls.timeframe not in TIMEFRAME_MS:
+        raise StrategyError(f"{label}: timeframe {cls.timeframe!r} is not one of {', '.join(TIMEFRAME_MS)} "
+                            "(or None: any)")
+    for name in cls.parameters():
+        if name.startswith("_") or hasattr(Strategy, name):
+            raise StrategyError(f"{label}: a parameter cannot be called {name!r} (a name the Strategy base uses); "
+                                "rename it")
 
 
 def unknown_parameter(label: str, key: str, declared: Mapping[str, Param[Any]]) -> str:

@@ -130,3 +130,15 @@ def test_metadata_and_protective_exits() -> None:
     meta = s.metadata()
     assert meta["kind"] == "strategy" and meta["params"]["fast"] == 15 and meta["startup_candles"] == 20
     assert s.lookback >= s.startup_candles
+
+
+def test_a_subclass_can_fix_or_add_parameters() -> None:
+    class Fixed(Tunable):
+        fast = 9  # no longer tunable
+        extra = IntParam(0, 5, default=1)
+
+    assert list(Fixed.parameters()) == ["slow", "band", "mode", "strict", "extra"]
+    s = Fixed(extra="3")
+    assert s.fast == 9 and s.params()["extra"] == 3
+    with pytest.raises(StrategyError, match="unknown parameter 'fast'"):
+        Fixed(fast=10)

@@ -1,0 +1,102 @@
+"""The commented template ``trading-agent new-strategy NAME`` writes: a working strategy whose imports are all a
+strategy file needs (``render_template``, ``write_template``)."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+
+from engine.strategy.params import StrategyError
+
+TEMPLATE = '''\
+"""{class_name}: a strategy for trading-agent.
+
+Run it:    trading-agent backtest --strategy {file_name}:{class_name} --data candles.csv
+Check it:  trading-agent check-lookahead --strategy {file_name}:{class_name} --data candles.csv
+Tune it:   --param fast=8 --param slow=30 (or a [strategy.params] table in the trading config)
+
+How it runs: on every closed candle the agent hands the populate methods a pandas DataFrame of candles
+(columns date (UTC), open, high, low, close, volume; oldest first). A signal on a candle's close is filled
+at the next candle's open. An entry while holding and an exit while flat do nothing. Long only, spot.
+A candle with both enter_long and exit_long set is an exit.
+
+Rules: use only the current and earlier rows (never shift(-1), a whole-column mean or max, or anything
+else that reads later candles: the look-ahead check refuses it); return the DataFrame from every method;
+never drop, sort or re-index rows; give enter_long and exit_long a 0 or 1 on every row (no NaN).
+"""
+
+from engine.strategy import CategoricalParam, FloatParam, IntParam, Strategy, crossed_above, ema, rsi
+
+
+class {class_name}(Strategy):
+    timeframe = "5m"  # the candles it is written for (None: any)
+    startup_candles = 50  # candles the indicators need before the first signal
+    stoploss = -0.05  # sell when the price falls 5 % below the entry (None: no stop of its own)
+    take_profit = None  # e.g. 0.10: sell at 10 % above the entry
+    trailing_stop = None  # e.g. 0.03: sell 3 % below the highest price since the entry
+
+    # Tunable parameters: range and default; self.fast reads the value in use.
+    fast = IntParam(5, 50, default=12)
+    slow = IntParam(20, 200, default=26)
+    rsi_max = FloatParam(50.0, 90.0, default=70.0)
+    confirm = CategoricalParam([True, False], default=True)
+
+    def check_params(self):
+        # parameters that depend on each other: return what is wrong, or None
+        return None if self.fast < self.slow else "fast must be below slow"
+
+    def populate_indicators(self, df):
+        df["ema_fast"] = ema(df["close"], self.fast)
+        df["ema_slow"] = ema(df["close"], self.slow)
+        df["rsi"] = rsi(df["close"], 14)
+        return df
+
+    def populate_entry_trend(self, df):
+        entry = crossed_above(df["ema_fast"], df["ema_slow"])
+        if self.confirm:
+            entry = entry & (df["rsi"] < self.rsi_max)
+        df["enter_long"] = entry.astype(int)  # 1: buy at the next candle's open
+        df["enter_tag"] = "ema_cross"  # optional: why, shown with the trade
+        # optional: df["confidence"] = ... (0..1) for the min_confidence filter; absent means 1
+        return df
+
+    def populate_exit_trend(self, df):
+        df["exit_long"] = (df["ema_fast"] < df["ema_slow"]).astype(int)  # 1: sell at the next candle's open
+        return df
+'''
+
+
+def class_name_for(name: str) -> str:
+    """``ema-rsi`` / ``ema_rsi`` / ``EmaRsi`` -> ``EmaRsi``; StrategyError when no Python class name comes of it."""
+    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    cls = "".join(p[:1].upper() + p[1:] for p in parts)
+    if not cls or not cls.isidentifier() or keyword.iskeyword(cls) or not cls[0].isalpha():
+        raise StrategyError(f"strategy name {name!r}: use letters, digits, '-' or '_', starting with a letter")
+    return cls
+
+
+def render_template(name: str) -> str:
+    """The template's source for a strategy called ``name``."""
+    cls = class_name_for(name)
+    return TEMPLATE.format(class_name=cls, file_name=f"{file_stem(name)}.py")
+
+
+def file_stem(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+
+
+def write_template(name: str, out_dir: Path | None = None) -> Path:
+    """Write ``<name>.py`` into ``out_dir`` (default: the current directory); StrategyError if it exists."""
+    folder = Path.cwd() if out_dir is None else out_dir
+    path = folder / f"{file_stem(name)}.py"
+    text = render_template(name)
+    if path.exists():
+        raise StrategyError(f"{path} exists; choose another name or --out directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StrategyError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
