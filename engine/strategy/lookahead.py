@@ -54,6 +54,8 @@ class LookaheadReport:
     prefix_ends: list[int]
     checked_values: int = 0
     leaks: list[Leak] = field(default_factory=list)  # one per leaking column, earliest candle first
+    live_window: int | None = None  # the trailing window also compared (``live_window=``), or None
+    window_differences: list[Leak] = field(default_factory=list)  # the kernel's inputs only; not look-ahead
 
     @property
     def clean(self) -> bool:
@@ -62,10 +64,17 @@ class LookaheadReport:
     def summary(self) -> str:
         head = (f"{self.strategy}: {self.rows} candles, {len(self.prefix_ends)} truncated runs, "
                 f"{self.checked_values} values compared: ")
-        if self.clean:
-            return head + "no look-ahead found"
-        return "\n".join([head + f"look-ahead in {', '.join(repr(lk.column) for lk in self.leaks)}"]
-                         + ["  " + lk.describe() for lk in self.leaks])
+        lines = [head + ("no look-ahead found" if self.clean else
+                         f"look-ahead in {', '.join(repr(lk.column) for lk in self.leaks)}")]
+        lines += ["  " + lk.describe() for lk in self.leaks]
+        if self.live_window is not None:
+            if not self.window_differences:
+                lines.append(f"the live window ({self.live_window} candles) decides as the whole series does")
+            for lk in self.window_differences:
+                lines.append(f"  warm-up: {lk.column!r} at candle {lk.when} (row {lk.row}) is {lk.full_value!r} "
+                             f"with the whole series, {lk.prefix_value!r} with the last {self.live_window} candles "
+                             "(raise startup_candles)")
+        return "\n".join(lines)
 
     def error(self) -> StrategyError | None:
         """None when clean, else one line for a person (what the worker and the optimiser refuse with)."""
@@ -138,11 +147,16 @@ def _value(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def check_lookahead(strategy: Strategy, candles: CandleArrays, *, prefixes: int | list[int] = DEFAULT_PREFIXES
-                    ) -> LookaheadReport:
+def check_lookahead(strategy: Strategy, candles: CandleArrays, *, prefixes: int | list[int] = DEFAULT_PREFIXES,
+                    live_window: int | None = None) -> LookaheadReport:
     """Compare the whole-series run with truncated runs (module docstring). ``prefixes``: how many evenly spread
     ends (plus as many after signals), or the exact prefix lengths. A populate method that fails on a prefix is
-    the StrategyError it raised."""
+    the StrategyError it raised.
+
+    ``live_window`` (e.g. ``strategy.lookback``) also runs, at every prefix end at least that long, the trailing
+    window of that many candles the live loop would hand over, and compares its last candle's kernel inputs
+    (action, confidence, tags) with the whole series': a difference is not look-ahead but too short a warm-up
+    (indicators such as an EMA depend a little on all history); it goes to ``window_differences``."""
     n = len(candles)
     full = strategy.signals(candles)
     if isinstance(prefixes, int):
@@ -152,7 +166,9 @@ def check_lookahead(strategy: Strategy, candles: CandleArrays, *, prefixes: int 
         for end in ends:
             if not 1 <= end <= n:
                 raise ValueError(f"prefix end {end} outside 1..{n}")
-    report = LookaheadReport(strategy.name, n, ends)
+    report = LookaheadReport(strategy.name, n, ends, live_window=live_window)
+    if live_window is not None and live_window < 1:
+        raise ValueError(f"live window {live_window} must be at least 1 candle")
     full_cols = _columns(full)
     first: dict[str, Leak] = {}
     for end in ends:
@@ -171,9 +187,25 @@ def check_lookahead(strategy: Strategy, candles: CandleArrays, *, prefixes: int 
             if row_or_none is not None and (name not in first or row_or_none < first[name].row):
                 r = row_or_none
                 first[name] = Leak(name, r, _when(candles, r), end, _value(f[r]), _value(p[r]))
+        if live_window is not None and end >= live_window:
+            _compare_window(strategy, candles, end, live_window, full_cols, report)
     order = {name: i for i, name in enumerate(full_cols)}
     report.leaks = sorted(first.values(), key=lambda lk: (lk.row, order.get(lk.column, len(order)), lk.column))
     return report
+
+
+def _compare_window(strategy: Strategy, candles: CandleArrays, end: int, window: int,
+                    full_cols: dict[str, np.ndarray], report: LookaheadReport) -> None:
+    live = _columns(strategy.signals(candles.slice(end - window, end)))
+    row = end - 1
+    seen = {lk.column for lk in report.window_differences}
+    for name in SIGNAL_COLUMNS:
+        if name in seen or (name not in full_cols and name not in live):
+            continue
+        a = full_cols[name][row] if name in full_cols else None
+        b = live[name][-1] if name in live else None
+        if _first_difference(np.array([a], dtype=object), np.array([b], dtype=object)) is not None:
+            report.window_differences.append(Leak(name, row, _when(candles, row), end, _value(a), _value(b)))
 
 
 def _when(candles: CandleArrays, row: int) -> str:

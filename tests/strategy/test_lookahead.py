@@ -127,3 +127,15 @@ def test_the_check_on_1000_candles_takes_under_a_second(btc_1000: CandleArrays) 
         print(f"look-ahead check of {strategy.name} on 1,000 candles: {elapsed * 1000:.0f} ms, "
               f"{len(report.prefix_ends)} truncated runs")
         assert report.clean and elapsed < 1.0
+
+
+def test_the_live_window_is_compared_when_asked(btc_1000: CandleArrays) -> None:
+    """Too short a live window is a warm-up problem, not look-ahead: reported apart, the report stays clean."""
+    strategy = EmaRsi()
+    report = check_lookahead(strategy, btc_1000, live_window=strategy.lookback)
+    assert report.clean and report.window_differences == [], report.summary()
+    assert f"the live window ({strategy.lookback} candles) decides as the whole series does" in report.summary()
+    short = check_lookahead(EmaRsi(slow=200), btc_1000, live_window=30)
+    assert short.clean and short.window_differences
+    assert short.window_differences[0].column in ("action", "confidence")
+    assert "warm-up: " in short.summary() and "(raise startup_candles)" in short.summary()
