@@ -97,7 +97,11 @@ class Strategy:
                 raise StrategyError(unknown_parameter(label, key, declared))
             values[key] = declared[key].convert(raw, label)
         self._param_values = {name: values.get(name, p.default) for name, p in declared.items()}
-        problem = self.check_params()
+        try:
+            problem = self.check_params()
+        except Exception as exc:  # user code: one line, where it failed
+            raise StrategyError(f"{label}.check_params{where_raised(cls, exc)}: {type(exc).__name__}: "
+                                f"{one_line(exc)}") from None
         if problem:
             raise StrategyError(f"{label}: {problem}")
 

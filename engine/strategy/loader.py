@@ -25,7 +25,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from types import ModuleType
 
-from engine.strategy.base import Strategy, check_class, one_line
+from engine.strategy.base import Strategy, check_class, one_line, where_raised
 from engine.strategy.builtins import BUILTINS
 from engine.strategy.params import StrategyError
 
@@ -37,7 +37,13 @@ ParamValue = str | int | float | bool
 def load_strategy(spec: str, params: Mapping[str, ParamValue] | None = None) -> Strategy:
     """The strategy ``spec`` names (see the module docstring), made with ``params`` (strings are converted by
     each parameter's type); StrategyError with one line when it cannot be."""
-    return strategy_class(spec)(dict(params or {}))
+    cls = strategy_class(spec)
+    try:
+        return cls(dict(params or {}))
+    except StrategyError:
+        raise
+    except Exception as exc:  # a strategy's own __init__ failed: one line, where
+        raise StrategyError(f"{cls.label()}{where_raised(cls, exc)}: {type(exc).__name__}: {one_line(exc)}") from None
 
 
 def strategy_class(spec: str) -> type[Strategy]:

@@ -207,3 +207,22 @@ def test_find_strategies_lists_good_and_broken_files(tmp_path: Path) -> None:
     assert found[1][0] == f"{tmp_path}/b_broken.py"
     assert found[1][1] is not None and found[1][1].startswith(f"strategy file {tmp_path}/b_broken.py:1: syntax error")
     assert len(found) == 2
+
+
+def test_user_code_failing_while_the_strategy_is_made(tmp_path: Path) -> None:
+    path = write(tmp_path, "init.py", GOOD + textwrap.dedent('''
+
+        class BadInit(EmaRsi):
+            def __init__(self, params=None, **kw):
+                super().__init__(params, **kw)
+                self.window = [][0]
+
+
+        class BadCheck(EmaRsi):
+            def check_params(self):
+                return self.fast / 0
+        '''))
+    resolved = path.resolve()
+    assert error_of(f"{path}:BadInit") == f"BadInit ({resolved}:31): IndexError: list index out of range"
+    assert error_of(f"{path}:BadCheck") == (f"BadCheck.check_params ({resolved}:36): ZeroDivisionError: "
+                                            "division by zero")
