@@ -336,11 +336,12 @@ def tag_column(frame: pd.DataFrame, column: str, keep: np.ndarray) -> np.ndarray
     if column not in frame.columns:
         return None
     out = np.full(len(frame), None, dtype=object)
-    raw = frame[column].to_numpy(dtype=object)
-    for i in np.flatnonzero(keep):
-        value = raw[i]
-        if value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA:
-            out[i] = str(value)
+    series = frame[column]
+    if isinstance(series, pd.DataFrame):
+        raise StrategyError(f"column {column!r} appears more than once")
+    mask = keep & series.notna().to_numpy(dtype=bool)
+    if mask.any():
+        out[mask] = series[mask].astype(str).to_numpy(dtype=object)
     return out
 
 
