@@ -44,6 +44,7 @@ REQUIRED_METHODS: tuple[str, ...] = ("populate_entry_trend", "populate_exit_tren
 # candles beyond ``startup_candles`` in the live loop's trailing window (indicators such as an EMA depend,
 # slightly, on all history: the margin lets them settle)
 LIVE_MARGIN = 200
+RESERVED: frozenset[str] = frozenset({"name", "lookback"})  # instance attributes every strategy has
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ class Strategy:
     first signal), ``stoploss`` (negative fraction of the entry price, -0.05 = 5 % below; None = no stop),
     ``take_profit`` (positive fraction; None = none), ``trailing_stop`` (positive fraction below the high since
     entry; None = none), and any number of parameters (``IntParam``, ``FloatParam``, ``CategoricalParam``).
+    Optional hooks: ``check_params`` (parameters taken together) and ``configure`` (what depends on them).
+    Every instance has ``name`` (``sma-cross(fast=10,slow=30)``) and ``lookback`` (``startup_candles`` +
+    ``LIVE_MARGIN``: the live loop's window), so it fits the engine's ``Strategy`` port.
     """
 
     timeframe: ClassVar[str | None] = None
@@ -104,6 +108,24 @@ class Strategy:
                                 f"{one_line(exc)}") from None
         if problem:
             raise StrategyError(f"{label}: {problem}")
+        try:
+            self.configure()
+        except StrategyError:
+            raise
+        except Exception as exc:  # user code: one line, where it failed
+            raise StrategyError(f"{label}.configure{where_raised(cls, exc)}: {type(exc).__name__}: "
+                                f"{one_line(exc)}") from None
+        start = self.startup_candles
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            raise StrategyError(f"{label}: startup_candles must be a whole number >= 0, got {start!r}")
+        inner = ",".join(f"{k}={v}" for k, v in self._param_values.items())
+        # plain attributes (the engine's ``Strategy`` port): fixed once the parameters are
+        self.name: str = f"{label}({inner})" if inner else label  # for people and records
+        self.lookback: int = start + LIVE_MARGIN  # the trailing window the live loop hands to ``signals``
+
+    def configure(self) -> None:
+        """Set what depends on the parameters (``self.startup_candles = self.slow``); runs once, after they are
+        set and checked. The default does nothing."""
 
     def check_params(self) -> str | None:
         """What is wrong with the parameters taken together (``fast`` must be below ``slow``...), or None. A
@@ -145,17 +167,6 @@ class Strategy:
     def params(self) -> dict[str, Any]:
         """Every declared parameter with its current value."""
         return dict(self._param_values)
-
-    @property
-    def name(self) -> str:
-        """For people and records: ``sma-cross(fast=10,slow=30)``."""
-        inner = ",".join(f"{k}={v}" for k, v in self._param_values.items())
-        return f"{self.label()}({inner})" if inner else self.label()
-
-    @property
-    def lookback(self) -> int:
-        """The trailing window the live loop hands to ``signals`` per closed candle."""
-        return int(self.startup_candles) + LIVE_MARGIN
 
     def protective_exits(self) -> dict[str, float]:
         """The optional stops as the kernel's risk limits (positive fractions; 0 = off)."""
@@ -229,7 +240,7 @@ def check_class(cls: type[Strategy]) -> None:
         raise StrategyError(f"{label}: timeframe {cls.timeframe!r} is not one of {', '.join(TIMEFRAME_MS)} "
                             "(or None: any)")
     for name in cls.parameters():
-        if name.startswith("_") or hasattr(Strategy, name):
+        if name.startswith("_") or hasattr(Strategy, name) or name in RESERVED:
             raise StrategyError(f"{label}: a parameter cannot be called {name!r} (a name the Strategy base uses); "
                                 "rename it")
 

@@ -6,9 +6,6 @@ candle t's close from candles up to t; the kernel fills it at candle t+1's open.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pandas as pd
 
 from engine.strategy.base import Strategy
@@ -26,8 +23,7 @@ class SmaCross(Strategy):
     fast = IntParam(1, 500, default=10)
     slow = IntParam(2, 1000, default=30)
 
-    def __init__(self, params: Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        super().__init__(params, **overrides)
+    def configure(self) -> None:
         self.startup_candles = self.slow  # the first cross can be seen on the candle after the slow SMA's first
 
     def check_params(self) -> str | None:
@@ -88,8 +84,7 @@ class BollingerBreakout(Strategy):
     window = IntParam(5, 200, default=20)
     k = FloatParam(0.5, 4.0, default=2.0)
 
-    def __init__(self, params: Mapping[str, Any] | None = None, **overrides: Any) -> None:
-        super().__init__(params, **overrides)
+    def configure(self) -> None:
         self.startup_candles = self.window
 
     def populate_indicators(self, df: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from engine.strategy import CategoricalParam, FloatParam, IntParam, Strategy, cr
 
 class {class_name}(Strategy):
     timeframe = "5m"  # the candles it is written for (None: any)
-    startup_candles = 50  # candles the indicators need before the first signal
+    startup_candles = 50  # candles the indicators need before the first signal (see configure)
     stoploss = -0.05  # sell when the price falls 5 % below the entry (None: no stop of its own)
     take_profit = None  # e.g. 0.10: sell at 10 % above the entry
     trailing_stop = None  # e.g. 0.03: sell 3 % below the highest price since the entry
@@ -45,6 +45,10 @@ class {class_name}(Strategy):
     def check_params(self):
         # parameters that depend on each other: return what is wrong, or None
         return None if self.fast < self.slow else "fast must be below slow"
+
+    def configure(self):
+        # what depends on the parameters, set once they are known
+        self.startup_candles = max(50, 3 * self.slow)
 
     def populate_indicators(self, df):
         df["ema_fast"] = ema(df["close"], self.fast)

@@ -142,3 +142,27 @@ def test_a_subclass_can_fix_or_add_parameters() -> None:
     assert s.fast == 9 and s.params()["extra"] == 3
     with pytest.raises(StrategyError, match="unknown parameter 'fast'"):
         Fixed(fast=10)
+
+
+def test_configure_sets_what_depends_on_the_parameters_and_the_port_fits() -> None:
+    from engine.ports import Strategy as StrategyPort
+    from engine.strategy.base import LIVE_MARGIN
+    from engine.strategy.builtins import SmaCross
+
+    port: StrategyPort = SmaCross(slow=50)
+    assert port.name == "sma-cross(fast=10,slow=50)" and port.lookback == 50 + LIVE_MARGIN
+    assert port.metadata()["startup_candles"] == 50
+
+    class Derived(Tunable):
+        def configure(self) -> None:
+            self.startup_candles = 2 * self.slow
+
+    assert Derived(slow=40).startup_candles == 80 and Derived(slow=40).lookback == 80 + LIVE_MARGIN
+    assert Tunable.startup_candles == 20  # the class keeps its own
+
+    class Broken(Tunable):
+        def configure(self) -> None:
+            self.startup_candles = -self.slow
+
+    with pytest.raises(StrategyError, match="Broken: startup_candles must be a whole number >= 0, got -26"):
+        Broken()
