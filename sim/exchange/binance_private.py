@@ -96,10 +96,10 @@ def order_json(order: Order, *, kind: str = "query") -> dict[str, Any]:
         return head | {"transactTime": order.time}
     if kind == "result":
         head["transactTime"] = order.time
-    body: dict[str, Any] = {"price": amount8(order.price), "origQty": amount8(order.orig_qty),
-            "executedQty": amount8(order.executed_qty),
-            "cummulativeQuoteQty": amount8(order.cum_quote), "status": order.status,
-            "timeInForce": order.time_in_force or "GTC", "type": order.type, "side": order.side}
+    body: dict[str, Any] = {
+        "price": amount8(order.price), "origQty": amount8(order.orig_qty), "executedQty": amount8(order.executed_qty),
+        "cummulativeQuoteQty": amount8(order.cum_quote), "status": order.status,
+        "timeInForce": order.time_in_force or "GTC", "type": order.type, "side": order.side}
     if kind == "query":
         body |= {"stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order.time,
                  "updateTime": order.update_time, "isWorking": True, "workingTime": order.time,

@@ -147,6 +147,22 @@ async def test_limit_buy_rests_then_fills_when_the_price_trades_through_it(live:
     assert len(trades) == 1 and trades[0]["takerOrMaker"] == "maker"
 
 
+async def test_limit_sell_locks_the_base_and_fills_at_its_price(live: Live, btc: CandleArrays) -> None:
+    live.fake.set_balance("BTC", "0.02")
+    price = live.price()
+    limit = (price * Decimal("1.002")).quantize(Decimal("0.01"))
+    order = await live.exchange.create_order(SYMBOL, "limit", "sell", 0.01, float(limit))
+    assert order["status"] == "open" and live.locked("BTC") == Decimal("0.01") and live.free("BTC") == Decimal("0.01")
+    fill_candle = next(i for i in range(OPEN + 1, OPEN + 2000) if Decimal(str(btc.high[i])) >= limit)
+    live.clock.set(int(btc.ts[fill_candle]) + STEP)
+    filled = await live.exchange.fetch_order(order["id"], SYMBOL)
+    proceeds = limit * Decimal("0.01")
+    assert filled["status"] == "closed" and Decimal(str(filled["average"])) == limit
+    assert live.locked("BTC") == 0 and live.free("BTC") == Decimal("0.01")
+    assert live.free("USDT") == Decimal(10_000) + proceeds - (proceeds * Decimal("0.001")).quantize(
+        Decimal("0.00000001"), rounding=ROUND_UP)
+
+
 async def test_cancel_unlocks_and_a_client_id_may_be_reused_only_when_closed(live: Live) -> None:
     low = float((live.price() * Decimal("0.9")).quantize(Decimal("0.01")))
     order = await live.exchange.create_order(SYMBOL, "limit", "buy", 0.01, low, params={"clientOrderId": "dup-1"})
@@ -205,6 +221,9 @@ async def test_authentication_and_timestamp_refusals(live: Live) -> None:
         await live.exchange.fetch_balance()
     live.fake.book.time_offset_ms = 0
     assert (await live.exchange.fetch_balance())["USDT"]["free"] == 10_000
+    live.fake.book.timestamp_clock = "fake"  # ccxt stamps wall time; the fake's clock is in the sample's past
+    with pytest.raises(ccxt.InvalidNonce):
+        await live.exchange.fetch_balance()
 
 
 async def test_reject_and_delay_faults(live: Live) -> None:
