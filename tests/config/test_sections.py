@@ -31,7 +31,9 @@ ENVIRONMENT = {
     "PORT": "8443",
     "DATABASE_URL": "postgres://agent:pw@db/agent",
     "SQLITE_PATH": "var/other.db",
+    "EXCHANGE": "okx",
     "EXCHANGE_BASE_URL": "http://127.0.0.1:8081",
+    "EXCHANGE_SANDBOX": "1",
     "TRADING_CONFIG": "trading.toml",
     "MODELS_DIR": "registry",
     "LOG_LEVEL": "debug",
@@ -46,7 +48,7 @@ ENGINE_WIDE = {"TRADING_CONFIG", "MODELS_DIR", "TRADING_AGENT_JIT"}
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in Settings.model_fields:
+    for name in [*Settings.model_fields, "EXCHANGE"]:
         monkeypatch.delenv(name.upper(), raising=False)
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
@@ -64,7 +66,7 @@ def test_the_sections_carry_the_environment_under_the_documented_names(environme
     assert environment.database == DatabaseSettings(url=SecretStr("postgres://agent:pw@db/agent"),
                                                     sqlite_path=Path("var/other.db"))
     assert environment.database.variable == "DATABASE_URL"
-    assert environment.exchange == ExchangeSettings(base_url="http://127.0.0.1:8081")
+    assert environment.exchange == ExchangeSettings(id="okx", base_url="http://127.0.0.1:8081", sandbox=True)
     assert environment.logging == LoggingSettings(level="DEBUG", format="json")
 
 
@@ -79,7 +81,8 @@ def _values(section: Any) -> list[object]:
 def test_every_environment_variable_is_in_a_section_or_named_as_engine_wide(environment: Settings) -> None:
     carried = [v for s in (environment.telegram, environment.database, environment.exchange, environment.logging)
                for v in _values(s)]
-    assert set(ENVIRONMENT) == {name.upper() for name in Settings.model_fields}, "a variable this test does not set"
+    names = {"EXCHANGE" if name == "exchange_id" else name.upper() for name in Settings.model_fields}
+    assert set(ENVIRONMENT) == names, "a variable this test does not set"
     for name in Settings.model_fields:
         value = getattr(environment, name)
         value = value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from engine.core.model import CandleArrays
+from engine.core.rules import MarketRules
+from engine.exchange.client import ExchangeSpec
+from engine.exchange.venue import Venue
 from tests.sample import sample_path
 
 
@@ -22,3 +25,14 @@ async def wait_until(predicate: object, timeout: float = 10.0, interval: float =
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def exchange_rules(base_url: str, symbol: str, exchange_id: str = "binance") -> MarketRules:
+    """The rules the fake exchange at ``base_url`` serves for ``symbol``, read through ccxt as the engine reads
+    them: what the live side trades under, for a backtest to apply too."""
+    venue = Venue(ExchangeSpec(exchange_id, base_url=base_url))
+    try:
+        await venue.load_markets()
+        return venue.rules(symbol)
+    finally:
+        await venue.close()

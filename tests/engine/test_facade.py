@@ -68,8 +68,9 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     await rig.close_candle(i)
     fill = (await queries.fills(store, 1))[0]
     assert fill.order_id == ack.order_id and fill.ts == int(candles.ts[i])
-    assert fill.price == pytest.approx(float(candles.open[i]) * 1.0005, rel=1e-12)
-    assert fill.quantity * fill.price * 1.001 == pytest.approx(1_000.0, rel=1e-9)
+    assert rig.rules is not None  # the exchange's: the price rounded up to its tick, the quantity down to its step
+    assert fill.price == pytest.approx(float(candles.open[i]) * 1.0005, abs=rig.rules.price_tick)
+    assert 0 <= 1_000.0 - fill.quantity * fill.price * 1.001 <= rig.rules.amount_step * fill.price * 1.001 + 1e-9
     assert await store.order_status(ack.order_id) == "filled"
     held = pf.positions[SYMBOL].quantity
     assert facade.positions()[0].quantity == held == (await store.positions())[0].quantity
@@ -80,7 +81,8 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     i = rig.stepped_upto
     await rig.close_candle(i)
     sold = (await queries.fills(store, 1))[0]
-    assert sold.order_id == ack.order_id and sold.quantity == pytest.approx(300.0 / sold.price)
+    assert sold.order_id == ack.order_id and sold.quantity == pytest.approx(300.0 / sold.price,
+                                                                            abs=rig.rules.amount_step)
     if SYMBOL in pf.positions:  # not stopped out meanwhile
         assert pf.positions[SYMBOL].quantity == pytest.approx(held - sold.quantity)
         await next_free_candle(rig)

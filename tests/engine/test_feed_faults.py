@@ -89,7 +89,7 @@ async def test_engine_survives_a_fault_and_trades_exactly_the_candles_it_stepped
     missing = sorted(set(range(CANDLES)) - set(stepped))
     assert missing == ([FAULT_AT + 1] if loses_one else [])  # a malformed candle is never decided on
     expected = run_backtest(take(candles, stepped), rig.model(), BacktestConfig(
-        symbol=SYMBOL, cash=10_000, limits=rig.limits, costs=rig.costs, filters=rig.filters))
+        symbol=SYMBOL, cash=10_000, limits=rig.limits, costs=rig.costs, filters=rig.filters, rules=rig.rules))
     live.reverse()
     assert live == expected.trades
     assert len(expected.trades) >= 2
@@ -136,7 +136,7 @@ async def test_a_long_outage_raises_one_stale_and_one_recovered_event_and_blocks
     assert await sql_scalar(db_url, q.format("FeedRecovered")) == 1
     assert stepped == list(range(CANDLES))
     expected = run_backtest(candles, rig.model(), BacktestConfig(
-        symbol=SYMBOL, cash=10_000, limits=rig.limits, costs=rig.costs, filters=rig.filters))
+        symbol=SYMBOL, cash=10_000, limits=rig.limits, costs=rig.costs, filters=rig.filters, rules=rig.rules))
     live.reverse()
     assert live == expected.trades
 

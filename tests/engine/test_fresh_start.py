@@ -26,7 +26,7 @@ from engine.feeds.replay import ReplayFeed
 from engine.loop import LiveEngine
 from engine.store.repo import Store
 from sim.exchange import FakeExchange, FakeExchangeServer
-from tests.engine.helpers import real_candles, wait_until
+from tests.engine.helpers import exchange_rules, real_candles, wait_until
 from tests.engine.test_restart import COSTS, FILTERS, LIMITS
 from tests.store import queries
 
@@ -91,7 +91,8 @@ async def test_a_fresh_engine_decides_at_once_and_fills_within_one_poll_interval
     entry = fills[-1]  # newest first: the entry (its stop may have closed it within the same candle)
     assert (entry.order_id, entry.side.value, entry.ts) == (f"{SYMBOL}-{int(candles.ts[k])}-entry", "buy",
                                                             int(candles.ts[k + 1]))
-    assert entry.price == pytest.approx(candles.open[k + 1] * (1 + COSTS.slippage_bps / 10_000), rel=1e-12)
+    tick = 1e-8  # the fake exchange's price tick for ETHBTC: a buy's price is rounded up to it
+    assert entry.price == pytest.approx(candles.open[k + 1] * (1 + COSTS.slippage_bps / 10_000), abs=tick)
 
 
 async def test_a_fresh_start_mid_series_trades_as_the_backtest_of_its_window(tmp_path: Path) -> None:
@@ -102,12 +103,13 @@ async def test_a_fresh_start_mid_series_trades_as_the_backtest_of_its_window(tmp
     model = SmaCrossModel(10, 30)
     lookback = model.lookback
     window = candles.slice(start - lookback, len(candles))  # candle 399 is the first with a full window
-    expected = run_backtest(window, SmaCrossModel(10, 30), BacktestConfig(symbol=SYMBOL, cash=10_000, limits=LIMITS,
-                                                                          costs=COSTS, filters=FILTERS))
-    assert len(expected.trades) > 10
     clock = SimClock(int(candles.ts[start - 1]) + STEP)
     fake = FakeExchange({SYMBOL: candles}, clock, TF)
     async with FakeExchangeServer(fake) as base_url:
+        rules = await exchange_rules(base_url, SYMBOL)  # what the live side trades under
+        expected = run_backtest(window, SmaCrossModel(10, 30), BacktestConfig(
+            symbol=SYMBOL, cash=10_000, limits=LIMITS, costs=COSTS, filters=FILTERS, rules=rules))
+        assert len(expected.trades) > 10
         engine, store = await open_engine(tmp_path, fake, base_url, clock, poll_interval=0.0005)
         await engine.start()
         await wait_until(lambda: engine.symbols[SYMBOL].warmed)

@@ -20,8 +20,11 @@ from engine.backtest import BacktestConfig, run_backtest
 from engine.core.clock import SimClock
 from engine.core.model import CandleArrays, GenericTradingModel, SmaCrossModel
 from engine.core.risk import Costs, RiskLimits, SignalFilters
+from engine.core.rules import MarketRules
 from engine.core.trading import TradingCore
 from engine.events import EventBus
+from engine.exchange.client import ExchangeSpec
+from engine.exchange.venue import Venue
 from engine.facade import EngineFacade
 from engine.feeds.exchange import ExchangeFeed
 from engine.loop import LiveEngine
@@ -72,11 +75,13 @@ class Rig:
     feed: ExchangeFeed | None = None
     stepped_upto: int = 0  # candles [0, stepped_upto) have closed on the clock
     bus: EventBus = field(default_factory=EventBus)
+    rules: MarketRules | None = None  # the fake exchange's rules for SYMBOL, as the live side trades under them
 
     async def open(self) -> LiveEngine:
         engine = await self.build()
         await engine.start()
         await wait_until(lambda: engine.symbols[SYMBOL].warmed)
+        assert engine.core.rules_for(SYMBOL) == self.rules  # from the exchange's markets (the first poll reads them)
         return engine
 
     async def build(self) -> LiveEngine:
@@ -139,7 +144,15 @@ async def rig_factory(db_url: str):
         server = FakeExchangeServer(fake)
         servers.append(server)
         base_url = await server.start()
+        venue = Venue(ExchangeSpec("binance", base_url=base_url))
+        try:  # the rules the live side will trade under, for the backtest to apply too
+            await venue.load_markets()
+            rules = venue.rules(SYMBOL)
+        finally:
+            await venue.close()
+        assert rules.any
         rig = Rig(candles, db_url, base_url, clock, fake, **kw)  # type: ignore[arg-type]
+        rig.rules = rules
         rigs.append(rig)
         return rig
 
@@ -152,8 +165,9 @@ async def rig_factory(db_url: str):
 
 
 def backtest(candles: CandleArrays, rig: Rig):
+    """The backtest of ``candles`` under the same exchange rules the live side traded under."""
     return run_backtest(candles, rig.model(), BacktestConfig(symbol=SYMBOL, cash=10_000, limits=rig.limits,
-                                                             costs=rig.costs, filters=rig.filters))
+                                                             costs=rig.costs, filters=rig.filters, rules=rig.rules))
 
 
 CANDLES = 130

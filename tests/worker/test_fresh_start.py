@@ -97,7 +97,9 @@ async def test_a_fresh_worker_fills_within_one_poll_interval_and_shows_the_ticke
     # the entry decided on the warm-up's newest candle, filled at the next candle's open
     cross_ts = int(candles.ts[HISTORY - 1])
     assert fill[:3] == (f"BTCUSDT-{cross_ts}-entry", "buy", cross_ts + TF_MS)
-    assert fill[3] == pytest.approx(candles.open[HISTORY] * (1 + SLIPPAGE), rel=1e-12)
+    tick = 0.0001  # the fake exchange's price tick for a market near 100: a buy's price is rounded up to it
+    assert fill[3] == pytest.approx(candles.open[HISTORY] * (1 + SLIPPAGE), abs=tick)
+    assert round(fill[3] / tick, 6).is_integer()
     assert filled - started <= POLL_S + 2.0, (f"first fill {filled - started:.1f} s after the engine started "
                                              f"({filled - t0:.1f} s after the process started)")
     # /status: the ticker's price and its age (the ticker is asked every 0.5 s)
