@@ -14,8 +14,9 @@ Store         the engine's unit of work: one step in one transaction,      engin
 Records       what the read side shows: trades, equity, chats, alerts       engine.store.repo.Store
 Clock         the one source of time                                       LiveClock, OffsetClock,
                                                                             ScaledClock, SimClock
-Strategy      what decides a symbol's signals (filled in by the             SmaCrossModel, ModelCoordinator,
-              strategies issue; today a model's face)                      NoModel (engine/core/model)
+Strategy      what decides a symbol's signals: a name and a lookback       SmaCrossModel, ModelCoordinator,
+              (the live loop and the backtest use a model's face today;    NoModel (engine/core/model);
+              user strategies are built, not yet wired)                    engine.strategy.Strategy
 ============  ==========================================================  =================================
 """
 
@@ -139,8 +140,9 @@ class Records(Protocol):
 
 
 class Strategy(Protocol):
-    """What decides a symbol's signals. A placeholder the strategies issue fills in (populate_* methods);
-    today every strategy is a ``engine.core.model.GenericTradingModel``, which satisfies this."""
+    """What decides a symbol's signals. The loop and the backtest run a ``engine.core.model.GenericTradingModel``
+    today; ``engine.strategy.Strategy`` (populate_* over a DataFrame, loaded by name, file or module) satisfies
+    this too and is wired in by the strategies issue."""
 
     name: str
     lookback: int  # candles the newest signal depends on
