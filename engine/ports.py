@@ -6,8 +6,8 @@ checks each adapter where the composition root (``engine.app``) hands it to the 
 ============  ==========================================================  =================================
 port          what the engine needs                                        adapters today
 ============  ==========================================================  =================================
-MarketData    closed candles after a time, the latest price, close         ExchangeFeed, ReplayFeed,
-                                                                            SyntheticFeed (engine/feeds)
+MarketData    closed candles after a time, the latest price, the market's    ExchangeFeed, ReplayFeed,
+              exchange rules, close                                        SyntheticFeed (engine/feeds)
 Broker        submit, cancel, fetch order, open orders, balances          PaperBroker (engine/core/broker)
 Store         the engine's unit of work: one step in one transaction,      engine.store.repo.Store
               the state to restore, flags, health, an order's status
