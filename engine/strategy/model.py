@@ -1,0 +1,52 @@
+"""A ``Strategy`` behind the engine's model face (``engine.core.model.GenericTradingModel``), so the live loop and
+the backtest run a user's strategy through the one decision kernel, unchanged.
+
+``features`` runs the strategy's populate methods over the candles it is given (the whole series in a backtest,
+the trailing ``lookback`` window live) and returns, per candle, the strategy's action and confidence;
+``predict_proba`` encodes them as (down, flat, up) rows whose most likely class is the action and whose maximum is
+the confidence, which is exactly what ``signals_from_proba`` (the loop's and the backtest's reading of a model)
+turns back into (action, confidence). Tags are not carried this way (the strategies issue's tags item).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.core.model import DOWN, FLAT, UP, CandleArrays
+from engine.strategy.base import ENTER, EXIT, Strategy
+
+_BELOW = 1e-9  # how far under the confidence the other classes sit, so that a confidence of 0 still decides
+
+
+class StrategyModel:
+    """``strategy`` as a model: features = (action, confidence) per candle."""
+
+    feature_names: tuple[str, ...] = ("action", "confidence")
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.name: str = strategy.name
+        self.lookback: int = strategy.lookback
+
+    def features(self, candles: CandleArrays) -> np.ndarray:
+        signals = self.strategy.signals(candles)
+        out = np.empty((len(signals), 2))
+        out[:, 0] = signals.action
+        out[:, 1] = signals.confidence
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        action, confidence = x[:, 0], x[:, 1]
+        proba = np.zeros((x.shape[0], 3))
+        proba[:, FLAT] = 1.0  # HOLD
+        for wanted, column in ((ENTER, UP), (EXIT, DOWN)):
+            rows = action == wanted
+            proba[rows] = (confidence[rows] / 2 - _BELOW)[:, None]  # the other two classes, just below
+            proba[rows, column] = confidence[rows]
+        return proba
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "strategy", "class": type(self.strategy).__name__,
+                "params": dict(self.strategy.params()), "feature_names": list(self.feature_names)}
