@@ -177,7 +177,11 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(_download_synced(args.symbol.upper(), args.timeframe, args.days, args.out, spec_of(args),
                                               progress=not getattr(args, "quiet", False)))
     except (CsvFormatError, ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text = str(exc)
+        if args.exchange:  # the id came from the flag, not the environment: name the flag
+            text = text.replace(f"EXCHANGE={args.exchange.strip().lower()!r}", f"--exchange {args.exchange!r}")
+            text = text.replace("EXCHANGE_SANDBOX=1:", "--sandbox:") if args.sandbox else text
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except (FeedError, ExchangeError, OSError) as exc:
         print(f"download failed: {exc}", file=sys.stderr)

@@ -3,11 +3,14 @@ summary; nothing on stderr (no progress line left in a log or a pipe)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from engine.feeds.candle_file import iso_utc
 from engine.feeds.csvio import read_csv, write_csv
@@ -48,3 +51,17 @@ def test_fewer_candles_than_asked_are_counted_and_stderr_stays_clean(tmp_path: P
                          r"\(the exchange's history starts at (\S+)\)\n", done.stdout)
     assert match, done.stdout
     assert int(match[1]) == int(match[2]) == len(got) and match[3] == iso_utc(int(data.ts[0]))
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--exchange", "binanse"], "error: --exchange 'binanse' is not an exchange ccxt knows; did you mean binance"),
+    (["--exchange", "upbit", "--sandbox"], "error: --sandbox: upbit has no sandbox (testnet) in ccxt"),
+    (["--exchange", "kraken", "--timeframe", "3m"], "error: timeframe '3m' is not offered by kraken; it offers 1m"),
+])
+def test_a_wrong_exchange_flag_is_one_line_naming_the_flag_exit_2(tmp_path: Path, args: list[str], said: str) -> None:
+    cli = [sys.executable, "-m", "engine.cli", "download", "--symbol", "BTC/USDT", "--timeframe", "5m", "--days", "1",
+           "--out", str(tmp_path), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE")}
+    done = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(said) and done.stderr.count("\n") == 1, done.stderr
