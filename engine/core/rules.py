@@ -1,6 +1,6 @@
 """An exchange's trading rules for one market, as the paper broker (and later the live one) applies them.
 
-Built from the exchange's market description (``engine.exchange.markets.rules_from_market``, from ccxt's
+Built from the exchange's market description (``engine.exchange.venue.rules_from_market``, from ccxt's
 ``load_markets``); ``MarketRules.none(symbol)`` is "no rules" (a backtest on a CSV, the synthetic market),
 under which everything behaves as before markets were known.
 """

@@ -47,14 +47,15 @@ class Market:
     rules: MarketRules
 
 
-def _step(value: Any, precision_mode: int, tick_size_mode: int) -> float:
-    """ccxt's precision as a step: with TICK_SIZE it is the step; with DECIMAL_PLACES a number of digits."""
+def _step(value: Any, tick_size: bool) -> float:
+    """ccxt's precision as a step: with TICK_SIZE (``tick_size``) it is the step; with DECIMAL_PLACES a number of
+    digits."""
     if value is None:
         return 0.0
     v = float(value)
     if not math.isfinite(v) or v <= 0:
         return 0.0
-    return v if precision_mode == tick_size_mode else 10.0 ** -v
+    return v if tick_size else 10.0 ** -v
 
 
 def _limit(market: Mapping[str, Any], kind: str) -> float:
@@ -66,11 +67,12 @@ def _limit(market: Mapping[str, Any], kind: str) -> float:
     return value if math.isfinite(value) and value > 0 else 0.0
 
 
-def rules_from_market(symbol: str, market: Mapping[str, Any], precision_mode: int, tick_size_mode: int) -> MarketRules:
-    """The rules of a ccxt market (``exchange.markets[s]``) for the agent's ``symbol``."""
+def rules_from_market(symbol: str, market: Mapping[str, Any], *, tick_size: bool) -> MarketRules:
+    """The rules of a ccxt market (``exchange.markets[s]``) for the agent's ``symbol``; ``tick_size``: the exchange's
+    ``precisionMode`` is ccxt's TICK_SIZE (else DECIMAL_PLACES)."""
     precision = market.get("precision") or {}
-    return MarketRules(symbol=symbol, amount_step=_step(precision.get("amount"), precision_mode, tick_size_mode),
-                       price_tick=_step(precision.get("price"), precision_mode, tick_size_mode),
+    return MarketRules(symbol=symbol, amount_step=_step(precision.get("amount"), tick_size),
+                       price_tick=_step(precision.get("price"), tick_size),
                        min_amount=_limit(market, "amount"), min_notional=_limit(market, "cost"),
                        base=str(market.get("base") or ""), quote=str(market.get("quote") or ""))
 
@@ -162,12 +164,11 @@ class Venue:
                 _compact(symbol), [_compact(n) for n in names], n=3, cutoff=0.6)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ConfigError(f"{symbol} is not a spot market on {self.id}{hint}")
-        mode = getattr(self.exchange, "precisionMode", None)
-        tick_mode = getattr(async_support(), "TICK_SIZE", 4)
+        tick_size = async_support().TICK_SIZE
         found = Market(symbol=str(raw["symbol"]), id=str(raw.get("id") or raw["symbol"]), base=str(raw.get("base")),
                        quote=str(raw.get("quote")), active=raw.get("active") is not False,
-                       rules=rules_from_market(symbol, raw, int(mode if mode is not None else tick_mode),
-                                               int(tick_mode)))
+                       rules=rules_from_market(symbol, raw, tick_size=getattr(self.exchange, "precisionMode",
+                                                                              tick_size) == tick_size))
         self._resolved[symbol] = found
         return found
 

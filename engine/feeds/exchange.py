@@ -45,9 +45,17 @@ class ExchangeFeed:
             raise ValueError("max_attempts must be >= 1")
         if history < 1:
             raise ValueError("history must be >= 1")
-        self._owns_venue = isinstance(venue, str)
-        self.venue = Venue(ExchangeSpec("binance", base_url=venue, timeout_s=timeout_s), attempts=max_attempts,
-                           sleep=sleep, rng=rng) if isinstance(venue, str) else venue
+        # given a URL, the feed makes (and, closing, re-makes) a venue of its own
+        self._own_venue: Callable[[], Venue] | None = None
+        if isinstance(venue, str):
+            spec = ExchangeSpec("binance", base_url=venue, timeout_s=timeout_s)
+
+            def make() -> Venue:
+                return Venue(spec, attempts=max_attempts, sleep=sleep, rng=rng)
+
+            self._own_venue = make
+            venue = make()
+        self.venue = venue
         self.symbol = symbol
         self.timeframe = timeframe
         self.step_ms = timeframe_ms(timeframe)
@@ -156,10 +164,8 @@ class ExchangeFeed:
     async def close(self) -> None:
         """Close a venue this feed made for itself (a shared one is the worker's to close). The feed stays usable:
         a later call opens a new connection, as after a restart of the loop."""
-        if self._owns_venue:
-            old = self.venue
-            self.venue = Venue(old.spec, attempts=old.attempts, sleep=old._sleep, rng=old._rng)
-            self._page = 0
+        if self._own_venue is not None:
+            old, self.venue, self._page = self.venue, self._own_venue(), 0
             await old.close()
 
     async def ticker(self) -> Tick:
