@@ -36,9 +36,18 @@ class TradingSection(_Section):
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT"], min_length=1)
     timeframe: str = "5m"
     update_interval: float = Field(300.0, gt=0, le=86_400)
-    strategy: Literal["sma-cross", "model"] = "sma-cross"
-    fast: int = Field(10, ge=1)
+    # a built-in name (sma-cross, rsi-mean-reversion, bollinger-breakout), "model" (the CatBoost models of the
+    # registry), path/to/file.py:Class or module.path:Class; loaded (and checked) when the engine is built
+    strategy: str = Field("sma-cross", min_length=1, max_length=500)
+    fast: int = Field(10, ge=1)  # sma-cross's, when [strategy.params] does not set fast/slow
     slow: int = Field(30, ge=2)
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a strategy (a built-in, \"model\", path/to/file.py:Class or module:Class)")
+        return value.strip()
 
     @field_validator("symbols")
     @classmethod
@@ -104,8 +113,20 @@ class FeedSection(_Section):
     replay_files: list[Annotated[Path, Strict(False)]] = Field(default_factory=list)  # TOML strings -> paths
 
 
+StrategyParamValue = Annotated[str, Strict()] | Annotated[bool, Strict()] | Annotated[int, Strict()] | float
+
+
+class StrategySection(_Section):
+    """``[strategy.params]``: the strategy's parameters by name (each checked by the strategy's own declaration
+    when it is loaded); ``folder``: where ``trading-agent strategies`` looks for strategy files."""
+
+    params: dict[str, StrategyParamValue] = Field(default_factory=dict)
+    folder: Annotated[Path, Strict(False)] | None = None
+
+
 class TradingConfig(_Section):
     trading: TradingSection = TradingSection()
+    strategy: StrategySection = StrategySection()
     signal_filters: SignalFiltersSection = SignalFiltersSection()
     risk: RiskSection = RiskSection()
     paper: PaperSection = PaperSection()
@@ -301,7 +322,7 @@ def load_trading_config(path: Path | None = None) -> TradingConfig:
         config = TradingConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, f"trading config {source}: ")) from None
-    if config.trading.fast >= config.trading.slow:
+    if config.trading.strategy == "sma-cross" and config.trading.fast >= config.trading.slow:
         raise ConfigError(f"trading config {source}: trading.fast ({config.trading.fast}) must be below "
                           f"trading.slow ({config.trading.slow})")
     return config

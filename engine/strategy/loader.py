@@ -181,3 +181,14 @@ def find_strategies(folder: Path) -> list[tuple[str, str | None]]:
             else:
                 out.append((f"{path}:{cls.__name__}", None))
     return out
+
+
+def configured_params(strategy: str, params: Mapping[str, ParamValue], *, fast: int, slow: int
+                      ) -> dict[str, ParamValue]:
+    """The parameters a trading config gives its strategy: ``[strategy.params]``; for sma-cross, ``[trading]``'s
+    ``fast`` and ``slow`` where the table does not set them (the older way of writing them)."""
+    out: dict[str, ParamValue] = dict(params)
+    if strategy == "sma-cross":
+        out.setdefault("fast", fast)
+        out.setdefault("slow", slow)
+    return out
