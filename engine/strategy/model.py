@@ -10,11 +10,13 @@ turns back into (action, confidence). Tags are not carried this way (the strateg
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from engine.core.model import DOWN, FLAT, UP, CandleArrays
+from engine.core.risk import RiskLimits
 from engine.strategy.base import ENTER, EXIT, Strategy
 
 _BELOW = 1e-9  # how far under the confidence the other classes sit, so that a confidence of 0 still decides
@@ -50,3 +52,13 @@ class StrategyModel:
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "strategy", "class": type(self.strategy).__name__,
                 "params": dict(self.strategy.params()), "feature_names": list(self.feature_names)}
+
+
+def strategy_limits(strategy: Strategy, limits: RiskLimits) -> RiskLimits:
+    """The risk limits a run of ``strategy`` uses: the config's, with each stop the strategy declares
+    (``stoploss``, ``take_profit``, ``trailing_stop``; not None) in place of the config's value. A strategy that
+    declares none (sma-cross) trades under the config's stops, as before strategies existed."""
+    declared = {"stop_loss_pct": strategy.stoploss, "take_profit_pct": strategy.take_profit,
+                "trailing_stop_pct": strategy.trailing_stop}
+    exits = strategy.protective_exits()
+    return replace(limits, **{key: exits[key] for key, value in declared.items() if value is not None})

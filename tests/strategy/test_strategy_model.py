@@ -99,3 +99,16 @@ async def test_a_strategy_from_a_file_trades_live_as_in_its_backtest(tmp_path: P
         await store.close()
     live.reverse()
     assert live == expected.trades
+
+
+def test_strategy_limits_take_declared_stops_and_keep_the_rest() -> None:
+    from engine.core.risk import RiskLimits
+    from engine.strategy.loader import load_strategy
+    from engine.strategy.model import strategy_limits
+
+    config = RiskLimits(stop_loss_pct=0.05, take_profit_pct=0.2, trailing_stop_pct=0.0)
+    assert strategy_limits(load_strategy("sma-cross"), config) == config  # declares none: the config's stops
+    rsi = load_strategy("rsi-mean-reversion")
+    got = strategy_limits(rsi, config)
+    assert got.stop_loss_pct == -rsi.stoploss and got.take_profit_pct == 0.2
+    assert got.position_fraction == config.position_fraction
