@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,16 +67,50 @@ def model_signals(model: GenericTradingModel, candles: CandleArrays) -> tuple[np
 
     Each block is extended back by ``lookback - 1`` candles, so every row sees the same trailing window
     as in one whole-series call (and as the live loop's per-candle call)."""
+    action, confidence, _ = _signals_and_tags(model, candles)
+    return action, confidence
+
+
+Tags = tuple[np.ndarray | None, np.ndarray | None]  # (enter_tag, exit_tag) per candle: a strategy's, else None
+
+
+def _signals_and_tags(model: GenericTradingModel, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray, Tags]:
     n = len(candles)
     action = np.empty(n, dtype=np.int64)
     confidence = np.empty(n)
+    tagged = hasattr(model, "last_tags")  # a strategy (engine.strategy.model.StrategyModel) tags its signals
+    enter: np.ndarray | None = np.full(n, None, dtype=object) if tagged else None
+    exit_: np.ndarray | None = np.full(n, None, dtype=object) if tagged else None
+    any_tags = False
     back = max(0, model.lookback - 1)
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
         lo = max(0, start - back)
         x = model.features(candles.slice(lo, stop))[start - lo:]
         action[start:stop], confidence[start:stop] = signals_from_proba(model.predict_proba(x))
-    return action, confidence
+        if tagged:
+            for target, got in zip((enter, exit_), model.last_tags, strict=True):  # type: ignore[attr-defined]
+                if got is not None and target is not None:
+                    target[start:stop] = got[start - lo:]
+                    any_tags = True
+    return action, confidence, ((enter, exit_) if any_tags else (None, None))
+
+
+def tag_trades(trades: list[Trade], ts: np.ndarray, tags: Tags) -> list[Trade]:
+    """Each trade with the tags of the signals that made it: a signal on candle t fills at candle t+1's open,
+    so an entry (or a signal exit) filled at candle i carries candle i-1's enter_tag (exit_tag). Stops and
+    targets carry no exit tag (their exit_reason says what closed them)."""
+    enter, exit_ = tags
+    if enter is None and exit_ is None:
+        return trades
+    out = []
+    for t in trades:
+        i = int(np.searchsorted(ts, t.entry_time))
+        j = int(np.searchsorted(ts, t.exit_time))
+        entry_tag = enter[i - 1] if enter is not None and 0 < i <= len(ts) else None
+        exit_tag = exit_[j - 1] if exit_ is not None and t.exit_reason == "signal" and 0 < j <= len(ts) else None
+        out.append(replace(t, entry_tag=entry_tag, exit_tag=exit_tag))
+    return out
 
 
 def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: BacktestConfig,
@@ -84,17 +118,18 @@ def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: Back
     """Every candle goes through ``kernel.step``: in the compiled loop (default) or, with
     ``step_every_candle``, through ``TradingCore.on_candle`` exactly as the live loop calls it."""
     n = len(candles)
-    action, confidence = model_signals(model, candles)
+    action, confidence, tags = _signals_and_tags(model, candles)
     clock = SimClock()
     core = TradingCore(limits=config.limits, costs=config.costs, filters=config.filters,
                        starting_cash=config.cash, clock=clock,
                        rules=None if config.rules is None else {config.symbol: config.rules})
     symbol = config.symbol
     if config.step_every_candle:
-        trades, equity, held = _step_each(core, symbol, candles, action, confidence, clock, progress)
+        trades, equity, held = _step_each(core, symbol, candles, action, confidence, clock, progress, tags)
     else:
         trades, equity, held = core.run_series(symbol, candles.ts, candles.open, candles.high, candles.low,
                                                candles.close, action, confidence)
+        trades = tag_trades(trades, candles.ts, tags)
         if progress is not None:
             progress(n)
     pos = core.portfolio.positions.get(symbol)
@@ -108,14 +143,19 @@ def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: Back
 
 
 def _step_each(core: TradingCore, symbol: str, candles: CandleArrays, action: np.ndarray, confidence: np.ndarray,
-               clock: SimClock, progress: Callable[[int], None] | None) -> tuple[list[Trade], np.ndarray, np.ndarray]:
+               clock: SimClock, progress: Callable[[int], None] | None, tags: Tags = (None, None)
+               ) -> tuple[list[Trade], np.ndarray, np.ndarray]:
     n = len(candles)
+    enter, exit_ = tags
     equity = np.empty(n)
     held = np.zeros(n, dtype=bool)
     trades: list[Trade] = []
     for i in range(n):
         clock.set(int(candles.ts[i]))
-        step = core.on_signal(symbol, candles.candle(i), Action(int(action[i])), float(confidence[i]))
+        act = int(action[i])
+        source = enter if act == Action.ENTER else exit_ if act == Action.EXIT else None
+        tag = None if source is None else source[i]
+        step = core.on_signal(symbol, candles.candle(i), Action(act), float(confidence[i]), tag)
         trades.extend(step.trades)
         equity[i] = step.equity
         held[i] = symbol in core.portfolio.positions

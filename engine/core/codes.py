@@ -49,10 +49,11 @@ def signals_from_proba(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def closed_trade(symbol: str, entry_ts: int, exit_ts: int, entry_price: float, exit_price: float, quantity: float,
-                 fee: float, exit_fee: float, pnl: float, reason: str) -> Trade:
+                 fee: float, exit_fee: float, pnl: float, reason: str, entry_tag: str | None = None,
+                 exit_tag: str | None = None) -> Trade:
     """A round trip from the kernel's numbers (``fee`` is entry and exit fee together), with its PnL percentage."""
     return Trade(symbol, "long", entry_ts, exit_ts, entry_price, exit_price, quantity, fee, pnl, reason,
-                 trade_pnl_pct(pnl, entry_price, quantity, fee - exit_fee))
+                 trade_pnl_pct(pnl, entry_price, quantity, fee - exit_fee), entry_tag, exit_tag)
 
 
 def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
@@ -63,12 +64,15 @@ def signal_of(proba_row: np.ndarray | None) -> tuple[Action, float]:
 
 
 def order_to_dict(order: OrderRequest) -> dict[str, Any]:
-    return {"order_id": order.order_id, "symbol": order.symbol, "side": order.side.value,
-            "reason": order.reason, "decided_ts": order.decided_ts, "quantity": order.quantity,
-            "notional": order.notional, "fraction": order.fraction}
+    out = {"order_id": order.order_id, "symbol": order.symbol, "side": order.side.value,
+           "reason": order.reason, "decided_ts": order.decided_ts, "quantity": order.quantity,
+           "notional": order.notional, "fraction": order.fraction}
+    if order.tag is not None:  # written only when there is one: untagged snapshots read as before
+        out["tag"] = order.tag
+    return out
 
 
 def order_from_dict(data: dict[str, Any]) -> OrderRequest:
     return OrderRequest(data["order_id"], data["symbol"], Side(data["side"]), data["reason"],
                         int(data["decided_ts"]), data.get("quantity"), data.get("notional"),
-                        data.get("fraction"))
+                        data.get("fraction"), data.get("tag"))

@@ -18,6 +18,8 @@ checks the version before anything is restored:
   ``dust_avg_price``, ``dust_fee``) and the exchange's rules it traded under (``amount_step``,
   ``price_tick``, ``min_amount``, ``min_notional``): written for the record, while the rules that apply
   after a restore are the ones the exchange gives at this start (``TradingCore.restore`` applies them).
+  Optional: ``"entry_tags": {"BTCUSDT": "golden"}`` (the strategy's enter_tag of each open position, written
+  only when there is one; absent reads as none) and a pending order's ``"tag"``.
 * version 3 (the same without dust and rules): migrated on read, no dust and no rules.
 * version 2 (the positional format, ``"g"`` and ``"s"`` lists): migrated on read, field by field.
 * anything else (no version, an unknown or newer one, a malformed document): ``SnapshotUnreadable``, one
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,6 +77,7 @@ class CoreState:
     state_reason: str
     pending: dict[str, dict[str, Any]]
     starting_cash: float
+    entry_tags: dict[str, str] = field(default_factory=dict)  # symbol -> its open position's enter_tag
 
 
 def write(state: CoreState) -> dict[str, Any]:
@@ -88,6 +91,7 @@ def write(state: CoreState) -> dict[str, Any]:
                                                                                           strict=True)],
         "limits": dict(state.limits),
         "pending": {symbol: dict(order) for symbol, order in state.pending.items()},
+        **({"entry_tags": dict(state.entry_tags)} if state.entry_tags else {}),
     }
 
 
@@ -136,7 +140,8 @@ def _read_named(data: Mapping[str, Any], fields: Mapping[str, int]) -> CoreState
     rows = list(data["symbols"])
     s = np.array([_positional(row, fields, K.NS) for row in rows], dtype=np.float64).reshape(len(rows), K.NS)
     return CoreState(tuple(str(row["symbol"]) for row in rows), _positional(data["portfolio"], PORTFOLIO_FIELDS, K.NG),
-                     s, _limits(data), str(data.get("state_reason", "")), _pending(data), float(data["starting_cash"]))
+                     s, _limits(data), str(data.get("state_reason", "")), _pending(data), float(data["starting_cash"]),
+                     _entry_tags(data))
 
 
 def _read_v2(data: Mapping[str, Any]) -> CoreState:
@@ -180,3 +185,8 @@ def _limits(data: Mapping[str, Any]) -> dict[str, float]:
 
 def _pending(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(symbol): dict(order) for symbol, order in dict(data["pending"]).items()}
+
+
+def _entry_tags(data: Mapping[str, Any]) -> dict[str, str]:
+    """The open positions' enter_tags: an optional field of version 4 (absent: no tags, as before tags existed)."""
+    return {str(symbol): str(tag) for symbol, tag in dict(data.get("entry_tags") or {}).items()}

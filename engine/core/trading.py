@@ -115,6 +115,7 @@ class TradingCore:
         self.stale: MutableSet[str] = _StaleSymbols(self)
         self.sources: dict[str, str] = {}  # symbol -> what decides its signals ("sma-cross(10,30)"), for alerts
         self.rules: dict[str, MarketRules] = {}  # symbol -> the exchange's rules; a symbol not here has none
+        self.entry_tags: dict[str, str] = {}  # symbol -> the enter_tag of the signal that opened its position
         for symbol, market in (rules or {}).items():
             self.set_rules(market, symbol)
 
@@ -203,12 +204,15 @@ class TradingCore:
 
     # ------------------------------------------------------------------ the step
 
-    def on_candle(self, symbol: str, candle: Candle, proba_row: np.ndarray | None) -> StepResult:
-        """One closed candle with the model's probabilities for it (the live loop's call)."""
+    def on_candle(self, symbol: str, candle: Candle, proba_row: np.ndarray | None, tag: str | None = None
+                  ) -> StepResult:
+        """One closed candle with the model's probabilities for it (the live loop's call); ``tag`` is the
+        strategy's enter_tag or exit_tag for this candle's signal, carried by the order it makes."""
         action, confidence = signal_of(proba_row)
-        return self.on_signal(symbol, candle, action, confidence)
+        return self.on_signal(symbol, candle, action, confidence, tag)
 
-    def on_signal(self, symbol: str, candle: Candle, action: Action, confidence: float) -> StepResult:
+    def on_signal(self, symbol: str, candle: Candle, action: Action, confidence: float, tag: str | None = None
+                  ) -> StepResult:
         i = self.row(symbol)
         head, fills = self._head, self._fills
         K.step(self.g, self.s, self.p, i, float(candle.ts), candle.open, candle.high, candle.low, candle.close,
@@ -224,7 +228,7 @@ class TradingCore:
         res.events.extend(e for cause, e in changes if cause != K.C_NEW_DAY)
         outcome = int(head[K.H_OUTCOME])
         if outcome in (K.O_ENTRY_ORDER, K.O_EXIT_ORDER):
-            order = self._order_from_row(symbol, i, "entry" if outcome == K.O_ENTRY_ORDER else "exit")
+            order = self._order_from_row(symbol, i, "entry" if outcome == K.O_ENTRY_ORDER else "exit", tag)
             self._orders[symbol] = order
             res.orders.append(order)
         res.signal = SignalRecord(symbol, candle.ts, int(action), confidence,
@@ -277,19 +281,25 @@ class TradingCore:
         res.events.append(OrderFilled(ts=ts, order_id=order_id, symbol=symbol, side=side.value, quantity=qty,
                                       price=price, fee=fee, reason=reason, paper=self.paper, source=source))
         if row[K.F_OPENED]:
+            if pending is not None and row[K.F_FROM_PENDING] and pending.tag is not None:
+                self.entry_tags[symbol] = pending.tag
+            else:
+                self.entry_tags.pop(symbol, None)
             res.events.append(PositionOpened(ts=ts, symbol=symbol, quantity=qty, price=price,
                                              stop_price=_opt(row[K.F_STOP]), target_price=_opt(row[K.F_TARGET]),
                                              paper=self.paper))
         if side is Side.SELL:
+            exit_tag = pending.tag if row[K.F_FROM_PENDING] and pending is not None else None
+            entry_tag = self.entry_tags.pop(symbol, None) if row[K.F_CLOSED] else self.entry_tags.get(symbol)
             trade = closed_trade(symbol, int(row[K.F_T_ENTRY_TS]), ts, float(row[K.F_T_ENTRY_PRICE]), price, qty,
-                                 float(row[K.F_T_FEE]), fee, float(row[K.F_T_PNL]), reason)
+                                 float(row[K.F_T_FEE]), fee, float(row[K.F_T_PNL]), reason, entry_tag, exit_tag)
             res.trades.append(trade)
             if row[K.F_CLOSED]:
                 res.events.append(PositionClosed(ts=ts, symbol=symbol, quantity=qty, entry_price=trade.entry_price,
                                                  exit_price=price, pnl=trade.pnl, reason=reason, paper=self.paper,
                                                  pnl_pct=trade.pnl_pct, source=source))
 
-    def _order_from_row(self, symbol: str, i: int, tag: str) -> OrderRequest:
+    def _order_from_row(self, symbol: str, i: int, tag: str, signal_tag: str | None = None) -> OrderRequest:
         s = self.s[i]
         ts = int(s[K.P_TS])
         side = Side.BUY if s[K.P_SIDE] == K.BUY else Side.SELL
@@ -298,7 +308,7 @@ class TradingCore:
         return OrderRequest(f"{symbol}-{ts}-{tag}", symbol, side, REASONS[int(s[K.P_REASON])], ts,
                             quantity=amount if kind == K.BY_QUANTITY else None,
                             notional=amount if kind == K.BY_NOTIONAL else None,
-                            fraction=amount if kind == K.BY_FRACTION else None)
+                            fraction=amount if kind == K.BY_FRACTION else None, tag=signal_tag)
 
     def _outcome_text(self, outcome: int, symbol: str, confidence: float, action: Action) -> str:
         words = FIXED_WORDS.get(outcome)  # the common outcomes, without building a Decision on every candle
@@ -455,7 +465,7 @@ class TradingCore:
         return snapshot.write(snapshot.CoreState(tuple(self.index), self.g, self.s, self._limits.as_dict(),
                                                  self.state_reason,
                                                  {sym: order_to_dict(o) for sym, o in self._orders.items()},
-                                                 self.starting_cash))
+                                                 self.starting_cash, dict(self.entry_tags)))
 
     def restore(self, data: dict[str, Any]) -> None:
         """Restore a snapshot of this version or an older one; ``SnapshotUnreadable`` (one line) for anything
@@ -468,6 +478,7 @@ class TradingCore:
         self.limits = RiskLimits.from_dict(state.limits)
         self.state_reason = state.state_reason
         self._orders = {sym: order_from_dict(o) for sym, o in state.pending.items()}
+        self.entry_tags = dict(state.entry_tags)
         self.starting_cash = state.starting_cash
 
 

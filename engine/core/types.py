@@ -130,6 +130,7 @@ class OrderRequest:
     quantity: float | None = None
     notional: float | None = None
     fraction: float | None = None
+    tag: str | None = None  # the strategy's enter_tag / exit_tag for the signal that made it (None: none given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,8 @@ class Trade:
     pnl: float  # net of both fees
     exit_reason: str
     pnl_pct: float  # trade_pnl_pct: the one PnL percentage of a trade (a fraction), shown everywhere
+    entry_tag: str | None = None  # the strategy's enter_tag of the signal that opened it (None: untagged)
+    exit_tag: str | None = None  # the strategy's exit_tag of the signal that closed it (None: untagged or a stop)
 
 
 def trade_pnl_pct(pnl: float, entry_price: float, quantity: float, entry_fee: float) -> float:

@@ -5,7 +5,8 @@ the backtest run a user's strategy through the one decision kernel, unchanged.
 the trailing ``lookback`` window live) and returns, per candle, the strategy's action and confidence;
 ``predict_proba`` encodes them as (down, flat, up) rows whose most likely class is the action and whose maximum is
 the confidence, which is exactly what ``signals_from_proba`` (the loop's and the backtest's reading of a model)
-turns back into (action, confidence). Tags are not carried this way (the strategies issue's tags item).
+turns back into (action, confidence). The tags of the candles ``features`` last saw are kept beside
+(``last_tags``): the backtest gives them to the trades, the live loop the newest one to the order it makes.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class StrategyModel:
         self.strategy = strategy
         self.name: str = strategy.name
         self.lookback: int = strategy.lookback
+        # (enter_tag, exit_tag) per candle of the last ``features`` call (object arrays, or None without tags)
+        self.last_tags: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     def features(self, candles: CandleArrays) -> np.ndarray:
         signals = self.strategy.signals(candles)
+        self.last_tags = (signals.enter_tag, signals.exit_tag)
         out = np.empty((len(signals), 2))
         out[:, 0] = signals.action
         out[:, 1] = signals.confidence
@@ -48,6 +52,16 @@ class StrategyModel:
             proba[rows] = (confidence[rows] / 2 - _BELOW)[:, None]  # the other two classes, just below
             proba[rows, column] = confidence[rows]
         return proba
+
+    def latest_tag(self, action: int) -> str | None:
+        """The tag of the newest candle of the last ``features`` call for ``action`` (ENTER: its enter_tag, EXIT:
+        its exit_tag): what the live loop hands to the order that signal makes."""
+        enter, exit_ = self.last_tags
+        tags = enter if action == ENTER else exit_ if action == EXIT else None
+        if tags is None or not len(tags):
+            return None
+        tag = tags[-1]
+        return None if tag is None else str(tag)
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "strategy", "class": type(self.strategy).__name__,
