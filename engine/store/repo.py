@@ -5,6 +5,7 @@ same session factory (one ``AsyncSession`` per unit of work, ``async with self._
 
 * ``steps``   a whole engine step in one transaction, made idempotent by its decision row; signals;
 * ``orders``  orders and fills;
+* ``live_orders`` orders sent to the exchange (engine.live), committed before each request;
 * ``ledger``  the cash ledger, closed trades, open positions and equity snapshots;
 * ``state``   the engine's state row: the core's snapshot and the process flags;
 * ``outbox``  chats, alert modes and the alerts to deliver (its docstring has the delivery design).
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from engine.store.db import DEFAULT_SQLITE_PATH, create_engine, normalize_database_url, redact_url
 from engine.store.db import migrate as migrate_database
 from engine.store.ledger import Ledger, fill_cash_amount
+from engine.store.live_orders import LiveOrders
 from engine.store.orders import ORDER_STATUSES, Orders
 from engine.store.outbox import ALERT_MODES, MAX_ERROR_CHARS, Chat, Delivery, Outbox
 from engine.store.state import STATE_ID, EngineState, Flags
@@ -45,7 +47,7 @@ __all__ = [
 log = structlog.get_logger("engine.store")
 
 
-class Store(Steps, Orders, Ledger, EngineState, Outbox):
+class Store(Steps, Orders, Ledger, EngineState, Outbox, LiveOrders):
     """Async repository over one database (SQLite file or PostgreSQL)."""
 
     def __init__(self, engine: AsyncEngine) -> None:

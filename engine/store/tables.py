@@ -252,3 +252,43 @@ class DeliveryRow(Timestamped, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[int | None]
     message_id: Mapped[int | None]
+
+
+LIVE_ORDER_STATES = ("SUBMITTING", "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELED", "REJECTED", "UNKNOWN",
+                     "NOT_PLACED")  # engine.live.types.OrderState; migration 0003 checks the same list
+
+
+class LiveOrderRow(Timestamped, Base):
+    """An order sent (or about to be sent) to the exchange, committed before the request goes out (migration
+    0003). ``client_id`` is derived from the intent (engine.live.ids), so one intent is one row; ``fees`` maps
+    asset -> amount; ``sent_at`` and ``expires_at`` are by the order manager's clock."""
+
+    __tablename__ = "live_orders"
+    __table_args__ = (
+        CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in LIVE_ORDER_STATES) + ")", name="state"),
+        CheckConstraint("type IN ('market', 'limit')", name="type"),
+        Index("ix_live_orders_state", "state"),
+        Index("ix_live_orders_symbol_decided_ts", "symbol", "decided_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(36), unique=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[float]
+    price: Mapped[float | None]
+    decided_ts: Mapped[int]
+    reason: Mapped[str]
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    intent_id: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    exchange_id: Mapped[str | None] = mapped_column(String(64))
+    filled: Mapped[float] = mapped_column(default=0.0)
+    average: Mapped[float | None]
+    cost: Mapped[float] = mapped_column(default=0.0)
+    fees: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sent_at: Mapped[int]
+    expires_at: Mapped[int | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

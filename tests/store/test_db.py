@@ -17,7 +17,7 @@ from engine.store.tables import Base
 
 EXPECTED_TABLES = {
     "orders", "fills", "trades", "positions", "cash_ledger", "equity_snapshots", "signals", "decisions",
-    "engine_state", "outbox", "chats", "alert_settings", "deliveries",
+    "engine_state", "outbox", "chats", "alert_settings", "deliveries", "live_orders",
 }  # fmt: skip
 
 
