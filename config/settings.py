@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -124,6 +125,17 @@ class StrategySection(_Section):
     folder: Annotated[Path, Strict(False)] | None = None
 
 
+class LiveSection(_Section):
+    """``[live]``: what applies only with TRADING_MODE=live (fat-finger guards, the order lifecycle's timings)."""
+
+    max_order_notional: float = Field(1_000.0, gt=0, le=1e12)  # quote currency; an order above it is refused
+    max_daily_notional: float = Field(10_000.0, gt=0, le=1e13)  # quote currency sent per UTC day, all orders
+    limit_order_timeout: float = Field(60.0, gt=0, le=7 * 86_400)  # seconds before an unfilled limit is cancelled
+    unknown_grace: float = Field(30.0, ge=5, le=3600)  # seconds before an order the exchange never saw is NOT_PLACED
+    reconcile_interval: float = Field(300.0, ge=10, le=86_400)  # seconds between reconciliations
+    stoploss_on_exchange: bool = False  # also place the stop on the exchange where ccxt supports it
+
+
 class TradingConfig(_Section):
     trading: TradingSection = TradingSection()
     strategy: StrategySection = StrategySection()
@@ -131,6 +143,7 @@ class TradingConfig(_Section):
     risk: RiskSection = RiskSection()
     paper: PaperSection = PaperSection()
     feed: FeedSection = FeedSection()
+    live: LiveSection = LiveSection()
 
 
 MAX_TELEGRAM_ID = 2**52  # Telegram: a user id "has at most 52 significant bits"
@@ -196,6 +209,28 @@ class ExchangeSettings(_EnvSection):
     id: str = "binance"
     base_url: str | None = None
     sandbox: bool = False
+    mode: Literal["paper", "live"] = "paper"  # TRADING_MODE: live sends orders to this exchange with the keys
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    api_password: SecretStr | None = None  # the passphrase some exchanges add (OKX, KuCoin, ...)
+
+    @property
+    def live(self) -> bool:
+        return self.mode == "live"
+
+    def check_live(self, required: Mapping[str, bool] | None = None) -> None:
+        """In live mode, the keys the exchange needs are set (``required``: ccxt's ``requiredCredentials`` of the
+        exchange, for the password); ConfigError with one line naming the missing variable, never a value."""
+        if not self.live:
+            return
+        wanted = [("EXCHANGE_API_KEY", self.api_key), ("EXCHANGE_API_SECRET", self.api_secret)]
+        if required and required.get("password"):
+            wanted.append(("EXCHANGE_API_PASSWORD", self.api_password))
+        for variable, value in wanted:
+            if value is None or not value.get_secret_value().strip():
+                needs = "API key, secret and password" if len(wanted) > 2 else "API key and secret"
+                raise ConfigError(f"{variable} is not set: TRADING_MODE=live sends orders to {self.id} and needs "
+                                  f"the account's {needs} (a trade-only key; or set TRADING_MODE=paper)")
 
     def spec(self) -> ExchangeSpec:
         from engine.exchange.client import ExchangeSpec
@@ -229,6 +264,10 @@ class Settings(BaseSettings):
                              validation_alias=AliasChoices("exchange", "exchange_id"))
     exchange_base_url: str | None = None
     exchange_sandbox: bool = False
+    trading_mode: Literal["paper", "live"] = "paper"
+    exchange_api_key: SecretStr | None = None
+    exchange_api_secret: SecretStr | None = None
+    exchange_api_password: SecretStr | None = None
     trading_config: Path | None = None
     models_dir: Path = Path("models")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -249,6 +288,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("trading_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def telegram(self) -> TelegramSettings:
         """The bot's section; ConfigError when TELEGRAM_BOT_TOKEN is not set."""
@@ -268,7 +312,9 @@ class Settings(BaseSettings):
     @property
     def exchange(self) -> ExchangeSettings:
         return ExchangeSettings(id=self.exchange_id.strip().lower(), base_url=self.exchange_base_url,
-                                sandbox=self.exchange_sandbox)
+                                sandbox=self.exchange_sandbox, mode=self.trading_mode,
+                                api_key=self.exchange_api_key, api_secret=self.exchange_api_secret,
+                                api_password=self.exchange_api_password)
 
     @property
     def logging(self) -> LoggingSettings:
@@ -282,7 +328,7 @@ def _one_line(exc: ValidationError, where: str, *, env: bool = False) -> str:
         loc = loc.upper()
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    if any(word in loc.lower() for word in ("token", "password", "database_url", "secret")):
+    if any(word in loc.lower() for word in ("token", "password", "database_url", "secret", "key")):
         shown = ""  # never echo a secret, even a malformed one
     return f"{where}{loc}: {err['msg']}{shown}"
 

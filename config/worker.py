@@ -15,8 +15,11 @@ from config.settings import ConfigError, Settings, TradingConfig, load_settings,
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Values that must never reach a log line: the token, the database URL and its password."""
+    """Values that must never reach a log line: the token, the database URL and its password, the exchange's keys."""
     found: list[str] = []
+    for key in (settings.exchange_api_key, settings.exchange_api_secret, settings.exchange_api_password):
+        if key is not None and key.get_secret_value().strip():
+            found.append(key.get_secret_value())
     if settings.telegram_bot_token is not None:
         found.append(settings.telegram_bot_token.get_secret_value())
     if settings.webhook_secret is not None:
@@ -46,7 +49,30 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set (the worker needs the token from @BotFather)")
     time_zone(settings.timezone)
     check_urls(settings)
+    check_live(settings)
     return settings, load_trading_config(settings.trading_config)
+
+
+LIVE_NOT_WIRED = ("TRADING_MODE=live: sending real orders is not wired into the worker yet (the order lifecycle "
+                  "is being built and tested against the local fake exchange); this version trades on paper only: "
+                  "set TRADING_MODE=paper")
+
+
+def check_live(settings: Settings) -> None:
+    """TRADING_MODE=live: the keys the exchange needs (ccxt's ``requiredCredentials``: the password for OKX and
+    its like) are set, each missing one a line naming the variable; and, until the live broker is wired into
+    the worker, a refusal saying so rather than paper trading under a LIVE label."""
+    exchange = settings.exchange
+    if not exchange.live:
+        return
+    from engine.exchange.loader import exchange_class
+
+    try:
+        required = dict(exchange_class(exchange.id)().requiredCredentials)
+    except Exception:  # an unknown id: the start-up check of the exchange names it with close matches
+        required = {}
+    exchange.check_live(required)
+    raise ConfigError(LIVE_NOT_WIRED)
 
 
 OUR_PREFIXES = ("TELEGRAM_", "EXCHANGE_", "WEBHOOK_", "DATABASE_", "SQLITE_", "TRADING_", "LOG_", "MODELS_",

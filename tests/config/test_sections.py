@@ -34,6 +34,10 @@ ENVIRONMENT = {
     "EXCHANGE": "okx",
     "EXCHANGE_BASE_URL": "http://127.0.0.1:8081",
     "EXCHANGE_SANDBOX": "1",
+    "TRADING_MODE": "live",
+    "EXCHANGE_API_KEY": "section-key",
+    "EXCHANGE_API_SECRET": "section-secret",
+    "EXCHANGE_API_PASSWORD": "section-pass",
     "TRADING_CONFIG": "trading.toml",
     "MODELS_DIR": "registry",
     "LOG_LEVEL": "debug",
@@ -66,7 +70,10 @@ def test_the_sections_carry_the_environment_under_the_documented_names(environme
     assert environment.database == DatabaseSettings(url=SecretStr("postgres://agent:pw@db/agent"),
                                                     sqlite_path=Path("var/other.db"))
     assert environment.database.variable == "DATABASE_URL"
-    assert environment.exchange == ExchangeSettings(id="okx", base_url="http://127.0.0.1:8081", sandbox=True)
+    assert environment.exchange == ExchangeSettings(id="okx", base_url="http://127.0.0.1:8081", sandbox=True,
+                                                    mode="live", api_key=SecretStr("section-key"),
+                                                    api_secret=SecretStr("section-secret"),
+                                                    api_password=SecretStr("section-pass"))
     assert environment.logging == LoggingSettings(level="DEBUG", format="json")
 
 
