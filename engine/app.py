@@ -19,7 +19,7 @@ import structlog
 
 from config.settings import ConfigError, DatabaseSettings, ExchangeSettings, Settings, TradingConfig
 from engine.core.clock import Clock, LiveClock
-from engine.core.model import GenericTradingModel, NoModel, SmaCrossModel
+from engine.core.model import GenericTradingModel
 from engine.core.trading import TradingCore
 from engine.events import EventBus
 from engine.facade import EngineFacade
@@ -35,6 +35,7 @@ from engine.store.db import (
     unavailable_text,
 )
 from engine.store.repo import Store
+from engine.strategy_choice import PreparedStrategy, StrategyCatalog, build_catalog
 
 if TYPE_CHECKING:
     from engine.exchange.venue import Venue
@@ -54,6 +55,7 @@ class EngineApp:
     lock: EngineLock = field(default_factory=NoLock)
     started: bool = False
     venue: Venue | None = None  # the exchange (feed.source = "exchange"); closed with the app
+    strategies: StrategyCatalog | None = None  # what a switch kept from the last run is loaded with
 
     async def start(self, *, lock_retry_s: float = 1.0, lock_log_every_s: float = 15.0) -> None:
         """Take the single-engine lock (waiting while another worker holds it), then restore and start.
@@ -62,11 +64,30 @@ class EngineApp:
         holder may still be finishing its last step."""
         await acquire(self.lock, retry_s=lock_retry_s, log_every_s=lock_log_every_s)
         flags = await self.store.get_flags()
-        had_state = await self.store.load_core_state() is not None
+        saved = await self.store.load_core_state()
+        had_state = saved is not None
+        self._adopt_saved_strategy(saved)
         self.unclean_restart = had_state and not flags.clean_shutdown
         await self.store.set_flags(clean_shutdown=False)
         await self.engine.start(unclean_restart=self.unclean_restart)
         self.started = True
+
+    def _adopt_saved_strategy(self, saved: dict[str, Any] | None) -> None:
+        """Put back a strategy switched at run time in the last run (kept in the saved state), loaded and checked
+        again; the config's strategy runs when the config changed since, or the switched one is now refused."""
+        if self.strategies is None:
+            return
+        choice = self.strategies.restored(saved)
+        if choice is None:
+            return
+        try:
+            prepared = self.strategies.prepare(choice)
+        except ConfigError as exc:  # StrategyError: e.g. its file changed or is gone
+            log.warning("saved_strategy_refused", strategy=choice.spec, error=str(exc),
+                        action=f"running the config's strategy ({self.strategies.configured.spec})")
+            return
+        self.engine.commands.adopt_strategy(prepared)
+        log.info("strategy_restored", strategy=prepared.label, by=choice.by)
 
     async def stop_engine(self) -> None:
         """Stop the loops after their current step, record the stop and mark the shutdown clean.
@@ -187,30 +208,19 @@ def build_feeds(venue: Venue | None, config: TradingConfig, clock: Clock,
     return feeds
 
 
+def build_strategy(config: TradingConfig, models_dir: Path, clock: Clock) -> tuple[StrategyCatalog, PreparedStrategy]:
+    """The configured strategy, loaded and checked (``engine.strategy_choice``): sma-cross as ``SmaCrossModel``
+    with its fast/slow, "model" as the registry's CatBoost model per symbol (``NoModel`` with the reason when
+    refused: the engine runs on, taking no new entries for that symbol), any other spec as a ``StrategyModel``
+    per symbol once it passed the timeframe and look-ahead checks. A strategy that cannot be used is a
+    StrategyError (a ConfigError: one line, exit 2), raised before anything is opened."""
+    catalog = build_catalog(config, models_dir=models_dir, clock=clock)
+    return catalog, catalog.prepare(catalog.configured)
+
+
 def build_models(models_dir: Path, config: TradingConfig, clock: Clock) -> dict[str, GenericTradingModel]:
-    """sma-cross, or the active CatBoost model per symbol from the registry, watched by a coordinator.
-
-    A missing, corrupt or mismatched model is refused with its reason and replaced by ``NoModel``:
-    the engine runs on, taking no new entries for that symbol."""
-    t = config.trading
-    if t.strategy == "sma-cross":
-        return {s: SmaCrossModel(t.fast, t.slow) for s in t.symbols}
-    from engine.core.types import Refusal
-    from engine.models.catboost_model import check_catboost
-    from engine.models.coordinator import ModelCoordinator
-    from engine.models.registry import ModelRegistry
-
-    broken = check_catboost()
-    registry = ModelRegistry(models_dir)
-    models: dict[str, GenericTradingModel] = {}
-    for s in t.symbols:
-        loaded = Refusal("catboost", broken) if broken else registry.load_active(s)
-        if isinstance(loaded, Refusal):
-            log.warning("model_refused", symbol=s, reason=loaded.reason)
-            models[s] = NoModel(loaded.reason)
-        else:
-            models[s] = ModelCoordinator([(loaded, 1.0)], clock)
-    return models
+    """The model per symbol of the configured strategy (``build_strategy``)."""
+    return build_strategy(config, models_dir, clock)[1].models
 
 
 async def build(settings: Settings, config: TradingConfig, *, clock: Clock | None = None,
@@ -221,6 +231,7 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     """Everything wired, nothing running. The single-engine lock is the database's own unless a
     ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
+    strategies, strategy = build_strategy(config, settings.models_dir, clock)  # a refusal: before anything opens
     if store is None:
         database = settings.database
         warn_if_ephemeral(database)
@@ -238,18 +249,17 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     if feeds is None and config.feed.source == "exchange" and venue is None:
         venue = make_venue(settings.exchange, config)
     feeds = feeds if feeds is not None else build_feeds(venue, config, clock, clock_ready)
-    models = build_models(settings.models_dir, config, clock)
-    core = TradingCore(limits=config.risk.to_core(), costs=config.paper.to_core(),
+    core = TradingCore(limits=strategy.limits(config.risk.to_core()), costs=config.paper.to_core(),
                        filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
-    engine = LiveEngine(core=core, store=store, feeds=feeds, models=models, clock=clock, bus=bus,
+    engine = LiveEngine(core=core, store=store, feeds=feeds, models=strategy.models, clock=clock, bus=bus,
                         timeframe=config.trading.timeframe,
                         poll_interval=poll_interval if poll_interval is not None else config.trading.update_interval,
                         stale_after=config.feed.stale_after, heartbeat_interval=heartbeat_interval,
-                        ticker_interval=config.feed.ticker_interval, history=config.feed.history, **extra)
-    strategy = config.trading.strategy if config.trading.strategy != "sma-cross" else (
-        f"sma-cross({config.trading.fast},{config.trading.slow})")
-    facade = EngineFacade(engine, records=store, strategy=strategy, models_dir=settings.models_dir)
-    return EngineApp(config, store, engine, facade, bus, clock, lock=lock or NoLock(), venue=venue)
+                        ticker_interval=config.feed.ticker_interval, history=config.feed.history,
+                        strategies=strategies, strategy=strategy, **extra)
+    facade = EngineFacade(engine, records=store, strategy=strategy.label, models_dir=settings.models_dir)
+    return EngineApp(config, store, engine, facade, bus, clock, lock=lock or NoLock(), venue=venue,
+                     strategies=strategies)
 
 
 def make_venue(exchange: ExchangeSettings, config: TradingConfig) -> Venue:

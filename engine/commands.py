@@ -1,7 +1,7 @@
 """Commands: every change an operator makes goes through here, whichever front end asks (chat, local chat, API).
 
 Each intent (``submit_order``, ``close_position``, ``cancel_order``, ``pause``, ``resume``, ``set_risk``,
-``swap_model``, and ``record`` for events that change nothing else) takes the engine lock, validates,
+``swap_model``, ``swap_strategy``, and ``record`` for events that change nothing else) takes the engine lock, validates,
 changes the core, commits the new state with its orders and events in one transaction and publishes
 the events, in one place. A refusal is a
 ``Refusal`` value; a commit that fails rolls the core back (memory never runs ahead of the
@@ -13,24 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from engine.core.events import EngineEvent, OrderCancelled, TradingPaused
+from engine.core.events import EngineEvent, OrderCancelled, StrategySwitched, TradingPaused
 from engine.core.model import GenericTradingModel
 from engine.core.risk import RiskLimits, check_change
 from engine.core.trading import TradingCore
 from engine.core.types import OrderRequest, OrderStatus, Refusal, RiskState, Side
+from engine.errors import ConfigError
 from engine.ports import Broker, Clock, Store
+from engine.strategy_choice import PreparedStrategy, StrategyCatalog, StrategySwitch, StrategyView
 
 MAX_AMOUNT = 1e12  # the largest quote amount an order may name
 
 Commit = Callable[[tuple[EngineEvent, ...], tuple[OrderRequest, ...]], Awaitable[None]]
 SwapModel = Callable[[str, GenericTradingModel], None]
+SwapModels = Callable[[Mapping[str, GenericTradingModel]], None]
 
 
 class Commands:
     def __init__(self, *, core: TradingCore, broker: Broker, store: Store, clock: Clock, lock: asyncio.Lock,
-                 commit_locked: Commit, swap: SwapModel, symbols: tuple[str, ...], paper: bool) -> None:
+                 commit_locked: Commit, swap: SwapModel, symbols: tuple[str, ...], paper: bool,
+                 strategies: StrategyCatalog | None = None, strategy: PreparedStrategy | None = None,
+                 swap_all: SwapModels | None = None) -> None:
         self._core = core
         self._broker = broker
         self._store = store
@@ -40,6 +46,9 @@ class Commands:
         self._swap = swap
         self.symbols = symbols
         self.paper = paper
+        self._strategies = strategies  # None: this engine cannot switch strategies (built without a catalog)
+        self.strategy = strategy  # the strategy in charge (``swap_strategy`` changes it)
+        self._swap_all = swap_all
 
     async def _commit(self, before: dict[str, object], events: tuple[EngineEvent, ...] = (),
                       orders: tuple[OrderRequest, ...] = ()) -> None:
@@ -234,3 +243,77 @@ class Commands:
         """Put ``model`` in charge of ``symbol``'s signals, between two decisions (never during one)."""
         async with self._lock:
             self._swap(symbol.upper(), model)
+
+    # ------------------------------------------------------------------ the strategy
+
+    def strategy_view(self) -> StrategyView | None:
+        """The strategy in charge, for people (None when this engine was built without a catalog)."""
+        if self._strategies is None or self.strategy is None:
+            return None
+        return self._strategies.view(self.strategy, self._core.limits)
+
+    def preview(self, prepared: PreparedStrategy) -> StrategyView:
+        """``prepared`` as it would show once in charge (its stops under the limits a switch would set)."""
+        assert self._strategies is not None and self.strategy is not None
+        limits = self._strategies.limits_after(self._core.limits, self.strategy, prepared)
+        return self._strategies.view(prepared, limits)
+
+    def strategy_names(self) -> tuple[str, ...]:
+        return () if self._strategies is None else self._strategies.names()
+
+    def saved_strategy(self) -> dict[str, Any] | None:
+        """What the engine's saved state keeps of a switch made at run time (None: the config's strategy runs)."""
+        if self._strategies is None or self.strategy is None or self.strategy.choice.by == "config":
+            return None
+        return self.strategy.saved(self._strategies.configured)
+
+    async def check_strategy(self, name: str, params: Mapping[str, str], by: str = "operator"
+                             ) -> PreparedStrategy | Refusal:
+        """``name`` with ``params`` loaded and checked (look-ahead included, in a thread: it runs the strategy's
+        code), or why it is refused; changes nothing."""
+        if self._strategies is None or self.strategy is None or self._swap_all is None:
+            return Refusal("strategy", "this engine cannot switch strategies")
+        choice = self._strategies.choice(name, params, by=by, ts=self._clock.now_ms())
+        if isinstance(choice, Refusal):
+            return choice
+        try:
+            return await asyncio.to_thread(self._strategies.prepare, choice)
+        except ConfigError as exc:  # StrategyError: one line (the file and line, the column and candle...)
+            return Refusal("strategy", str(exc))
+
+    async def swap_strategy(self, name: str, params: Mapping[str, str], by: str = "operator"
+                            ) -> StrategySwitch | Refusal:
+        """Put the strategy ``name`` in charge of every symbol: loaded and checked first (a refusal changes
+        nothing), then, under the lock, every symbol's model swapped between two decisions, the stops it declares
+        in the risk limits (those the old one declared back to the config's), committed with a
+        ``StrategySwitched`` event and kept in the saved state for a restart. Open positions are kept: from now
+        on the new strategy's exit signals manage them, with the stop levels they were opened with."""
+        prepared = await self.check_strategy(name, params, by)
+        if isinstance(prepared, Refusal):
+            return prepared
+        assert self._strategies is not None and self._swap_all is not None and self.strategy is not None
+        async with self._lock:
+            old = self.strategy
+            old_view = self._strategies.view(old, self._core.limits)
+            before = self._core.snapshot()
+            kept = tuple(sorted(self._core.portfolio.positions))
+            self._core.limits = self._strategies.limits_after(self._core.limits, old, prepared)
+            self._swap_all(prepared.models)
+            self.strategy = prepared
+            event = StrategySwitched(ts=self._clock.now_ms(), old=old.label, new=prepared.label, by=by,
+                                     positions=", ".join(kept))
+            try:
+                await self._commit(before, (event,))
+            except Exception:
+                self._swap_all(old.models)
+                self.strategy = old
+                raise
+            return StrategySwitch(old_view, self._strategies.view(prepared, self._core.limits), kept)
+
+    def adopt_strategy(self, prepared: PreparedStrategy) -> None:
+        """Put ``prepared`` in charge before the engine starts (a switch kept from the last run); no event, no
+        commit: the saved state it comes from already says so."""
+        if self._swap_all is None:
+            raise RuntimeError("this engine cannot switch strategies")
+        self._swap_all(prepared.models)
+        self.strategy = prepared

@@ -23,6 +23,7 @@ from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusa
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
 from engine.ports import HasHealth, HealthReport, Records
+from engine.strategy_choice import StrategySwitch, StrategyView
 from engine.views import (
     BalanceView,
     DayView,
@@ -77,10 +78,16 @@ class EngineFacade:
         self._retraining = False
         self._core = engine.core
         self._store = records
-        self.strategy = strategy
+        self._strategy = strategy
         self.version = version
 
     # ------------------------------------------------------------------ reads
+
+    @property
+    def strategy(self) -> str:
+        """What decides the signals, in a few words: "sma-cross(10,30)", "model", "rsi-mean-reversion(...)"."""
+        active = self._commands.strategy
+        return self._strategy if active is None else active.label
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -358,7 +365,8 @@ class EngineFacade:
         symbol = symbol.upper()
         if symbol not in self._engine.symbols:
             return Refusal("unknown_symbol", f"{symbol} is not traded by this agent")
-        if self.strategy != "model":
+        active = self._commands.strategy
+        if (active.choice.spec if active is not None else self._strategy) != "model":
             return Refusal("strategy", f"the strategy is {self.strategy}, a rule; set trading.strategy = "
                                        "\"model\" to trade and retrain CatBoost models")
         if self._retraining:
@@ -399,6 +407,32 @@ class EngineFacade:
         finally:
             self._retraining = False
         return result
+
+    # ------------------------------------------------------------------ the strategy
+
+    def active_strategy(self) -> StrategyView | None:
+        """The strategy in charge: its name, parameters with their values and where each came from (default,
+        the config file's ``[strategy.params]``, ``[trading]`` fast/slow, or the chat), its stops (declared or
+        the risk limits'), timeframe and warm-up, who chose it. None when the engine cannot say (built without
+        a catalog, as some tests build it)."""
+        return self._commands.strategy_view()
+
+    def strategy_names(self) -> tuple[str, ...]:
+        """The strategies a switch may name: the built-ins, "model", the configured one, the strategies folder's."""
+        return self._commands.strategy_names()
+
+    async def check_strategy(self, name: str, params: dict[str, str] | None = None) -> StrategyView | Refusal:
+        """What a switch to ``name`` would put in charge (loaded and look-ahead checked), or why it is refused;
+        changes nothing."""
+        checked = await self._commands.check_strategy(name, params or {})
+        if isinstance(checked, Refusal):
+            return checked
+        return self._commands.preview(checked)
+
+    async def set_strategy(self, name: str, params: dict[str, str] | None = None, by: str = "operator"
+                           ) -> StrategySwitch | Refusal:
+        """Switch the strategy of every symbol (``Commands.swap_strategy``): open positions are kept."""
+        return await self._commands.swap_strategy(name, params or {}, by)
 
     # ------------------------------------------------------------------ alerts
 

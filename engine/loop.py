@@ -34,6 +34,7 @@ from engine.core.types import Candle, OrderRequest, RiskState, SignalRecord, Ste
 from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, FeedRecovered, FeedStale
 from engine.feeds.base import DEFAULT_HISTORY, FeedError, Tick
 from engine.ports import Broker, Clock, MarketData, ReportsEvents, Store
+from engine.strategy_choice import PreparedStrategy, StrategyCatalog
 
 log = structlog.get_logger("engine.loop")
 
@@ -81,7 +82,8 @@ class LiveEngine:
                  models: Mapping[str, GenericTradingModel], clock: Clock, bus: EventBus, timeframe: str,
                  poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
                  mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY,
-                 broker: Broker | None = None, rules: Mapping[str, MarketRules] | None = None) -> None:
+                 broker: Broker | None = None, rules: Mapping[str, MarketRules] | None = None,
+                 strategies: StrategyCatalog | None = None, strategy: PreparedStrategy | None = None) -> None:
         self.core = core
         self.store = store
         self.broker: Broker = PaperBroker(core) if broker is None else broker
@@ -104,7 +106,8 @@ class LiveEngine:
         self.lock = asyncio.Lock()
         self.commands = Commands(core=core, broker=self.broker, store=store, clock=clock, lock=self.lock,
                                  commit_locked=self.commit_locked, swap=self._swap_model, symbols=tuple(self.symbols),
-                                 paper=mode == "paper")
+                                 paper=mode == "paper", strategies=strategies, strategy=strategy,
+                                 swap_all=self.set_models)
         self.started_ms = 0
         self.loop_lag_ms = 0.0
         self.restored = False
@@ -302,8 +305,10 @@ class LiveEngine:
         halt reason), so they stay readable without decoding the core's own format."""
         core = self.core
         halted = core.state is RiskState.HALTED
-        return {**core.snapshot(), "paused": bool(core.paused), "risk_state": core.state.value,
+        blob = {**core.snapshot(), "paused": bool(core.paused), "risk_state": core.state.value,
                 "halted_reason": core.state_reason if halted else None}
+        switched = self.commands.saved_strategy()  # a strategy switched at run time: kept across a restart
+        return blob if switched is None else {**blob, "strategy": switched}
 
     async def _check_stale(self, st: SymbolState) -> None:
         now = self.clock.now_ms()
@@ -327,6 +332,15 @@ class LiveEngine:
         await self.commit_action((event,))
 
     # ------------------------------------------------------------------ operator actions
+
+    def set_models(self, models: Mapping[str, GenericTradingModel]) -> None:
+        """Put ``models`` (one per symbol, every symbol) in charge from the next decision on (``Commands``
+        calls this under the lock). Each window takes the new lookback, refilled from the recent candles."""
+        for symbol, model in models.items():
+            st = self.symbols[symbol]
+            size = max(1, model.lookback)
+            st.window = deque(list(st.recent)[-size:], maxlen=size)
+            self._swap_model(symbol, model)
 
     def _swap_model(self, symbol: str, model: GenericTradingModel) -> None:
         """Put ``model`` in charge of ``symbol`` (``Commands.swap_model`` calls this under the lock)."""

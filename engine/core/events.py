@@ -152,6 +152,18 @@ class EngineStopped(EngineEvent):
     mode: str
 
 
+@dataclass(frozen=True, slots=True)
+class StrategySwitched(EngineEvent):
+    """The strategy in charge changed at run time (``Commands.swap_strategy``); ``positions``: the open positions
+    it keeps (symbols, comma-separated; "" when flat)."""
+
+    kind: ClassVar[str] = "strategy"
+    old: str
+    new: str
+    by: str
+    positions: str = ""
+
+
 EVENT_TYPES: dict[str, type[EngineEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -169,6 +181,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
         DailySummary,
         EngineStarted,
         EngineStopped,
+        StrategySwitched,
     )
 }
 
