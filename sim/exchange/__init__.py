@@ -25,7 +25,8 @@ API key (``fake.add_account("key", "secret", {"USDT": 10000})``), signed request
 (HMAC-SHA256, ``recvWindow`` against wall time plus ``fake.book.time_offset_ms``), ``/api/v3/account``, ``order``
 (new, query, cancel), ``openOrders``, ``myTrades``, and the ``/sapi`` answers ``load_markets`` wants with keys.
 MARKET orders fill at once at the ticker price (``slippage_bps``), LIMIT orders when the candles trade through
-them; the ``commission`` (0.1 %) is charged in the asset received. Faults for new-order requests::
+them; the ``commission`` (0.1 %) is charged in the asset received (or in ``book.fee_asset``, e.g. BNB, while the
+account holds it); ``book.fill_fraction`` < 1 fills limit orders part by part. Faults for new-order requests::
 
     fake.inject(Fault.HANG_AFTER_ACCEPT, endpoint="order")  # also REJECT, DELAY (delay_s=), ERROR_AFTER_ACCEPT
 

@@ -16,6 +16,16 @@ Amounts are :class:`~decimal.Decimal` (an exchange's books do not drift by float
 The commission (``commission``, 0.1 % by default, the same for maker and taker) is charged in the asset received,
 as Binance does without BNB. Every fill is one trade.
 
+Two settings make the book less kind, as a real one is (both off by default):
+
+* ``fill_fraction`` (0 < f <= 1): one match fills only this share of a LIMIT order's quantity (floored to the lot
+  step, at least one step, at most what is left), at once as a taker and then once per pass of the price
+  through its limit; the order is PARTIALLY_FILLED (still open, the rest still locked) until the last part.
+  Market orders always fill whole.
+* ``fee_asset`` with ``fee_asset_price`` (its price in the order's quote asset), e.g. BNB at 600 USDT: a fill's
+  commission, worth ``commission`` of the fill's value, is charged in that asset when the account holds enough
+  of it free (as Binance does with "pay fees with BNB"; without the discount), else in the asset received.
+
 A refused request raises :class:`Refused` with Binance's error code and message (the other personalities do not
 trade yet): ``-1013`` filter failures (``LOT_SIZE``, ``PRICE_FILTER``, ``NOTIONAL``) and a closed market,
 ``-2010`` insufficient balance or a duplicate open client order id, ``-2013`` an order that does not exist,
@@ -41,6 +51,7 @@ MAX_PRICE = Decimal("1000000")
 BUY, SELL = "BUY", "SELL"
 MARKET, LIMIT = "MARKET", "LIMIT"
 NEW, FILLED, CANCELED = "NEW", "FILLED", "CANCELED"
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
 
 Amount = Decimal | float | int | str
 
@@ -105,7 +116,11 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status == NEW
+        return self.status in (NEW, PARTIALLY_FILLED)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.orig_qty - self.executed_qty
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,9 @@ class Book:
         self.venue = venue
         self.commission = commission
         self.slippage_bps = slippage_bps
+        self.fill_fraction = 1.0  # share of a limit order one match fills (see the module's docstring)
+        self.fee_asset: str | None = None  # e.g. "BNB": commissions charged in it while the account holds enough
+        self.fee_asset_price: Decimal | None = None  # the fee asset's price in the quote asset
         self.time_offset_ms = 0  # added to the server time signed requests' timestamps are checked against
         self.timestamp_clock = "wall"  # or "fake": check them against the fake's (simulated) clock instead
         self.accounts: dict[str, Account] = {}
@@ -249,7 +267,10 @@ class Book:
         value = qty * (fill_price if taker else (price or fill_price))
         if rules.min_notional is not None and value < dec(rules.min_notional):
             raise Refused(-1013, "Filter failure: NOTIONAL")
+        part = self._part(qty, qty, step) if type_ == LIMIT else qty
         cost_asset, cost = (quote, value) if side == BUY else (base, qty)
+        if side == BUY and taker and part < qty:  # the rest rests, locked at its limit price
+            cost = part * fill_price + (qty - part) * (price or fill_price)
         if account.balance(cost_asset).free < cost:
             raise Refused(-2010, "Account has insufficient balance for requested action.")
         order = Order(self._next_order_id, client_id or f"fake{self._next_order_id}", api_key, symbol, side, type_,
@@ -259,9 +280,24 @@ class Book:
         self._next_order_id += 1
         self.all_orders.append(order)
         if taker:
-            return order, [self._fill(order, fill_price, now, maker=False)]
+            trade = self._fill(order, fill_price, now, maker=False, qty=part)
+            if order.is_open:
+                self._lock_rest(order)
+            return order, [trade]
         account.move(cost_asset, free=-cost, locked=cost)
         return order, []
+
+    def _part(self, orig_qty: Decimal, remaining: Decimal, step: Decimal) -> Decimal:
+        """What one match fills of an order of ``orig_qty`` with ``remaining`` left (``fill_fraction``)."""
+        if self.fill_fraction >= 1:
+            return remaining
+        part = (orig_qty * dec(self.fill_fraction) // step) * step
+        return min(max(part, step), remaining)
+
+    def _lock_rest(self, order: Order) -> None:
+        base, quote = self.venue.pairs[order.symbol]
+        asset, amount = (quote, order.remaining * order.price) if order.side == BUY else (base, order.remaining)
+        self.accounts[order.api_key].move(asset, free=-amount, locked=amount)
 
     def cancel(self, api_key: str, symbol: str, order_id: int | None = None, client_id: str | None = None) -> Order:
         self.settle()
@@ -269,7 +305,7 @@ class Book:
         if not order.is_open:
             raise Refused(-2011, "Unknown order sent.")
         base, quote = self.venue.pairs[symbol]
-        asset, amount = (quote, order.orig_qty * order.price) if order.side == BUY else (base, order.orig_qty)
+        asset, amount = (quote, order.remaining * order.price) if order.side == BUY else (base, order.remaining)
         self.accounts[api_key].move(asset, free=amount, locked=-amount)
         order.status = CANCELED
         order.update_time = self.venue.clock.now_ms()
@@ -290,9 +326,10 @@ class Book:
             low, high = reach
             if (order.side == BUY and low <= order.price) or (order.side == SELL and high >= order.price):
                 base, quote = self.venue.pairs[order.symbol]
-                asset, amount = (quote, order.orig_qty * order.price) if order.side == BUY else (base, order.orig_qty)
+                part = self._part(order.orig_qty, order.remaining, dec(self.venue.rules(order.symbol).step_size))
+                asset, amount = (quote, part * order.price) if order.side == BUY else (base, part)
                 self.accounts[order.api_key].move(asset, free=amount, locked=-amount)
-                self._fill(order, order.price, now, maker=True)
+                self._fill(order, order.price, now, maker=True, qty=part)
 
     def price_range(self, symbol: str, t0: int, t1: int) -> tuple[Decimal, Decimal] | None:
         """The lowest and highest price between ``t0`` and ``t1`` by the candles (see the module's docstring)."""
@@ -321,29 +358,43 @@ class Book:
         rounded = moved.quantize(tick, rounding=ROUND_UP if side == BUY else ROUND_DOWN)
         return max(rounded, tick)
 
-    def _fill(self, order: Order, price: Decimal, now: int, *, maker: bool) -> Trade:
+    def _fill(self, order: Order, price: Decimal, now: int, *, maker: bool, qty: Decimal | None = None) -> Trade:
+        """One trade of ``qty`` (all that is left without it) at ``price``."""
         base, quote = self.venue.pairs[order.symbol]
         account = self.accounts[order.api_key]
-        qty = order.orig_qty
+        qty = order.remaining if qty is None else qty
         quote_qty = (qty * price).quantize(EIGHT)
         rate = dec(self.commission)
+        in_fee_asset = self._fee_in_fee_asset(account, quote_qty * rate)
         if order.side == BUY:
             commission, asset = (qty * rate).quantize(EIGHT, rounding=ROUND_UP), base
             account.move(quote, free=-quote_qty)
-            account.move(base, free=qty - commission)
+            account.move(base, free=qty - (commission if in_fee_asset is None else 0))
         else:
             commission, asset = (quote_qty * rate).quantize(EIGHT, rounding=ROUND_UP), quote
             account.move(base, free=-qty)
-            account.move(quote, free=quote_qty - commission)
+            account.move(quote, free=quote_qty - (commission if in_fee_asset is None else 0))
+        if in_fee_asset is not None:
+            commission, asset = in_fee_asset
+            account.move(asset, free=-commission)
         trade = Trade(self._next_trade_id, order.order_id, order.api_key, order.symbol, order.side, price, qty,
                       quote_qty, commission, asset, now, maker)
         self._next_trade_id += 1
         self.all_trades.append(trade)
-        order.executed_qty = qty
-        order.cum_quote = quote_qty
-        order.status = FILLED
+        order.executed_qty += qty
+        order.cum_quote += quote_qty
+        order.status = FILLED if order.executed_qty >= order.orig_qty else PARTIALLY_FILLED
         order.update_time = now
         return trade
+
+    def _fee_in_fee_asset(self, account: Account, fee_value: Decimal) -> tuple[Decimal, str] | None:
+        """The commission in ``fee_asset`` for a fee worth ``fee_value`` (quote), if set and the account has it."""
+        if self.fee_asset is None or not self.fee_asset_price:
+            return None
+        amount = (fee_value / self.fee_asset_price).quantize(EIGHT, rounding=ROUND_UP)
+        if account.balance(self.fee_asset).free < amount:
+            return None
+        return amount, self.fee_asset
 
     def order_trades(self, order: Order) -> Iterator[Trade]:
         return (t for t in self.all_trades if t.order_id == order.order_id)

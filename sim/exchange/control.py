@@ -8,7 +8,8 @@ test or the demo does behind the trading client's back.
   shapes, so "exactly one order on the exchange" can be asserted);
 * ``POST /control/faults`` ``{"fault": "hang_after_accept", "endpoint": "order", "times": 1, "delay_s",
   "status", "row", "span", "nan"}`` injects one; ``DELETE /control/faults`` clears them;
-* ``POST /control/settings`` ``{"commission", "slippage_bps", "time_offset_ms", "timestamp_clock"}``.
+* ``POST /control/settings`` ``{"commission", "slippage_bps", "time_offset_ms", "timestamp_clock", "fill_fraction",
+  "fee_asset", "fee_asset_price"}``.
 
 Without ``api_key`` the only (or first) account is meant. Errors: HTTP 400 ``{"error": ...}``.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sim.exchange.binance_private import order_json, trade_json
-from sim.exchange.book import Balance, Book
+from sim.exchange.book import Balance, Book, dec
 from sim.exchange.venue import Fault
 
 if TYPE_CHECKING:
@@ -133,8 +134,27 @@ class ControlApi:
                 if body["timestamp_clock"] not in ("wall", "fake"):
                     raise ValueError("timestamp_clock must be 'wall' or 'fake'")
                 self.book.timestamp_clock = str(body["timestamp_clock"])
-        except (ValueError, TypeError) as exc:
+            self._fill_settings(body)
+        except (ValueError, TypeError, ArithmeticError) as exc:
             return self._refuse(exc)
+        price = self.book.fee_asset_price
         return web.json_response({"commission": self.book.commission, "slippage_bps": self.book.slippage_bps,
                                   "time_offset_ms": self.book.time_offset_ms,
-                                  "timestamp_clock": self.book.timestamp_clock})
+                                  "timestamp_clock": self.book.timestamp_clock,
+                                  "fill_fraction": self.book.fill_fraction, "fee_asset": self.book.fee_asset,
+                                  "fee_asset_price": None if price is None else str(price)})
+
+    def _fill_settings(self, body: dict[str, Any]) -> None:
+        """``fill_fraction`` (0 < f <= 1), ``fee_asset`` (or null) and ``fee_asset_price`` (see sim.exchange.book)."""
+        if "fill_fraction" in body:
+            fraction = float(body["fill_fraction"])
+            if not 0 < fraction <= 1:
+                raise ValueError("fill_fraction must be in (0, 1]")
+            self.book.fill_fraction = fraction
+        if "fee_asset_price" in body:
+            price = None if body["fee_asset_price"] is None else dec(str(body["fee_asset_price"]))
+            if price is not None and not price > 0:
+                raise ValueError("fee_asset_price must be > 0")
+            self.book.fee_asset_price = price
+        if "fee_asset" in body:
+            self.book.fee_asset = None if body["fee_asset"] is None else str(body["fee_asset"]).upper()
