@@ -6,8 +6,9 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from engine.backtest import BacktestConfig, BacktestResult, run_backtest
 from engine.cli import non_negative_float, positive_float, positive_int
-from engine.core.model import GenericTradingModel, SmaCrossModel
-from engine.core.risk import Costs
+from engine.core.model import CandleArrays, GenericTradingModel, SmaCrossModel
+from engine.core.risk import Costs, RiskLimits
 from engine.core.types import Trade
 from engine.feeds.candle_file import CandleFile, iso_utc, load_candles
 from engine.feeds.csvio import CsvFormatError
@@ -24,6 +25,7 @@ from engine.feeds.csvio import CsvFormatError
 if TYPE_CHECKING:
     from config.settings import TradingConfig
     from engine.models.catboost_model import CatBoostTradingModel
+    from engine.strategy.base import Strategy
 
 METRIC_ROWS = [
     ("total_return", "Total return", "ret"), ("cagr", "CAGR", "ret"), ("sharpe", "Sharpe", "num"),
@@ -41,13 +43,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", help="symbol name (default: from the file name, e.g. BTC_USDT-5m.csv -> BTCUSDT)")
     p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: from the file name, else the "
                                        "timestamps' most common spacing)")
-    p.add_argument("--strategy", default="sma-cross", choices=["sma-cross"],
-                   help="the rule strategy when no --model is given (default sma-cross)")
+    p.add_argument("--strategy", action="append", dest="strategies", metavar="SPEC",
+                   help="the strategy: a built-in (sma-cross, rsi-mean-reversion, bollinger-breakout; "
+                        "`trading-agent strategies` lists them), path/to/file.py:Class or module.path:Class "
+                        "(default: the config's [trading] strategy, sma-cross). Give it 2 or more times to compare "
+                        "strategies on the same candles: one table, one chart")
+    p.add_argument("--param", action="append", dest="params", metavar="[N:]NAME=VALUE",
+                   help="a strategy parameter (repeatable), over the config's [strategy.params]: NAME=VALUE sets it "
+                        "for every strategy given that declares NAME; N:NAME=VALUE for the N-th --strategy only")
     p.add_argument("--fast", type=positive_int, default=None,
-                   help="sma-cross fast moving average, in candles (default: the config's trading.fast, 10)")
+                   help="sma-cross fast moving average, in candles (default: the config's trading.fast, 10); "
+                        "the same as --param fast=N")
     p.add_argument("--slow", type=positive_int, default=None,
-                   help="sma-cross slow moving average, in candles (default: the config's trading.slow, 30)")
-    p.add_argument("--model", type=Path, help="a trained model directory (overrides --strategy)")
+                   help="sma-cross slow moving average, in candles (default: the config's trading.slow, 30); "
+                        "the same as --param slow=N")
+    p.add_argument("--model", type=Path, help="a trained model directory (instead of --strategy)")
     p.add_argument("--force", action="store_true",
                    help="backtest a model on another symbol or timeframe than it was trained on")
     p.add_argument("--config", type=Path, help="trading config TOML (risk and signal filters); default: embedded")
@@ -55,8 +65,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slippage-bps", type=non_negative_float, default=0.0,
                    help="slippage per fill in basis points (default 0)")
     p.add_argument("--cash", type=positive_float, default=10_000.0, help="starting cash (default 10,000)")
-    p.add_argument("--json", type=Path, dest="json_out", help="write metrics and every trade as JSON here")
-    p.add_argument("--chart", type=Path, help="write the equity curve as a PNG here")
+    p.add_argument("--json", type=Path, dest="json_out",
+                   help="write metrics and every trade as JSON here (comparing: a list, one per strategy)")
+    p.add_argument("--chart", type=Path, help="write the equity curve as a PNG here (comparing: every strategy's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr for long runs")
 
 
@@ -130,13 +141,62 @@ def _trained(args: argparse.Namespace) -> CatBoostTradingModel | None:
         raise ValueError(str(exc)) from None
 
 
-def _rule(args: argparse.Namespace, cfg: TradingConfig) -> GenericTradingModel:
-    if cfg.trading.strategy == "model":
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One run: the model the kernel trades, under which risk limits, and the strategy it stands for (if any)."""
+
+    model: GenericTradingModel
+    limits: RiskLimits
+    strategy: Strategy | None = None
+
+
+def _config_name(args: argparse.Namespace) -> str:
+    return f"trading config {args.config}" if args.config is not None else "the trading config"
+
+
+def _strategies(args: argparse.Namespace, cfg: TradingConfig) -> list[Entry]:
+    """The strategies asked for (``--strategy``, else the config's), each with its parameters. The plain sma-cross
+    (no ``--param``, no ``[strategy.params]``) stays on ``SmaCrossModel`` without importing the strategy layer
+    (pandas); any other goes through ``engine.strategy.cli`` (the ``--param`` rules are its docstring's)."""
+    specs: list[str] = [s.strip() for s in args.strategies] if args.strategies else [cfg.trading.strategy]
+    if "model" in specs:
+        if args.strategies:
+            raise ValueError("--strategy model: a trained model is backtested with --model DIR")
         raise ValueError(f"{args.config} sets strategy = \"model\": pass --model DIR to backtest a trained model "
                          f"(a backtest does not read the model registry)")
-    fast = cfg.trading.fast if args.fast is None else args.fast
-    slow = cfg.trading.slow if args.slow is None else args.slow
-    return SmaCrossModel(fast, slow)
+    limits = cfg.risk.to_core()
+    table = cfg.strategy.params if cfg.trading.strategy == "sma-cross" else {}
+    if specs == ["sma-cross"] and not args.params and not table:
+        fast = cfg.trading.fast if args.fast is None else args.fast
+        slow = cfg.trading.slow if args.slow is None else args.slow
+        return [Entry(SmaCrossModel(fast, slow), limits)]
+    from engine.strategy.builtins import SmaCross
+    from engine.strategy.cli import cli_params, load_strategies
+    from engine.strategy.model import StrategyModel, strategy_limits
+
+    given = cli_params(args.params, fast=args.fast, slow=args.slow)
+    entries = []
+    for strategy in load_strategies(specs, given, cfg, _config_name(args)):
+        # sma-cross trades exactly as SmaCrossModel (a test): the fast path, whatever set its parameters
+        model: GenericTradingModel = (SmaCrossModel(strategy.fast, strategy.slow) if type(strategy) is SmaCross
+                                      else StrategyModel(strategy))
+        entries.append(Entry(model, strategy_limits(strategy, limits), strategy))
+    names = [e.model.name for e in entries]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise ValueError(f"{twice} is asked for twice; give one other parameters (--param N:NAME=VALUE sets them "
+                         "for the N-th --strategy)")
+    return entries
+
+
+def _warnings(entry: Entry, data: CandleFile) -> list[str]:
+    """The data's warnings, and the strategy's when it is written for other candles than the data holds."""
+    if entry.strategy is None:
+        return list(data.warnings)
+    from engine.strategy.cli import timeframe_warning
+
+    other = timeframe_warning(entry.strategy, data.timeframe, data.path.name)
+    return [*data.warnings, *([other] if other else [])]
 
 
 def _model_symbols(model: CatBoostTradingModel) -> tuple[set[str], set[str]]:
@@ -172,6 +232,60 @@ def _say(lines: Sequence[str], kind: str) -> None:
         print(f"{kind}: {line}", file=sys.stderr)
 
 
+def _header(name: str, width: int = 22) -> list[str]:
+    """A strategy's name as a column heading: broken after '(' and ',' into lines of at most ``width``."""
+    lines: list[str] = []
+    for token in re.split(r"(?<=[(,])", name):
+        if lines and len(lines[-1]) + len(token) <= width:
+            lines[-1] += token
+        else:
+            lines.append(token)
+    return lines
+
+
+def render_compare(results: Sequence[BacktestResult], *, warnings: Sequence[str] = ()) -> str:
+    """One table: the single report's metric rows, one column per strategy headed by its name."""
+    first = results[0]
+    lines = [f"Compare {first.symbol} · {len(first.ts):,} candles · {len(results)} strategies"]
+    lines += [f"  warning: {w}" for w in warnings]
+    lines.append("")
+    width = max(len(label) for _, label, _ in METRIC_ROWS)
+    heads = [_header(r.model) for r in results]
+    col = max(14, *(len(line) for head in heads for line in head))
+    depth = max(len(head) for head in heads)
+    for k in range(depth):  # headings sit on the bottom line, just above their numbers
+        cells = [head[k - depth + len(head)] if k >= depth - len(head) else "" for head in heads]
+        lines.append((f"  {'':<{width}}" + "".join(f"  {c:>{col}}" for c in cells)).rstrip())
+    for key, label, kind in METRIC_ROWS:
+        lines.append(f"  {label:<{width}}" + "".join(f"  {_fmt(r.metrics[key], kind):>{col}}" for r in results))
+    held = [r.model for r in results if r.open_position]
+    if held:
+        lines.append(f"  (open position at the end, marked to the last close: {', '.join(held)})")
+    return "\n".join(lines)
+
+
+def dumps_results(docs: Sequence[dict[str, object]]) -> str:
+    """``json.dumps(docs, indent=2)``, byte for byte, each document through ``dumps_result``."""
+    if not docs:
+        return "[]"
+    return "[\n" + ",\n".join(textwrap.indent(dumps_result(doc), "  ") for doc in docs) + "\n]"
+
+
+def _backtest(candles: CandleArrays, entry: Entry, config: BacktestConfig, quiet: bool) -> BacktestResult:
+    bar = None
+    progress = None
+    if not quiet and len(candles) > 200_000:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(candles), unit="candle", unit_scale=True, file=sys.stderr, leave=False)
+        progress = bar.update
+    try:
+        return run_backtest(candles, entry.model, replace(config, limits=entry.limits), progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from config.settings import ConfigError, load_trading_config
     from engine.logs import configure_logging
@@ -179,45 +293,60 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
     try:
         cfg = load_trading_config(args.config)
+        if args.model is not None and (args.strategies or args.params):
+            raise ValueError("--model backtests a trained model: leave out --strategy and --param")
         trained = _trained(args)
-        model = trained if trained is not None else _rule(args, cfg)
+        entries = [Entry(trained, cfg.risk.to_core())] if trained is not None else _strategies(args, cfg)
+        longest = max((e.model for e in entries), key=lambda m: m.lookback)
         data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
-                            min_candles=model.lookback + 1, needed_by=f"a backtest of {model.name}")
+                            min_candles=longest.lookback + 1, needed_by=f"a backtest of {longest.name}")
         costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
         problem = None if trained is None else _mismatch(trained, data)
         if problem is not None and not args.force:
             raise ValueError(problem)
-    except (ConfigError, CsvFormatError, ValueError, OSError) as exc:
+        candles, symbol = data.arrays, data.symbol
+        config = BacktestConfig(symbol=symbol, cash=args.cash, limits=cfg.risk.to_core(), costs=costs,
+                                filters=cfg.signal_filters.to_core())
+        results = [_backtest(candles, entry, config, args.no_progress) for entry in entries]
+    except (ConfigError, CsvFormatError, ValueError, OSError) as exc:  # a strategy's own error is a ConfigError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _say(data.notes, "note")
     if problem is not None:
         _say([problem.split(";")[0] + " (--force)"], "note")
+    if len(results) > 1:
+        return _report_comparison(args, results, [_warnings(e, data) for e in entries], data)
     in_sample_candles, in_sample = (0, None) if trained is None else _in_sample(trained, data)
-    candles, symbol = data.arrays, data.symbol
-    config = BacktestConfig(symbol=symbol, cash=args.cash, limits=cfg.risk.to_core(), costs=costs,
-                            filters=cfg.signal_filters.to_core())
-    progress = None
-    bar = None
-    if not args.no_progress and len(candles) > 200_000:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(candles), unit="candle", unit_scale=True, file=sys.stderr, leave=False)
-        progress = bar.update
-    result = run_backtest(candles, model, config, progress)
-    if bar is not None:
-        bar.close()
-    print(render_table(result, in_sample=in_sample, warnings=data.warnings))
+    result, warnings = results[0], _warnings(entries[0], data)
+    print(render_table(result, in_sample=in_sample, warnings=warnings))
     if args.json_out:
         args.json_out.write_text(dumps_result(result_json(result, timeframe=data.timeframe,
                                                           in_sample_candles=in_sample_candles,
                                                           warnings=[*([in_sample] if in_sample else []),
-                                                                    *data.warnings])))
+                                                                    *warnings])))
         print(f"\nJSON written to {args.json_out}")
     if args.chart:
         from engine.charts import equity_png
 
         args.chart.write_bytes(equity_png([int(t) for t in result.ts], [float(e) for e in result.equity],
                                           title=f"{symbol} · {result.model}"))
+        print(f"Equity chart written to {args.chart}")
+    return 0
+
+
+def _report_comparison(args: argparse.Namespace, results: Sequence[BacktestResult],
+                       warnings: Sequence[Sequence[str]], data: CandleFile) -> int:
+    shown = list(dict.fromkeys(w for ws in warnings for w in ws))  # the data's once, then each strategy's
+    print(render_compare(results, warnings=shown))
+    if args.json_out:
+        docs = [result_json(r, timeframe=data.timeframe, warnings=w) for r, w in zip(results, warnings, strict=True)]
+        args.json_out.write_text(dumps_results(docs))
+        print(f"\nJSON written to {args.json_out}")
+    if args.chart:
+        from engine.charts import equity_curves_png
+
+        ts = [int(t) for t in results[0].ts]
+        args.chart.write_bytes(equity_curves_png(ts, [(r.model, [float(e) for e in r.equity]) for r in results],
+                                                 title=f"{data.symbol} · {len(results)} strategies"))
         print(f"Equity chart written to {args.chart}")
     return 0

@@ -1,4 +1,5 @@
-"""PNG charts (matplotlib, Agg backend): equity with drawdown, and price with entries and exits.
+"""PNG charts (matplotlib, Agg backend): equity with drawdown (one curve, or several to compare), and price with
+entries and exits.
 
 Pure functions from numbers to PNG bytes; callers on an event loop run them in a worker thread.
 Axis labels are matplotlib's unless the caller hands in its formatters (the bot passes its own
@@ -79,6 +80,33 @@ def equity_png(ts: Sequence[int], equity: Sequence[float], *, title: str = "Equi
     ax2.grid(alpha=0.3)
     _label_y(ax1, money)
     _label_y(ax2, percent, 100.0)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def equity_curves_png(ts: Sequence[int], curves: Sequence[tuple[str, Sequence[float]]], *,
+                      title: str = "Equity") -> bytes:
+    """Several equity curves over the same candles (``curves``: label and equity per candle), one line each with a
+    legend, over each one's drawdown (percent below its running peak)."""
+    idx = np.linspace(0, len(ts) - 1, MAX_POINTS).astype(int) if len(ts) > MAX_POINTS else np.arange(len(ts))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1))
+    if len(ts) and curves:
+        times = _times([ts[i] for i in idx])
+        for label, equity in curves:
+            eq = np.asarray(equity, dtype=float)[idx]
+            dd = (eq / np.maximum.accumulate(eq) - 1.0) * 100.0
+            (line,) = ax1.plot(times, eq, linewidth=1.2, label=label)
+            ax2.plot(times, dd, linewidth=0.9, color=line.get_color())
+        ax1.legend(loc="best", fontsize="small")
+        ax2.xaxis.set_major_formatter(_date_format())
+    else:
+        ax1.text(0.5, 0.5, "no equity history yet", ha="center", va="center", transform=ax1.transAxes)
+    ax1.set_title(title)
+    ax1.set_ylabel("equity")
+    ax1.grid(alpha=0.3)
+    ax2.set_ylabel("drawdown %")
+    ax2.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)

@@ -1,7 +1,8 @@
 """``trading-agent``: one console script, one sub-command per module.
 
 Each sub-command module exposes ``configure(parser)`` and ``run(args) -> int`` and is imported only
-when chosen, so ``trading-agent download`` does not pay for CatBoost or Telegram imports.
+when chosen, so ``trading-agent download`` does not pay for CatBoost or Telegram imports. A module that holds
+several sub-commands names each as ``module:ATTRIBUTE``, an object with the same two functions.
 
 A reader that goes away (``trading-agent backtest ... | head -1``) ends the command quietly with
 exit code 141 (128 + SIGPIPE), as Unix tools end, instead of a BrokenPipeError traceback.
@@ -15,7 +16,7 @@ import math
 import os
 import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
 
@@ -68,9 +69,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("engine.models.train_cli", "train a CatBoost model with walk-forward validation"),
     "check-lookahead": ("engine.models.lookahead", "prove features and predictions are causal"),
     "models": ("engine.models.models_cli", "list the saved models, or activate one for a symbol"),
+    "strategies": ("engine.strategy.cli:STRATEGIES", "list the built-in strategies and those in a strategies folder"),
+    "new-strategy": ("engine.strategy.cli:NEW_STRATEGY", "write a commented strategy template, NAME.py, to make yours"),
     "chat": ("bot.chat", "offline: engine, local Bot API emulator and bot, chat in the terminal"),
     "migrate": ("engine.store.migrate_cli", "apply the database migrations (the Procfile's release phase)"),
 }
+
+
+def command(name: str) -> Any:
+    """The object with ``configure`` and ``run`` for sub-command ``name`` (its module, imported now)."""
+    module_name, _, attribute = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,13 +106,12 @@ def _main(argv: list[str] | None) -> int:
     parser = Parser(prog="trading-agent", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_target, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         if name == chosen:
-            importlib.import_module(module_name).configure(p)
+            command(name).configure(p)
     args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args))
+    return int(command(args.command).run(args))
 
 
 if __name__ == "__main__":

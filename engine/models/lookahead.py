@@ -7,6 +7,10 @@ for every row both runs share; any value that differs means a row used candles a
 window run, candles older than ``lookback``). Every differing value is reported (kind, column, row,
 cut, full-data value, truncated value). Exit code 0 when clean, 1 when leaks are found, 2 for bad
 input.
+
+``--strategy SPEC [--param NAME=VALUE ...]`` checks a strategy instead (a built-in, ``file.py:Class`` or
+``module:Class``) with ``engine.strategy.lookahead.check_lookahead``: signals and indicator columns on the whole
+series against truncated prefixes; a leak names the column and its first candle (``engine.strategy.cli``).
 """
 
 from __future__ import annotations
@@ -117,9 +121,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeframe", default=None,
                         help="candle timeframe, e.g. 5m (default: from the file name, else the timestamps' "
                              "most common spacing)")
-    parser.add_argument("--model", required=True,
-                        help="a saved model directory, or 'sma-cross' for the built-in rule model")
-    parser.add_argument("--cuts", type=positive_int, default=DEFAULT_CUTS, help=f"cut points (default {DEFAULT_CUTS})")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a saved model directory, or 'sma-cross' for the built-in rule model")
+    what.add_argument("--strategy", metavar="SPEC",
+                      help="a strategy to check instead: a built-in name, path/to/file.py:Class or module.path:Class")
+    parser.add_argument("--param", action="append", metavar="NAME=VALUE",
+                        help="a parameter of the --strategy (repeatable), over the config's [strategy.params]")
+    parser.add_argument("--config", type=Path,
+                        help="trading config TOML (its [strategy.params] for --strategy); default: embedded")
+    parser.add_argument("--cuts", type=positive_int, default=DEFAULT_CUTS,
+                        help=f"cut points (default {DEFAULT_CUTS}; for --strategy, as many again just after its "
+                             "signals)")
     parser.add_argument("--show", type=non_negative_int, default=20, help="differing values to print (default 20)")
 
 
@@ -138,6 +150,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.models.catboost_model import ModelLoadError
 
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
+    if args.strategy is not None:
+        from engine.strategy.cli import check_lookahead_command
+
+        return check_lookahead_command(args)
+    if args.param or args.config is not None:
+        print("error: --param and --config go with --strategy; a --model is checked as saved", file=sys.stderr)
+        return 2
     try:
         model = _load_model(args.model)
         data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,

@@ -3,8 +3,10 @@ strategy file needs (``render_template``, ``write_template``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import re
+import sys
 from pathlib import Path
 
 from engine.strategy.params import StrategyError
@@ -15,6 +17,7 @@ TEMPLATE = '''\
 Run it:    trading-agent backtest --strategy {file_name}:{class_name} --data candles.csv
 Check it:  trading-agent check-lookahead --strategy {file_name}:{class_name} --data candles.csv
 Tune it:   --param fast=8 --param slow=30 (or a [strategy.params] table in the trading config)
+Compare:   trading-agent backtest --strategy {file_name}:{class_name} --strategy sma-cross --data candles.csv
 
 How it runs: on every closed candle the agent hands the populate methods a pandas DataFrame of candles
 (columns date (UTC), open, high, low, close, volume; oldest first). A signal on a candle's close is filled
@@ -30,6 +33,9 @@ from engine.strategy import CategoricalParam, FloatParam, IntParam, Strategy, cr
 
 
 class {class_name}(Strategy):
+    """EMA cross with an RSI filter: buy when the fast EMA crosses above the slow one (RSI not overbought), sell
+    when it falls back below. (The first sentence is what `trading-agent strategies` shows.)"""
+
     timeframe = "5m"  # the candles it is written for (None: any)
     startup_candles = 50  # candles the indicators need before the first signal (see configure)
     stoploss = -0.05  # sell when the price falls 5 % below the entry (None: no stop of its own)
@@ -71,36 +77,66 @@ class {class_name}(Strategy):
 '''
 
 
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def _stem(name: str) -> str:
+    """``name`` without a trailing ``.py`` (``new-strategy ema_rsi.py`` means ema_rsi)."""
+    return name[:-3] if name.endswith(".py") else name
+
+
 def class_name_for(name: str) -> str:
-    """``ema-rsi`` / ``ema_rsi`` / ``EmaRsi`` -> ``EmaRsi``; StrategyError when no Python class name comes of it."""
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    """``ema-rsi`` / ``ema_rsi`` / ``EmaRsi`` -> ``EmaRsi``; StrategyError unless ``name`` is letters, digits, '-'
+    and '_' starting with a letter (a file name and a Python class name come of it)."""
+    base = _stem(name)
+    parts = [p for p in re.split(r"[-_]+", base) if p]
     cls = "".join(p[:1].upper() + p[1:] for p in parts)
-    if not cls or not cls.isidentifier() or keyword.iskeyword(cls) or not cls[0].isalpha():
-        raise StrategyError(f"strategy name {name!r}: use letters, digits, '-' or '_', starting with a letter")
+    if not _NAME.fullmatch(base) or not cls.isidentifier() or keyword.iskeyword(cls):
+        raise StrategyError(f"strategy name {name!r}: use letters, digits, '-' or '_', starting with a letter "
+                            "(e.g. ema-rsi)")
     return cls
 
 
-def render_template(name: str) -> str:
-    """The template's source for a strategy called ``name``."""
+def render_template(name: str, file_name: str | None = None) -> str:
+    """The template's source for a strategy called ``name``, to be saved as ``file_name`` (shown in its usage
+    lines; default ``<name>.py``)."""
     cls = class_name_for(name)
-    return TEMPLATE.format(class_name=cls, file_name=f"{file_stem(name)}.py")
+    return TEMPLATE.format(class_name=cls, file_name=file_name or f"{file_stem(name)}.py")
 
 
 def file_stem(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+    return re.sub(r"[^0-9A-Za-z]+", "_", _stem(name)).strip("_").lower()
+
+
+def _hides_a_module(stem: str) -> bool:
+    """Whether ``<stem>.py`` would hide a module of that name for ``python -m ...`` run in its folder."""
+    if stem in sys.stdlib_module_names or stem in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(stem) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def write_template(name: str, out_dir: Path | None = None) -> Path:
-    """Write ``<name>.py`` into ``out_dir`` (default: the current directory); StrategyError if it exists."""
-    folder = Path.cwd() if out_dir is None else out_dir
-    path = folder / f"{file_stem(name)}.py"
-    text = render_template(name)
+    """Write ``<name>.py`` into ``out_dir`` (default: the current directory); StrategyError if it exists, if the
+    name is not a Python name, or if the file would hide a module (``pandas.py``)."""
+    class_name_for(name)
+    stem = file_stem(name)
+    folder = Path() if out_dir is None else out_dir
+    path = folder / f"{stem}.py"
     if path.exists():
         raise StrategyError(f"{path} exists; choose another name or --out directory")
+    if _hides_a_module(stem):
+        raise StrategyError(f"strategy name {name!r}: {stem}.py would hide the Python module {stem!r}; "
+                            "choose another name")
+    text = render_template(name, str(path))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with path.open("x", encoding="utf-8") as fh:
             fh.write(text)
+    except FileExistsError:
+        raise StrategyError(f"{path} exists; choose another name or --out directory") from None
     except OSError as exc:
         raise StrategyError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
