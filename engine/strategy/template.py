@@ -87,11 +87,12 @@ def _stem(name: str) -> str:
 
 def class_name_for(name: str) -> str:
     """``ema-rsi`` / ``ema_rsi`` / ``EmaRsi`` -> ``EmaRsi``; StrategyError unless ``name`` is letters, digits, '-'
-    and '_' starting with a letter (a file name and a Python class name come of it)."""
+    and '_' starting with a letter, and no Python keyword (a module name and a class name come of it)."""
     base = _stem(name)
     parts = [p for p in re.split(r"[-_]+", base) if p]
     cls = "".join(p[:1].upper() + p[1:] for p in parts)
-    if not _NAME.fullmatch(base) or not cls.isidentifier() or keyword.iskeyword(cls):
+    if not _NAME.fullmatch(base) or not cls.isidentifier() or keyword.iskeyword(cls) \
+            or keyword.iskeyword(file_stem(name)):
         raise StrategyError(f"strategy name {name!r}: use letters, digits, '-' or '_', starting with a letter "
                             "(e.g. ema-rsi)")
     return cls
