@@ -57,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("version", "", "software version", Role.VIEWER),
     Command("risk", "[key value]", "show risk limits, or change one", Role.VIEWER, Role.ADMIN,
             "show risk limits"),
+    Command("strategy", "[set NAME [key=value ...]]", "the active strategy, or switch every symbol to another "
+            "(open positions are kept)", Role.VIEWER, Role.ADMIN, "the active strategy, its parameters and stops"),
     Command("alerts", "[type on|silent|off]", "alert settings of this chat, or change one (viewers: in their "
             "private chat)", Role.VIEWER),
     Command("buy", "SYMBOL AMOUNT", "paper buy for AMOUNT in the quote currency", Role.ADMIN),

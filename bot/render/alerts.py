@@ -8,6 +8,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from bot.render.values import esc, money, pct, plural, price, qty, reason_text, signed, when
+from engine.core.events import StrategySwitched
 from engine.events import (
     DailySummary,
     EngineEvent,
@@ -119,6 +120,12 @@ def engine_stopped(e: EngineStopped, tz: tzinfo, paper: bool) -> str:
     return f"🛑 <b>Agent stopped</b> — mode {esc(e.mode.upper())}\n{_stamp(e.ts, tz)}"
 
 
+def strategy_switched(e: StrategySwitched, tz: tzinfo, paper: bool) -> str:
+    kept = f"Open positions kept: {esc(e.positions)}" if e.positions else "No position was open."
+    return (f"🔀 <b>Strategy switched: {esc(e.old)} → {esc(e.new)}</b>\n{kept}\nBy {esc(e.by)} · "
+            f"{_stamp(e.ts, tz)}")
+
+
 ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     OrderFilled: order_filled,
     OrderCancelled: order_cancelled,
@@ -134,6 +141,7 @@ ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     DailySummary: daily_summary,
     EngineStarted: engine_started,
     EngineStopped: engine_stopped,
+    StrategySwitched: strategy_switched,
 }
 
 
