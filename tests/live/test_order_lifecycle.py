@@ -16,7 +16,7 @@ from engine.live.ids import CLIENT_ID, is_ours
 from engine.live.types import OrderState, OrderType
 from sim.exchange import Fault
 from tests.engine.helpers import wait_until
-from tests.live.rig import DECIDED, SETTINGS, SYMBOL, Rig, intent, live_rig
+from tests.live.rig import DECIDED, KEY, SECRET, SETTINGS, SYMBOL, Rig, intent, live_rig
 
 S = OrderState
 
@@ -86,6 +86,17 @@ async def test_a_refusal_is_rejected_with_its_reason_and_never_retried(rig: Rig)
     assert await rig.exchange_orders() == []
 
 
+async def test_a_refused_signature_is_rejected_without_the_secret_in_the_reason(
+        rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+    rig.fake.book.accounts[KEY].secret = "rotated-by-a-person"  # our key's secret no longer signs
+    done = await rig.manager.submit(intent())
+    assert done.order.state is S.REJECTED and (done.order.last_error or "").startswith("AuthenticationError: ")
+    assert "-1022" in (done.order.last_error or "")
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err + (done.order.last_error or "") and "signature=" not in out.out
+    assert await rig.exchange_orders() == []
+
+
 async def test_the_markets_rules_refuse_before_anything_is_sent(rig: Rig) -> None:
     requests = len(rig.fake.request_log)
     tiny = await rig.manager.submit(intent(amount=0.000001))
@@ -103,7 +114,7 @@ async def test_a_lost_answer_is_unknown_then_resolved_by_client_id_to_the_one_or
     assert done.order.state is S.UNKNOWN and done.order.exchange_id is None
     assert (done.order.last_error or "").split(":")[0] in ("RequestTimeout", "ExchangeNotAvailable")
     assert len(await rig.exchange_orders(done.order.client_id)) == 1  # it was made
-    [update] = await rig.manager.poll()
+    [update] = await rig.manager.resolve(done.order.client_id)
     assert (update.previous, update.state) == (S.UNKNOWN, S.FILLED)
     assert update.fill is not None and update.fill.amount == 0.01 and update.fill.fees == {"BTC": 0.00001}
     assert update.order.exchange_id is not None and update.order.last_error is None
