@@ -36,6 +36,7 @@ if __name__ == "__main__":  # first, before the imports that take most of a seco
 import asyncio  # noqa: E402  (after the signal handlers, on purpose)
 import contextlib  # noqa: E402
 import os  # noqa: E402
+from collections.abc import MutableMapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 import structlog  # noqa: E402
@@ -144,6 +145,30 @@ def _on_signal(sig: signal.Signals, stop_requested: asyncio.Event) -> None:
     stop_requested.set()
 
 
+def secret_variables() -> frozenset[str]:
+    """The environment variables that hold secrets: every setting typed ``SecretStr`` (the token, the webhook
+    secret, the database URL, and any key added the same way), under each name it is read by."""
+    names: set[str] = set()
+    for name, info in Settings.model_fields.items():
+        if "SecretStr" not in repr(info.annotation):
+            continue
+        names.add(name.upper())
+        choices = getattr(info.validation_alias, "choices", ())
+        names.update(str(c).upper() for c in choices)
+    return frozenset(names)
+
+
+def scrub_secrets(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove the secret variables from the process environment once the settings are read: a strategy (user
+    code, run in this process) or a library that prints ``os.environ`` then finds none. It does not make the
+    process a sandbox (docs/DESIGN.md, "Strategies are trusted code"). The names removed."""
+    secret = secret_variables()
+    removed = [key for key in list(environ) if key.upper() in secret]
+    for key in removed:
+        del environ[key]
+    return removed
+
+
 def main() -> int:
     os.environ.setdefault("PTB_TIMEDELTA", "true")  # RetryAfter.retry_after as a timedelta, no warning
     os.environ.setdefault("TRADING_AGENT_JIT", "0")  # the kernel under CPython: no numba import, ~115 MB less
@@ -158,7 +183,8 @@ def main() -> int:
     configure_logging(logging.level, logging.format, secrets=secrets_of(settings))
     for warning in unknown_settings(os.environ):
         log.warning("unknown_setting", detail=warning)
-    if config.trading.strategy != "sma-cross":
+    scrub_secrets(os.environ)  # the settings hold them now; strategy code (user code) runs in this process
+    if config.trading.strategy == "model":  # a strategy needs pandas: only the CatBoost models do without
         from engine.models.catboost_model import import_catboost_without_pandas
 
         import_catboost_without_pandas()  # ~30 MB less for the whole run
