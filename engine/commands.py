@@ -277,9 +277,14 @@ class Commands:
         if isinstance(choice, Refusal):
             return choice
         try:
-            return await asyncio.to_thread(self._strategies.prepare, choice)
+            prepared = await asyncio.to_thread(self._strategies.prepare, choice)
         except ConfigError as exc:  # StrategyError: one line (the file and line, the column and candle...)
             return Refusal("strategy", str(exc))
+        refused = [m.metadata().get("reason") for m in prepared.models.values() if m.metadata().get("kind") == "none"]
+        if refused and len(refused) == len(prepared.models):  # a switch that could only stop every entry
+            return Refusal("strategy", f"no CatBoost model can trade any symbol ({refused[0]}); train one first "
+                                       "(trading-agent train)")
+        return prepared
 
     async def swap_strategy(self, name: str, params: Mapping[str, str], by: str = "operator"
                             ) -> StrategySwitch | Refusal:

@@ -106,6 +106,7 @@ async def test_an_unknown_name_or_a_bad_parameter_is_one_line_and_changes_nothin
         ("/strategy set rsi-mean-reversion period=999", "period='999' is out of range 2..50"),
         ("/strategy set rsi-mean-reversion speed=3", "unknown parameter 'speed'"),
         ("/strategy set model fast=3", "take no parameters"),
+        ("/strategy set model", "no CatBoost model can trade any symbol"),
     ]:
         (reply,) = await bot.ask(ADMIN, ADMIN, command)
         text = reply.text or ""
