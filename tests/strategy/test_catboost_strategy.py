@@ -124,3 +124,12 @@ def test_importing_the_strategy_modules_does_not_import_catboost() -> None:
             "print('catboost' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_it_passes_the_look_ahead_check(model_dir: Path) -> None:
+    from engine.strategy.lookahead import check_lookahead
+
+    strategy = load_strategy(SPEC, {"model": str(model_dir)})
+    report = check_lookahead(strategy, real_candles("ETH_BTC-5m.csv").slice(0, 1500))
+    assert report.clean, report.summary()
+    assert report.checked_values > 10_000

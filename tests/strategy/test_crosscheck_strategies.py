@@ -307,3 +307,10 @@ def test_a_different_parameter_set_still_matches() -> None:
     params_bb = {"window": 50, "k": 1.5}
     mine_bb, _ = compare(load_strategy("bollinger-breakout", params_bb), BollingerReference, candles, params_bb)
     assert len(mine_bb.trades) > 30
+
+
+def test_the_ema_rsi_example_passes_the_look_ahead_check() -> None:
+    from engine.strategy.lookahead import check_lookahead
+
+    report = check_lookahead(load_strategy(f"{EXAMPLE}:EmaRsi"), real_candles("BTC_USDT-5m.csv"))
+    assert report.clean, report.summary()
