@@ -59,8 +59,9 @@ max_drawdown_pct = 0.0
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd`` to its end: (wall seconds, its own peak RSS in MB, its stdout); stderr is shown on failure."""
+def timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run ``cmd`` to its end: (wall seconds, its CPU seconds (user + system), its own peak RSS in MB, its stdout);
+    stderr is shown on failure. CPU seconds move less than wall time when others share the machine."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
@@ -71,7 +72,7 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
         err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read().decode()}")
-        return seconds, usage.ru_maxrss / 1024.0, out.read().decode()
+        return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, out.read().decode()
 
 
 def our_trades(report: str) -> int:
@@ -186,17 +187,19 @@ def our_command(csv: Path, config: Path) -> list[str]:
 class Row:
     label: str
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
     trades: int = -1
 
 
-def repeat(label: str, times: int, run: Callable[[], tuple[float, float, int]]) -> Row:
+def repeat(label: str, times: int, run: Callable[[], tuple[float, float, float, int]]) -> Row:
     row = Row(label)
     for _ in range(times):
-        seconds, peak, row.trades = run()
+        seconds, cpu, peak, row.trades = run()
         row.walls.append(seconds)
+        row.cpus.append(cpu)
         row.peaks.append(peak)
-        print(f"  {label}: {seconds:.2f} s, {peak:.0f} MB", file=sys.stderr)
+        print(f"  {label}: {seconds:.2f} s, CPU {cpu:.2f} s, {peak:.0f} MB", file=sys.stderr)
     return row
 
 
@@ -243,15 +246,15 @@ def main() -> int:
         config.write_text(FULL_EQUITY)
         cache = folder / f".{csv.name}.arrow"
 
-        def ours(cold: bool) -> tuple[float, float, int]:
+        def ours(cold: bool) -> tuple[float, float, float, int]:
             if cold:
                 cache.unlink(missing_ok=True)
-            seconds, peak, out = timed(our_command(csv, config))
-            return seconds, peak, our_trades(out)
+            seconds, cpu, peak, out = timed(our_command(csv, config))
+            return seconds, cpu, peak, our_trades(out)
 
-        def peer() -> tuple[float, float, int]:
-            seconds, peak, out = timed([sys.executable, __file__, "--child", "backtesting.py", "--csv", str(csv)])
-            return seconds, peak, int(json.loads(out.strip().splitlines()[-1])["trades"])
+        def peer() -> tuple[float, float, float, int]:
+            seconds, cpu, peak, out = timed([sys.executable, __file__, "--child", "backtesting.py", "--csv", str(csv)])
+            return seconds, cpu, peak, int(json.loads(out.strip().splitlines()[-1])["trades"])
 
         rows = [repeat("trading-agent backtest --strategy, cold (parses the CSV)", args.repeat, lambda: ours(True)),
                 repeat("trading-agent backtest --strategy, warm (columnar cache)", args.repeat, lambda: ours(False)),
@@ -261,22 +264,24 @@ def main() -> int:
             ran = subprocess.run([sys.executable, __file__, "--child", "profile", "--csv", str(csv)], check=True,
                                  capture_output=True, text=True, cwd=ROOT)
             stages = json.loads(ran.stdout.strip().splitlines()[-1])
-    print(f"| {'whole process':<56} | {'seconds':>11} | {'candles/s (best)':>16} | {'peak RSS MB':>11} | "
-          f"{'trades':>6} |")
-    print(f"|{'-' * 58}|{'-' * 13}|{'-' * 18}|{'-' * 13}|{'-' * 8}|")
+    print(f"| {'whole process':<56} | {'wall s':>11} | {'CPU s':>11} | {'candles/s (best)':>16} | "
+          f"{'peak RSS MB':>11} | {'trades':>6} |")
+    print(f"|{'-' * 58}|{'-' * 13}|{'-' * 13}|{'-' * 18}|{'-' * 13}|{'-' * 8}|")
     for r in rows:
-        print(f"| {r.label:<56} | {span(r.walls, '.2f'):>11} | {n / min(r.walls):>16,.0f} | "
-              f"{span(r.peaks, '.0f'):>11} | {r.trades:>6} |")
+        print(f"| {r.label:<56} | {span(r.walls, '.2f'):>11} | {span(r.cpus, '.2f'):>11} | "
+              f"{n / min(r.walls):>16,.0f} | {span(r.peaks, '.0f'):>11} | {r.trades:>6} |")
     cold, warm, peer_wall = (statistics.median(r.walls) for r in rows)
+    cold_cpu, warm_cpu, peer_cpu = (statistics.median(r.cpus) for r in rows)
     cold_rss, warm_rss, peer_rss = (max(r.peaks) for r in rows)
     print(f"\nmedian speed-up over backtesting.py ({peer_wall:.2f} s): cold {peer_wall / cold:.1f}x, warm "
-          f"{peer_wall / warm:.1f}x (goal >= 10x); peak RSS {cold_rss:.0f} / {warm_rss:.0f} MB against "
-          f"{peer_rss:.0f} MB (goal: lower)")
+          f"{peer_wall / warm:.1f}x (goal >= 10x); in CPU time cold {peer_cpu / cold_cpu:.1f}x, warm "
+          f"{peer_cpu / warm_cpu:.1f}x")
+    print(f"peak RSS {cold_rss:.0f} / {warm_rss:.0f} MB against {peer_rss:.0f} MB (goal: lower)")
     if stages is not None:
         print("\nwhere our warm run's time goes (one process, seconds):")
         for name, seconds in stages.items():
             if name != "trades":
-                print(f"  {name:<40} {seconds:7.2f}")
+                print(f"  {name:<58} {seconds:7.2f}")
     return 0
 
 
