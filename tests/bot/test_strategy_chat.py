@@ -9,6 +9,7 @@ from pathlib import Path
 
 from config.settings import StrategySection, TradingConfig
 from engine.core.events import StrategySwitched
+from engine.core.types import Refusal
 from engine.strategy.model import StrategyModel
 from tests.bot.harness import ADMIN, SYMBOLS, VIEWER, WARMUP, Harness, running_bot, trading_config
 
@@ -152,7 +153,8 @@ async def test_a_switch_keeps_the_open_position_says_so_and_survives_a_restart(t
         assert event.old == "sma-cross(400,500)" and event.new.startswith("rsi-mean-reversion(period=10")
 
         await bot.candle(3)  # the new strategy decides the next candles; nothing breaks
-        assert bot.engine.facade.signal("BTCUSDT").model.startswith("rsi-mean-reversion(period=10")
+        signal = bot.engine.facade.signal("BTCUSDT")
+        assert not isinstance(signal, Refusal) and signal.model.startswith("rsi-mean-reversion(period=10")
         (shown,) = await bot.ask(VIEWER, VIEWER, "/strategy")
         assert "Chosen by telegram:1001" in (shown.text or "") and "from chat" in (shown.text or "")
         assert bot.errors_seen == 0
