@@ -273,7 +273,8 @@ class Commands:
         code), or why it is refused; changes nothing."""
         if self._strategies is None or self.strategy is None or self._swap_all is None:
             return Refusal("strategy", "this engine cannot switch strategies")
-        choice = self._strategies.choice(name, params, by=by, ts=self._clock.now_ms())
+        # in a thread, as the loading below: naming a folder's strategy imports the folder's files
+        choice = await asyncio.to_thread(self._strategies.choice, name, params, by=by, ts=self._clock.now_ms())
         if isinstance(choice, Refusal):
             return choice
         try:
