@@ -27,6 +27,7 @@ import structlog
 
 from engine.commands import Commands
 from engine.core.broker import PaperBroker
+from engine.core.codes import signal_of
 from engine.core.model import CandleArrays, GenericTradingModel, signal_source
 from engine.core.rules import MarketRules
 from engine.core.trading import StepResult, TradingCore
@@ -46,6 +47,16 @@ def live_proba(model: GenericTradingModel, window: Iterable[Candle]) -> np.ndarr
     arrays = CandleArrays.from_candles(list(window))
     proba: np.ndarray = np.asarray(model.predict_proba(model.features(arrays)[-1:]))[0]
     return proba
+
+
+def signal_tag(model: GenericTradingModel, proba: np.ndarray) -> str | None:
+    """The strategy's enter_tag / exit_tag for the newest candle's signal (None: a model, or no tag)."""
+    latest_tag = getattr(model, "latest_tag", None)  # engine.strategy.model.StrategyModel
+    if latest_tag is None:
+        return None
+    action, _ = signal_of(proba)
+    tag = latest_tag(int(action))
+    return None if tag is None else str(tag)
 
 
 @dataclass
@@ -244,7 +255,7 @@ class LiveEngine:
             await self.commit_action(model_events)
         async with self.lock:
             before = self.core.snapshot()
-            step = self.core.on_candle(st.symbol, candle, proba)
+            step = self.core.on_candle(st.symbol, candle, proba, signal_tag(st.model, proba))
             st.decision_ms.append((time.perf_counter() - t0) * 1000.0)
             try:
                 await self.store.record_step(self._record(step))

@@ -75,11 +75,11 @@ class GenericTradingModel(Protocol):
 
 
 def signal_source(model: GenericTradingModel) -> str:
-    """What decides a symbol's signals, for people: the rule ("sma-cross(10,30)") or "model NAME" (the
+    """What decides a symbol's signals, for people: the rule or strategy ("sma-cross(10,30)") or "model NAME" (the
     members of an ensemble joined by "+"). The reason of a signal fill reads "<source> signal"."""
     meta = model.metadata()
     kind = meta.get("kind")
-    if kind in ("rule", "none"):
+    if kind in ("rule", "none", "strategy"):  # a strategy's name carries its parameters: "EmaRsi(fast=8,...)"
         return model.name
     members = meta.get("members")
     if kind == "ensemble" and isinstance(members, list) and members:

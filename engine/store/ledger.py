@@ -137,8 +137,20 @@ def trade_values(trade: Trade) -> dict[str, Any]:
             "pnl": trade.pnl,
             "exit_reason": trade.exit_reason,
             "pnl_pct": trade.pnl_pct,
+            "entry_tag": _tag(trade.entry_tag),
+            "exit_tag": _tag(trade.exit_tag),
         }
     )
+
+
+TAG_LENGTH = 64  # the column's; a longer tag (user code) is kept to its first 63 characters and an ellipsis
+
+
+def _tag(tag: str | None) -> str | None:
+    if tag is None:
+        return None
+    text = str(tag)
+    return text if len(text) <= TAG_LENGTH else text[:TAG_LENGTH - 1] + "…"
 
 
 def position_values(position: PositionView) -> dict[str, Any]:
@@ -170,6 +182,8 @@ def trade_from_row(row: TradeRow) -> Trade:
         pnl=row.pnl,
         exit_reason=row.exit_reason,
         pnl_pct=row.pnl_pct,
+        entry_tag=row.entry_tag,
+        exit_tag=row.exit_tag,
     )
 
 

@@ -114,6 +114,9 @@ class TradeRow(Timestamped, Base):
     exit_reason: Mapped[str]
     # engine.core.types.trade_pnl_pct; added by migration 0002, hence after the timestamps and with its default
     pnl_pct: Mapped[float] = mapped_column(server_default=text("0"), sort_order=100)
+    # the strategy's tags (engine.core.types.Trade); added by migration 0004
+    entry_tag: Mapped[str | None] = mapped_column(String(64), sort_order=101)
+    exit_tag: Mapped[str | None] = mapped_column(String(64), sort_order=102)
 
 
 class PositionRow(Timestamped, Base):

@@ -6,9 +6,8 @@ running the strategy behind ``StrategyModel`` on the trailing window of ``lookba
 the backtest runs the same candles through ``run_backtest`` with the same strategy, once over the whole series.
 Both use the risk limits ``strategy_limits`` gives (each stop the strategy declares in place of the config's).
 Trades (entry and exit times, prices, quantities, fees, reasons) and final equity must be identical, and so
-must the trades' entry and exit tags; until the live loop hands a strategy's tags to its orders and the store
-keeps them, a tagged strategy whose live trades carry no tags at all is reported as an expected failure (any
-other difference in tags fails).
+must the trades' entry and exit tags (the live loop hands the newest candle's tag to the order it makes, the
+core keeps the open position's, the store keeps both with the trade).
 
 The user's strategy is written into a separate folder as the docs show one (``from engine.strategy import
 Strategy, IntParam, ema, rsi``) and loaded by ``path/file.py:Class``. The store is a SQLite file: the store's
@@ -148,10 +147,6 @@ async def test_a_strategy_trades_live_exactly_as_in_its_backtest(case: str, tmp_
 
     assert [untagged(t) for t in live] == [untagged(t) for t in expected.trades]  # every trading decision
     assert np.isclose(equity, expected.final_equity, rtol=0, atol=1e-9)
-    tagged = [t for t in expected.trades if t.entry_tag is not None or t.exit_tag is not None]
-    if tagged and all(t.entry_tag is None and t.exit_tag is None for t in live):
-        pytest.xfail("live trades carry no tags yet: engine/loop.py calls core.on_candle without the strategy's tag "
-                     "(StrategyModel.latest_tag) and the store's trade records have no tag columns")
     assert live == expected.trades  # the tags too
 
 
