@@ -19,11 +19,12 @@ import numpy as np
 from engine.commands import MAX_AMOUNT as MAX_AMOUNT  # the bot and tests read it here
 from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS
-from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
+from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, Trade, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
 from engine.ports import HasHealth, HealthReport, Records
 from engine.strategy_choice import StrategySwitch, StrategyView
+from engine.views import UNTAGGED
 from engine.views import (
     BalanceView,
     DayView,
@@ -42,6 +43,7 @@ from engine.views import (
     StatusView,
     SymbolPerformance,
     SymbolStatus,
+    TagPerformance,
     TradesPage,
 )
 
@@ -194,6 +196,22 @@ class EngineFacade:
             out.append(SymbolPerformance(symbol, len(mine), sum(1 for t in mine if t.pnl > 0),
                                          sum(t.pnl for t in mine), sum(t.fee for t in mine),
                                          tuple(t.pnl_pct for t in mine)))
+        return tuple(out)
+
+    async def performance_by_tag(self) -> tuple[TagPerformance, ...]:
+        """Every closed trade's results grouped by its entry tag, then by its exit tag (or exit reason), each
+        group by PnL, best first: which of a strategy's rules earns."""
+        trades = await self._store.trades_between(0, self.now_ms() + 1)
+        out: list[TagPerformance] = []
+        for kind in ("entry", "exit"):
+            groups: dict[str, list[Trade]] = {}
+            for t in trades:
+                tag = (t.entry_tag or UNTAGGED) if kind == "entry" else (t.exit_tag or t.exit_reason)
+                groups.setdefault(tag, []).append(t)
+            rows = [TagPerformance(kind, tag, len(mine), sum(1 for t in mine if t.pnl > 0), sum(t.pnl for t in mine),
+                                   sum(t.fee for t in mine), tuple(t.pnl_pct for t in mine))
+                    for tag, mine in groups.items()]
+            out += sorted(rows, key=lambda r: (-r.pnl, r.tag))
         return tuple(out)
 
     def risk(self) -> dict[str, float]:

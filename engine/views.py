@@ -92,14 +92,13 @@ class DayView:
     trades: int
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolPerformance:
-    symbol: str
+class _Results:
+    """The figures /performance shows of a group of closed trades (by symbol, by tag), from its fields."""
+
+    __slots__ = ()
     trades: int
     wins: int
-    pnl: float
-    fees: float
-    pnl_pcts: tuple[float, ...]  # each trade's pnl_pct (engine.core.types.trade_pnl_pct), oldest first
+    pnl_pcts: tuple[float, ...]
 
     @property
     def win_rate(self) -> float:
@@ -116,6 +115,33 @@ class SymbolPerformance:
     @property
     def worst_pnl_pct(self) -> float | None:
         return min(self.pnl_pcts, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolPerformance(_Results):
+    symbol: str
+    trades: int
+    wins: int
+    pnl: float
+    fees: float
+    pnl_pcts: tuple[float, ...]  # each trade's pnl_pct (engine.core.types.trade_pnl_pct), oldest first
+
+
+UNTAGGED = "(no tag)"
+
+
+@dataclass(frozen=True, slots=True)
+class TagPerformance(_Results):
+    """Closed trades grouped by the strategy's tag: ``kind`` "entry" (their enter_tag; UNTAGGED without one) or
+    "exit" (their exit_tag; for an exit without one, its reason: signal, stop_loss, take_profit, ...)."""
+
+    kind: str
+    tag: str
+    trades: int
+    wins: int
+    pnl: float
+    fees: float
+    pnl_pcts: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)

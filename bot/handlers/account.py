@@ -96,9 +96,16 @@ async def daily(update: Update, context: BotContext) -> None:
 
 
 async def performance(update: Update, context: BotContext) -> None:
-    """Results by symbol."""
-    if problem := no_args("performance", context):
-        return await reply_problem(update, problem)
+    """Results by symbol, or (``/performance tags``) by the strategy's entry and exit tags."""
+    args = args_of(context)
+    if len(args) > 1:
+        return await reply_problem(update, bad("performance", "Too many arguments."))
+    if args:
+        choice = parse_choice("performance", args[0], ("tags",), "The breakdown")
+        if isinstance(choice, Problem):
+            return await reply_problem(update, choice)
+        facade = context.facade
+        return await reply(update, render.performance_tags(await facade.performance_by_tag(), facade.mode))
     await reply(update, render.performance(await context.facade.performance(), context.facade.mode))
 
 

@@ -48,7 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("trades", "[n]", "last n closed trades (default 10)", Role.VIEWER),
     Command("pnl", "[day|week|month|all]", "profit and loss for a period", Role.VIEWER),
     Command("daily", "[n]", "PnL of the last n days (default 7)", Role.VIEWER),
-    Command("performance", "", "results by symbol", Role.VIEWER),
+    Command("performance", "[tags]", "results by symbol, or by the strategy's entry and exit tags", Role.VIEWER),
     Command("signal", "[SYMBOL]", "the model's last signal and why it would or would not trade", Role.VIEWER),
     Command("model", "", "models and their health", Role.VIEWER),
     Command("chart", "[SYMBOL] [candles]", "price chart with entries and exits", Role.VIEWER),

@@ -35,6 +35,7 @@ from engine.views import (
     StatusView,
     SymbolPerformance,
     SymbolStatus,
+    TagPerformance,
     TradesPage,
 )
 
@@ -109,8 +110,11 @@ def positions(items: Sequence[PositionView], synthetic: Iterable[str] = (), mode
 
 def trade_line(t: Trade, tz: tzinfo = UTC) -> str:
     """One closed trade; its percentage is the engine's ``pnl_pct`` (net of both fees, over the entry cost)."""
-    return (f"• {when(t.exit_time, tz)} <b>{esc(t.symbol)}</b> {qty(t.quantity)}: {price(t.entry_price)} → "
+    line = (f"• {when(t.exit_time, tz)} <b>{esc(t.symbol)}</b> {qty(t.quantity)}: {price(t.entry_price)} → "
             f"{price(t.exit_price)} {signed(t.pnl)} ({pct(t.pnl_pct)}), {reason_text(t.exit_reason)}")
+    if t.entry_tag or t.exit_tag:  # the strategy's tags: which rule entered, which left
+        line += f" [{esc(t.entry_tag or '–')} → {esc(t.exit_tag or '–')}]"
+    return line
 
 
 def trades(page: TradesPage, mode: str = "paper", tz: tzinfo = UTC) -> str:
@@ -150,6 +154,23 @@ def performance(items: Sequence[SymbolPerformance], mode: str = "paper") -> str:
                      f"; per trade {pct(p.avg_pnl_pct)} on average, best {pct(p.best_pnl_pct)}, "
                      f"worst {pct(p.worst_pnl_pct)}")
         lines.append(line)
+    return "\n".join(lines)
+
+
+def performance_tags(items: Sequence[TagPerformance], mode: str = "paper") -> str:
+    """/performance tags: results by the strategy's entry tag, then by exit tag (or exit reason)."""
+    if not items:
+        return f"{mode_tag(mode)}: no closed trades yet, so no results by tag."
+    lines = [f"{mode_tag(mode)} performance by tag"]
+    for kind, title in (("entry", "By entry tag:"), ("exit", "By exit tag (or reason):")):
+        rows = [p for p in items if p.kind == kind]
+        if not rows:
+            continue
+        lines.append(title)
+        for p in rows:
+            lines.append(f"• <b>{esc(p.tag)}</b>: {plural(p.trades, 'trade')}, win rate "
+                         f"{pct(p.win_rate, sign=False, decimals=0)}, PnL {signed(p.pnl)}; per trade "
+                         f"{pct(p.avg_pnl_pct)} on average")
     return "\n".join(lines)
 
 
