@@ -75,25 +75,27 @@ Tags = tuple[np.ndarray | None, np.ndarray | None]  # (enter_tag, exit_tag) per 
 
 
 def _signals_and_tags(model: GenericTradingModel, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray, Tags]:
+    strategy = getattr(model, "strategy", None)  # engine.strategy.model.StrategyModel
+    if strategy is not None:
+        # a strategy's populate methods run ONCE over the whole series (the strategies' contract: an EMA sees
+        # all of the history before it, as in backtesting.py), and its actions go to the kernel as they are,
+        # not through the model encoding (lossless, tests/strategy/test_strategy_model.py; it would cost three
+        # more arrays of the series); the DataFrame is let go as soon as the arrays are out of it
+        signals = strategy.signals(candles)
+        out = (signals.action.astype(np.int64), np.asarray(signals.confidence, dtype=np.float64),
+               (signals.enter_tag, signals.exit_tag))
+        del signals
+        return out
     n = len(candles)
     action = np.empty(n, dtype=np.int64)
     confidence = np.empty(n)
-    tagged = hasattr(model, "last_tags")  # a strategy (engine.strategy.model.StrategyModel) tags its signals
-    enter: np.ndarray | None = np.full(n, None, dtype=object) if tagged else None
-    exit_: np.ndarray | None = np.full(n, None, dtype=object) if tagged else None
-    any_tags = False
     back = max(0, model.lookback - 1)
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
         lo = max(0, start - back)
         x = model.features(candles.slice(lo, stop))[start - lo:]
         action[start:stop], confidence[start:stop] = signals_from_proba(model.predict_proba(x))
-        if tagged:
-            for target, got in zip((enter, exit_), model.last_tags, strict=True):  # type: ignore[attr-defined]
-                if got is not None and target is not None:
-                    target[start:stop] = got[start - lo:]
-                    any_tags = True
-    return action, confidence, ((enter, exit_) if any_tags else (None, None))
+    return action, confidence, (None, None)
 
 
 def tag_trades(trades: list[Trade], ts: np.ndarray, tags: Tags) -> list[Trade]:
@@ -101,15 +103,24 @@ def tag_trades(trades: list[Trade], ts: np.ndarray, tags: Tags) -> list[Trade]:
     so an entry (or a signal exit) filled at candle i carries candle i-1's enter_tag (exit_tag). Stops and
     targets carry no exit tag (their exit_reason says what closed them)."""
     enter, exit_ = tags
-    if enter is None and exit_ is None:
+    if (enter is None and exit_ is None) or not trades:
         return trades
+    n = len(trades)
+    before_entry = np.searchsorted(ts, np.fromiter((t.entry_time for t in trades), np.int64, n)) - 1
+    before_exit = np.searchsorted(ts, np.fromiter((t.exit_time for t in trades), np.int64, n)) - 1
+    none = np.full(n, None, dtype=object)
+    entry_tags = enter[before_entry] if enter is not None else none
+    exit_tags = exit_[before_exit] if exit_ is not None else none
+    entry_tags[before_entry < 0] = None
+    exit_tags[before_exit < 0] = None
     out = []
-    for t in trades:
-        i = int(np.searchsorted(ts, t.entry_time))
-        j = int(np.searchsorted(ts, t.exit_time))
-        entry_tag = enter[i - 1] if enter is not None and 0 < i <= len(ts) else None
-        exit_tag = exit_[j - 1] if exit_ is not None and t.exit_reason == "signal" and 0 < j <= len(ts) else None
-        out.append(replace(t, entry_tag=entry_tag, exit_tag=exit_tag))
+    for t, entry_tag, exit_tag in zip(trades, entry_tags.tolist(), exit_tags.tolist(), strict=True):
+        if entry_tag is None and (exit_tag is None or t.exit_reason != "signal"):
+            out.append(t)
+            continue
+        out.append(Trade(t.symbol, t.side, t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.quantity, t.fee,
+                         t.pnl, t.exit_reason, t.pnl_pct, entry_tag,
+                         exit_tag if t.exit_reason == "signal" else None))
     return out
 
 

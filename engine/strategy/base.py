@@ -272,16 +272,13 @@ def where_raised(cls: type, exc: BaseException) -> str:
 
 
 def candle_frame(candles: CandleArrays) -> pd.DataFrame:
-    """A fresh DataFrame of the candles (copies: a strategy cannot change the caller's arrays)."""
+    """A fresh DataFrame of the candles (copies: a strategy cannot change the caller's arrays), one column per
+    copy: ``copy=False`` keeps pandas from consolidating the copies into one more block of the series."""
     ts = np.asarray(candles.ts, dtype=np.int64)
-    return pd.DataFrame({
-        "date": pd.to_datetime(ts, unit="ms", utc=True),
-        "open": np.array(candles.open, dtype=np.float64),
-        "high": np.array(candles.high, dtype=np.float64),
-        "low": np.array(candles.low, dtype=np.float64),
-        "close": np.array(candles.close, dtype=np.float64),
-        "volume": np.array(candles.volume, dtype=np.float64),
-    })
+    columns: dict[str, Any] = {"date": pd.to_datetime(ts, unit="ms", utc=True)}
+    for name in ("open", "high", "low", "close", "volume"):
+        columns[name] = np.array(getattr(candles, name), dtype=np.float64)
+    return pd.DataFrame(columns, copy=False)
 
 
 def candle_time(frame: pd.DataFrame, row: int, ts: np.ndarray | None = None) -> str:
