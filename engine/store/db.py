@@ -32,7 +32,7 @@ log = structlog.get_logger("engine.store.db")
 STORE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = STORE_DIR / "alembic.ini"
 MIGRATIONS_DIR = STORE_DIR / "migrations"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration in ``migrations/versions``; tests/store/test_db.py checks that Alembic agrees."""
 
 DEFAULT_SQLITE_PATH = "var/agent.db"

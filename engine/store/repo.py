@@ -8,7 +8,8 @@ same session factory (one ``AsyncSession`` per unit of work, ``async with self._
 * ``live_orders`` orders sent to the exchange (engine.live), committed before each request;
 * ``ledger``  the cash ledger, closed trades, open positions and equity snapshots;
 * ``state``   the engine's state row: the core's snapshot and the process flags;
-* ``outbox``  chats, alert modes and the alerts to deliver (its docstring has the delivery design).
+* ``outbox``  chats, alert modes and the alerts to deliver (its docstring has the delivery design);
+* ``api``     the HTTP API's hashed tokens and idempotency keys.
 
 ORM rows never leave the package: reads return the dataclasses of ``engine.core.types`` or the small
 frozen dataclasses of the parts (``Flags``, ``Chat``, ``Delivery``).
@@ -22,6 +23,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from engine.store.api import ApiRecords, ApiTokenRecord, IdempotentAnswer
 from engine.store.db import DEFAULT_SQLITE_PATH, create_engine, normalize_database_url, redact_url
 from engine.store.db import migrate as migrate_database
 from engine.store.ledger import Ledger, fill_cash_amount
@@ -37,9 +39,11 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "ORDER_STATUSES",
     "STATE_ID",
+    "ApiTokenRecord",
     "Chat",
     "Delivery",
     "Flags",
+    "IdempotentAnswer",
     "Store",
     "fill_cash_amount",
 ]
@@ -47,7 +51,7 @@ __all__ = [
 log = structlog.get_logger("engine.store")
 
 
-class Store(Steps, Orders, Ledger, EngineState, Outbox, LiveOrders):
+class Store(Steps, Orders, Ledger, EngineState, Outbox, LiveOrders, ApiRecords):
     """Async repository over one database (SQLite file or PostgreSQL)."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -295,3 +295,40 @@ class LiveOrderRow(Timestamped, Base):
     expires_at: Mapped[int | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+API_ROLES = ("admin", "viewer")  # bot.api's roles; migration 0005 checks the same list
+
+
+class ApiTokenRow(Base):
+    """A token of the HTTP API issued in the chat (``/apitoken``, migration 0005): only its sha256 is kept; the
+    token itself was shown once. ``owner`` is who it belongs to ("telegram:<user id>"); a revoked token keeps its
+    row, with ``revoked_at`` set."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in API_ROLES) + ")", name="role"),
+        Index("ix_api_tokens_owner", "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(8))
+    owner: Mapped[str]
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    revoked_at: Mapped[int | None]
+
+
+class ApiIdempotencyRow(Timestamped, Base):
+    """The first answer to an HTTP API action under one ``Idempotency-Key`` of one caller (migration 0005): claimed
+    (``status_code`` NULL) before the action runs, so the same key never acts twice, then its answer."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("owner", "key"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    owner: Mapped[str]
+    key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -17,7 +17,8 @@ from engine.store.tables import Base
 
 EXPECTED_TABLES = {
     "orders", "fills", "trades", "positions", "cash_ledger", "equity_snapshots", "signals", "decisions",
-    "engine_state", "outbox", "chats", "alert_settings", "deliveries", "live_orders",
+    "engine_state", "outbox", "chats", "alert_settings", "deliveries", "live_orders", "api_tokens",
+    "api_idempotency",
 }  # fmt: skip
 
 
