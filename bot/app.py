@@ -11,7 +11,7 @@ Handlers reach the engine only through the facade, via the typed ``BotContext``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from telegram import BotCommand, BotCommandScopeChat, Update
@@ -22,11 +22,14 @@ from telegram.ext import AIORateLimiter, Application
 from bot import auth
 from bot.confirm import wall_ms
 from bot.context import BotApplication, BotContext, context_types
-from bot.handlers import account, alerts, basic, charts, insight, orders, risk, strategy, trading
+from bot.handlers import account, alerts, apitoken, basic, charts, insight, orders, risk, strategy, trading
 from bot.handlers.commands import COMMANDS, Command, Role
 from bot.request import AiohttpRequest
 from config.settings import TelegramSettings
 from engine.facade import EngineFacade
+
+if TYPE_CHECKING:
+    from bot.api.tokens import TokenBook
 
 log = structlog.get_logger("bot.app")
 
@@ -96,9 +99,11 @@ a handler that finds all 16 busy waits up to PTB's pool timeout (1 s) for one.""
 def build_application(facade: EngineFacade, settings: TelegramSettings, *, base_url: str | None = None,
                       base_file_url: str | None = None, rate_limiter: bool = True, concurrent_updates: int = 32,
                       clock: Callable[[], int] | None = None,
-                      connection_pool_size: int = CONNECTION_POOL_SIZE, http: str | None = None) -> BotApplication:
+                      connection_pool_size: int = CONNECTION_POOL_SIZE, http: str | None = None,
+                      tokens: TokenBook | None = None) -> BotApplication:
     """The bot, wired to ``facade``; ``clock`` (ms) times confirmations (default: the wall clock, since people
-    answer on it, even when the engine's clock follows a fast simulated exchange).
+    answer on it, even when the engine's clock follows a fast simulated exchange). ``tokens``: the HTTP API's
+    (``/apitoken`` issues and revokes them; without, it says the API is not part of this process).
 
     ``http`` picks the Bot API transport (default: ``settings.http``, i.e. ``TELEGRAM_HTTP``):
     ``"aiohttp"`` (``bot.request.AiohttpRequest``, the default) or ``"httpx"`` (PTB's ``HTTPXRequest``)."""
@@ -126,5 +131,6 @@ def build_application(facade: EngineFacade, settings: TelegramSettings, *, base_
     auth.register(app)
     for module in HANDLER_MODULES:
         module.register(app)
+    apitoken.register(app, tokens)
     app.add_error_handler(on_error)
     return app

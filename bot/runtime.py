@@ -1,9 +1,11 @@
 """The engine and the python-telegram-bot Application in one event loop, started and stopped in order.
 
-Start: engine -> Application (initialize: getMe, start) -> updates (long polling, or a webhook when
-``WEBHOOK_URL`` and ``PORT`` are set) -> alert sender (woken by the engine bus) -> daily summary job.
-Stop, in reverse: stop taking updates, stop the engine after its current step, deliver remaining
-alerts until the deadline, stop the Application, close the database and release the single-engine lock.
+Start: engine -> HTTP API (when on: uvicorn as a task, ``bot.api.server``) -> Application (initialize: getMe,
+start) -> updates (long polling, or a webhook when ``WEBHOOK_URL`` and ``PORT`` are set) -> alert sender (woken
+by the engine bus) -> daily summary job.
+Stop, in reverse: stop taking updates, stop the HTTP API (open requests finish), stop the engine after its
+current step, deliver remaining alerts until the deadline, stop the Application, close the database and release
+the single-engine lock.
 Everything runs as tasks of the one loop (python-telegram-bot's customwebhookbot pattern, never
 ``run_polling`` and never a second thread).
 """
@@ -19,7 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import structlog
@@ -30,6 +32,9 @@ from bot.alerts import AlertSender
 from config.settings import TelegramSettings, time_zone
 from engine.app import EngineApp
 from engine.lock import EngineLock, LockLost
+
+if TYPE_CHECKING:
+    from bot.api.server import ApiServer
 
 log = structlog.get_logger("bot.runtime")
 
@@ -69,8 +74,9 @@ class Runtime:
     """Runs one EngineApp and one Application together; ``stop`` can be called once, from a signal."""
 
     def __init__(self, engine_app: EngineApp, application: AnyApplication, settings: TelegramSettings, *,
-                 sender: AlertSender | None = None, poll_timeout: float = 10.0) -> None:
+                 sender: AlertSender | None = None, poll_timeout: float = 10.0, api: ApiServer | None = None) -> None:
         self.engine_app = engine_app
+        self.api = api
         self.application = application
         self.settings = settings
         self.sender = sender or AlertSender(application.bot, engine_app.facade, tz=time_zone(settings.timezone))
@@ -83,8 +89,12 @@ class Runtime:
     async def start(self) -> None:
         """Start the engine, then the bot. Telegram unreachable (a network error, a timeout, a 5xx) does not stop
         the agent: trading goes on, alerts wait in the outbox, and the bot is connected in the background with
-        backoff. A rejected token is raised (InvalidToken): that is configuration, not an outage."""
+        backoff. A rejected token is raised (InvalidToken): that is configuration, not an outage. The HTTP API (when
+        on) starts with the engine, before Telegram, and works without it; a port it cannot take is raised
+        (``bot.api.server.ApiUnavailable``)."""
         await self.engine_app.start()
+        if self.api is not None:
+            await self.api.start()
         try:
             await self.application.initialize()  # getMe: fails fast on a wrong token
         except NetworkError as exc:
@@ -138,7 +148,8 @@ class Runtime:
         connected = self.application.running
         log.info("ready", bot=self.application.bot.username if connected else None, telegram=connected,
                  mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
-                 webhook=webhook_plan(self.settings) is not None, numba_loaded="numba" in sys.modules)
+                 webhook=webhook_plan(self.settings) is not None, numba_loaded="numba" in sys.modules,
+                 api=f"{self.api.settings.host}:{self.api.port}" if self.api is not None else None)
 
     async def _start_updates(self) -> None:
         updater = self.application.updater
@@ -189,6 +200,8 @@ class Runtime:
                 await self._connect_task
         if app.updater is not None and app.updater.running:
             await _guarded("stop_updates", app.updater.stop(), STEP_TIMEOUT_S)
+        if self.api is not None:  # no command may start while the engine stops
+            await _guarded("stop_api", self.api.stop(), STEP_TIMEOUT_S)
         # the current step finishes and commits; the clean-shutdown flag is written
         await _guarded("stop_engine", self.engine_app.stop_engine(), ENGINE_STOP_TIMEOUT_S)
         self.engine_app.bus.unsubscribe(self.sender.on_event)

@@ -1,7 +1,7 @@
 """Typed configuration: environment variables (and an optional ``.env``) plus a TOML trading config.
 
 The environment is flat (the variable names are the README's table); ``Settings`` derives one section per
-component from it (``telegram``, ``database``, ``exchange``, ``logging``), and each component receives only
+component from it (``telegram``, ``database``, ``exchange``, ``api``, ``logging``), and each component receives only
 its section. An invalid value raises ``ConfigError`` with one line naming the field and the value; the
 entry points print it and exit with code 2, no traceback.
 """
@@ -9,8 +9,8 @@ entry points print it and exit with code 2, no traceback.
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -238,6 +238,57 @@ class ExchangeSettings(_EnvSection):
         return ExchangeSpec(id=self.id, base_url=self.base_url, sandbox=self.sandbox)
 
 
+API_ROLES = ("admin", "viewer")
+MIN_API_TOKEN_CHARS = 16
+
+
+class ApiSettings(_EnvSection):
+    """The HTTP API's slice (``bot.api``): whether it runs, where it listens, the headless tokens (``API_TOKENS``,
+    role and token), the origins a browser may call it from (none: CORS off), and who the chat's admins and
+    viewers are (a token issued in the chat acts with its owner's role of today, never more than at issue)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: tuple[tuple[str, SecretStr], ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    admin_ids: tuple[int, ...] = ()
+    viewer_ids: tuple[int, ...] = ()
+
+
+def _api_tokens(value: SecretStr | None) -> tuple[tuple[str, SecretStr], ...]:
+    """``role:token,role:token`` -> ((role, token), ...); ConfigError naming the entry, never showing a token."""
+    text = "" if value is None else value.get_secret_value().strip()
+    out = []
+    for i, entry in enumerate((e.strip() for e in text.split(",")) if text else (), start=1):
+        role, sep, token = entry.partition(":")
+        where = f"invalid environment variable API_TOKENS: entry {i}"
+        if not sep or role.strip().lower() not in API_ROLES:
+            raise ConfigError(f"{where} must be role:token with role admin or viewer (value not shown: a secret)")
+        token = token.strip()
+        if len(token) < MIN_API_TOKEN_CHARS or any(c.isspace() for c in token):
+            raise ConfigError(f"{where}: the token must be at least {MIN_API_TOKEN_CHARS} characters without spaces "
+                              "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        out.append((role.strip().lower(), SecretStr(token)))
+    if len({t.get_secret_value() for _, t in out}) != len(out):
+        raise ConfigError("invalid environment variable API_TOKENS: a token is listed twice")
+    return tuple(out)
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """``API_CORS_ORIGINS``: comma-separated origins (scheme://host[:port]) or ``*``."""
+    out = []
+    for origin in (o.strip().rstrip("/") for o in value.split(",")):
+        if not origin:
+            continue
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+            raise ConfigError(f"invalid environment variable API_CORS_ORIGINS: {origin!r} is not an origin like "
+                              "https://example.org or http://localhost:3000 (or *)")
+        out.append(origin)
+    return tuple(out)
+
+
 class LoggingSettings(_EnvSection):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = "auto"
@@ -275,6 +326,12 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     daily_summary_time: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     sqlite_path: Path = Path("var/agent.db")
+    # the HTTP API (bot.api): unset API_ENABLED means on when PORT is set and WEBHOOK_URL is not (a web dyno)
+    api_enabled: bool | None = None
+    api_host: str | None = Field(None, min_length=1, max_length=255)
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_tokens: SecretStr | None = None
+    api_cors_origins: str = ""
     # read by engine/core/kernel.py itself; named here so that a typo is refused, not silently "compile"
     trading_agent_jit: Literal["0", "1"] | None = None
 
@@ -315,6 +372,17 @@ class Settings(BaseSettings):
                                 sandbox=self.exchange_sandbox, mode=self.trading_mode,
                                 api_key=self.exchange_api_key, api_secret=self.exchange_api_secret,
                                 api_password=self.exchange_api_password)
+
+    @property
+    def api(self) -> ApiSettings:
+        """The HTTP API's section: on with API_ENABLED=1, or with PORT set (a web dyno) unless WEBHOOK_URL takes that
+        port or API_ENABLED=0; on PORT when set (all interfaces unless API_HOST says otherwise), else API_PORT on
+        127.0.0.1. ConfigError for a malformed API_TOKENS or API_CORS_ORIGINS."""
+        enabled = self.api_enabled if self.api_enabled is not None else (self.port is not None and not self.webhook_url)
+        host = self.api_host or ("0.0.0.0" if self.port is not None else "127.0.0.1")
+        return ApiSettings(enabled=enabled, host=host, port=self.port or self.api_port,
+                           tokens=_api_tokens(self.api_tokens), cors_origins=_origins(self.api_cors_origins),
+                           admin_ids=tuple(self.telegram_admin_ids), viewer_ids=tuple(self.telegram_viewer_ids))
 
     @property
     def logging(self) -> LoggingSettings:

@@ -15,7 +15,8 @@ from config.settings import ConfigError, Settings, TradingConfig, load_settings,
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Values that must never reach a log line: the token, the database URL and its password, the exchange's keys."""
+    """Values that must never reach a log line: the token, the database URL and its password, the exchange's keys,
+    the HTTP API's tokens (``API_TOKENS``, each and the whole value)."""
     found: list[str] = []
     for key in (settings.exchange_api_key, settings.exchange_api_secret, settings.exchange_api_password):
         if key is not None and key.get_secret_value().strip():
@@ -24,6 +25,9 @@ def secrets_of(settings: Settings) -> list[str]:
         found.append(settings.telegram_bot_token.get_secret_value())
     if settings.webhook_secret is not None:
         found.append(settings.webhook_secret.get_secret_value())
+    if settings.api_tokens is not None and settings.api_tokens.get_secret_value().strip():
+        found.append(settings.api_tokens.get_secret_value())
+        found.extend(t.get_secret_value() for _, t in settings.api.tokens)
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
         found.append(url)
@@ -50,7 +54,18 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
     time_zone(settings.timezone)
     check_urls(settings)
     check_live(settings)
+    check_api(settings)
     return settings, load_trading_config(settings.trading_config)
+
+
+def check_api(settings: Settings) -> None:
+    """The HTTP API's settings parse (ConfigError otherwise), and the API does not want the port the Telegram
+    webhook listens on (both on one port is the one-port mode, not built yet)."""
+    api = settings.api
+    if api.enabled and settings.webhook_url and settings.port is not None and api.port == settings.port:
+        raise ConfigError(f"invalid environment variable API_ENABLED: the HTTP API and the Telegram webhook "
+                          f"(WEBHOOK_URL) would both listen on PORT={settings.port}; serving both on one port is "
+                          f"coming, until then use long polling (unset WEBHOOK_URL) or set API_ENABLED=0")
 
 
 LIVE_NOT_WIRED = ("TRADING_MODE=live: sending real orders is not wired into the worker yet (the order lifecycle "

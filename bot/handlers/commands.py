@@ -61,6 +61,8 @@ COMMANDS: tuple[Command, ...] = (
             "(open positions are kept)", Role.VIEWER, Role.ADMIN, "the active strategy, its parameters and stops"),
     Command("alerts", "[type on|silent|off]", "alert settings of this chat, or change one (viewers: in their "
             "private chat)", Role.VIEWER),
+    Command("apitoken", "[revoke]", "your personal token for the HTTP API, shown once (in a private chat), or "
+            "revoke it", Role.VIEWER),
     Command("buy", "SYMBOL AMOUNT", "paper buy for AMOUNT in the quote currency", Role.ADMIN),
     Command("sell", "SYMBOL [AMOUNT]", "paper sell AMOUNT (quote currency) or the whole position", Role.ADMIN),
     Command("close", "SYMBOL|all", "close one position or all", Role.ADMIN),

@@ -1,0 +1,7 @@
+"""The HTTP API and WebSocket: a second front end over the same engine as the chat (``app``: the FastAPI app;
+``server``: uvicorn in the worker's loop; ``tokens``: who may call it). FastAPI is imported only by the modules that
+need it, which the worker imports only when the API is on (``tokens`` and ``limiter`` do without)."""
+
+
+class ApiUnavailable(Exception):
+    """The API could not start (its port is taken, the host is not this machine's); the message is one line."""
