@@ -26,9 +26,11 @@ API key (``fake.add_account("key", "secret", {"USDT": 10000})``), signed request
 (new, query, cancel), ``openOrders``, ``myTrades``, and the ``/sapi`` answers ``load_markets`` wants with keys.
 MARKET orders fill at once at the ticker price (``slippage_bps``), LIMIT orders when the candles trade through
 them; the ``commission`` (0.1 %) is charged in the asset received (or in ``book.fee_asset``, e.g. BNB, while the
-account holds it); ``book.fill_fraction`` < 1 fills limit orders part by part. Faults for new-order requests::
+account holds it); ``book.fill_fraction`` < 1 fills limit orders part by part. Faults for new-order requests
+and for the account's reads::
 
     fake.inject(Fault.HANG_AFTER_ACCEPT, endpoint="order")  # also REJECT, DELAY (delay_s=), ERROR_AFTER_ACCEPT
+    fake.inject(Fault.SERVER_ERROR, endpoint="account")  # balances; "open_orders" too (also TIMEOUT, MALFORMED_JSON)
 
 ``fake.set_balance("USDT", 250)``, ``fake.orders()``, ``fake.trades()`` and the HTTP ``/control/...`` API
 (:mod:`sim.exchange.control`) work behind the client's back.

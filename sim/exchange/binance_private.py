@@ -19,7 +19,10 @@ asset of the markets, deposits and withdrawals enabled), ``/sapi/v1/margin/allPa
 
 Faults injected for ``endpoint="order"`` are consumed one per new-order request: SERVER_ERROR, RATE_LIMIT,
 TIMEOUT before anything is made; REJECT (``-2010`` "New order rejected."); DELAY, HANG_AFTER_ACCEPT and
-ERROR_AFTER_ACCEPT after the order is made (and filled, if it fills at once).
+ERROR_AFTER_ACCEPT after the order is made (and filled, if it fills at once). Faults injected for
+``endpoint="account"`` are consumed one per ``/api/v3/account`` request, for ``"open_orders"`` one per
+``/api/v3/openOrders`` (after the signature is checked): SERVER_ERROR, RATE_LIMIT, TIMEOUT (then the answer) and
+MALFORMED_JSON.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from aiohttp import web
 
 from sim.exchange.binance import BinanceApi, decimal8, error
 from sim.exchange.book import LIMIT, MARKET, Account, Book, Order, Refused, Trade
-from sim.exchange.venue import ORDER, Fault
+from sim.exchange.venue import ACCOUNT, OPEN_ORDERS, ORDER, Fault
 
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60_000
@@ -204,6 +207,9 @@ class BinancePrivateApi:
     # ------------------------------------------------------------------------------ account
 
     async def account(self, account: Account, params: dict[str, str]) -> web.StreamResponse:
+        failed, fault = await self.public.begin(ACCOUNT)
+        if failed is not None:
+            return failed
         omit_zero = params.get("omitZeroBalances", "false").lower() == "true"
         assets = sorted(set(self.book.assets()) | set(account.free) | set(account.locked))
         balances = []
@@ -213,12 +219,12 @@ class BinancePrivateApi:
                 balances.append({"asset": asset, "free": amount8(free), "locked": amount8(locked)})
         bps = round(self.book.commission * 10_000)
         rate = decimal8(self.book.commission)
-        return web.json_response({
+        return self.public.answer({
             "makerCommission": bps, "takerCommission": bps, "buyerCommission": 0, "sellerCommission": 0,
             "commissionRates": {"maker": rate, "taker": rate, "buyer": "0.00000000", "seller": "0.00000000"},
             "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
             "requireSelfTradePrevention": False, "preventSor": False, "updateTime": self.venue.clock.now_ms(),
-            "accountType": "SPOT", "balances": balances, "permissions": ["SPOT"], "uid": 1})
+            "accountType": "SPOT", "balances": balances, "permissions": ["SPOT"], "uid": 1}, fault)
 
     async def coins(self, account: Account, params: dict[str, str]) -> web.StreamResponse:
         answer = []
@@ -336,9 +342,12 @@ class BinancePrivateApi:
         return web.json_response(answer)
 
     async def open_orders(self, account: Account, params: dict[str, str]) -> web.StreamResponse:
+        failed, fault = await self.public.begin(OPEN_ORDERS)
+        if failed is not None:
+            return failed
         symbol = self._symbol(params, required=False)
         orders = self.book.orders(account.api_key, symbol, open_only=True)
-        return web.json_response([order_json(o) for o in orders])
+        return self.public.answer([order_json(o) for o in orders], fault)
 
     async def my_trades(self, account: Account, params: dict[str, str]) -> web.StreamResponse:
         symbol = self._symbol(params)

@@ -36,9 +36,11 @@ _MIN_NOTIONAL: dict[str, float] = {"BTC": 0.0001, "ETH": 0.001, "BNB": 0.01, "TR
 _DEFAULT_MIN_NOTIONAL = 5.0
 
 CANDLES, TICKER, MARKETS, TIME, ORDER = "candles", "ticker", "markets", "time", "order"
+ACCOUNT, OPEN_ORDERS = "account", "open_orders"  # signed reads: the balances, the open orders
 ENDPOINTS: dict[str | None, str] = {None: CANDLES, CANDLES: CANDLES, "klines": CANDLES, TICKER: TICKER,
                                     MARKETS: MARKETS, "exchangeInfo": MARKETS, "instruments": MARKETS, TIME: TIME,
-                                    ORDER: ORDER}
+                                    ORDER: ORDER, ACCOUNT: ACCOUNT, OPEN_ORDERS: OPEN_ORDERS,
+                                    "openOrders": OPEN_ORDERS}
 
 
 class Fault(enum.Enum):
@@ -245,6 +247,8 @@ class Venue:
         (5xx), RATE_LIMIT (429 or 418) and ERROR_AFTER_ACCEPT. ``endpoint="order"`` (new-order requests, Binance
         only) takes SERVER_ERROR, RATE_LIMIT, TIMEOUT (all before the order is made) and the order faults
         REJECT, DELAY (``delay_s``), HANG_AFTER_ACCEPT and ERROR_AFTER_ACCEPT, which are for it alone.
+        ``endpoint="account"`` (the balances, ``/api/v3/account``) and ``"open_orders"`` (``/api/v3/openOrders``),
+        Binance only, take SERVER_ERROR, RATE_LIMIT, TIMEOUT and MALFORMED_JSON.
         """
         if times < 1:
             raise ValueError("times must be >= 1")
