@@ -19,12 +19,12 @@ import numpy as np
 from engine.commands import MAX_AMOUNT as MAX_AMOUNT  # the bot and tests read it here
 from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS
-from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, Trade, timeframe_ms
+from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
 from engine.loop import LiveEngine
 from engine.ports import HasHealth, HealthReport, Records
+from engine.results import per_day, per_symbol, per_tag
 from engine.strategy_choice import StrategySwitch, StrategyView
-from engine.views import UNTAGGED
 from engine.views import (
     BalanceView,
     DayView,
@@ -177,42 +177,15 @@ class EngineFacade:
         trades = await self._store.trades_between(first, now + 1)
         # the equity the window starts from: the last snapshot before its first day, however long ago
         found = await self._store.equity_before(first)
-        prev = self._core.starting_cash if found is None else found
-        out = []
-        for day in range(today - days + 1, today + 1):
-            in_day = [eq for ts, eq in series if day * DAY_MS <= ts < (day + 1) * DAY_MS]
-            end = in_day[-1] if in_day else prev
-            n = sum(1 for t in trades if day * DAY_MS <= t.exit_time < (day + 1) * DAY_MS)
-            label = datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%Y-%m-%d")
-            out.append(DayView(label, end, end - prev, (end - prev) / prev if prev else 0.0, n))
-            prev = end
-        return tuple(reversed(out))
+        return per_day(today - days + 1, today, series, trades,
+                       self._core.starting_cash if found is None else found)
 
     async def performance(self) -> tuple[SymbolPerformance, ...]:
-        trades = await self._store.trades_between(0, self.now_ms() + 1)
-        out = []
-        for symbol in sorted({t.symbol for t in trades} | set(self.symbols)):
-            mine = [t for t in trades if t.symbol == symbol]
-            out.append(SymbolPerformance(symbol, len(mine), sum(1 for t in mine if t.pnl > 0),
-                                         sum(t.pnl for t in mine), sum(t.fee for t in mine),
-                                         tuple(t.pnl_pct for t in mine)))
-        return tuple(out)
+        return per_symbol(await self._store.trades_between(0, self.now_ms() + 1), self.symbols)
 
     async def performance_by_tag(self) -> tuple[TagPerformance, ...]:
-        """Every closed trade's results grouped by its entry tag, then by its exit tag (or exit reason), each
-        group by PnL, best first: which of a strategy's rules earns."""
-        trades = await self._store.trades_between(0, self.now_ms() + 1)
-        out: list[TagPerformance] = []
-        for kind in ("entry", "exit"):
-            groups: dict[str, list[Trade]] = {}
-            for t in trades:
-                tag = (t.entry_tag or UNTAGGED) if kind == "entry" else (t.exit_tag or t.exit_reason)
-                groups.setdefault(tag, []).append(t)
-            rows = [TagPerformance(kind, tag, len(mine), sum(1 for t in mine if t.pnl > 0), sum(t.pnl for t in mine),
-                                   sum(t.fee for t in mine), tuple(t.pnl_pct for t in mine))
-                    for tag, mine in groups.items()]
-            out += sorted(rows, key=lambda r: (-r.pnl, r.tag))
-        return tuple(out)
+        """Closed trades by entry tag, then by exit tag or reason (engine.results.per_tag)."""
+        return per_tag(await self._store.trades_between(0, self.now_ms() + 1))
 
     def risk(self) -> dict[str, float]:
         return self._core.limits.as_dict()
