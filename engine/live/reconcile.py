@@ -24,9 +24,9 @@ Rules:
   the books (unknown, or recorded final) is a mismatch; OPEN / PARTIALLY_FILLED in the books but not open on the
   exchange is asked for: no such order is a mismatch, filled or cancelled there is a fill not booked yet (a race
   with the poll: pausing, and an accept that would book the fill twice, would be wrong), so its assets are
-  DEFERRED (not compared this time, with a note), as while an order is unresolved (SUBMITTING / UNKNOWN) or has
-  more filled on the exchange than booked (a buy defers the quote too). A person's own order (no prefix) is a
-  note, never touched.
+  DEFERRED (not compared this time, with a note), as while an order is unresolved (SUBMITTING / UNKNOWN), has
+  more filled on the exchange than booked, or was submitted while the exchange was read (a buy defers the quote).
+  A person's own order (no prefix) is a note, never touched.
 
 ``Reconciliation``: mismatches (one line each, naming the asset and both amounts), the comparisons, what was
 deferred, notes, the time, ``ok``; ``affected_symbols()`` pause (a base asset: its symbols; the quote: all; an
@@ -433,6 +433,8 @@ def _compare_orders(out: _Compared, markets: Mapping[str, Market], book_orders: 
                 out.notes.append(f"{symbol}: an order not placed by the agent is open on the exchange "
                                  f"({found.get('side')} {_amount(left)} {market.base} at {found.get('price')}, "
                                  f"id {found.get('id')}): left alone")
+            elif book is None and (record := seen.records.get(client_id)) is not None and not record.state.final:
+                _defer(out, market, record, "was submitted while this reconciliation read the exchange")
             elif book is None:
                 record = seen.records.get(client_id)
                 known = f"the books have it {record.state}" if record else "not in the books"

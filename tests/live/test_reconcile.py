@@ -6,6 +6,7 @@ that does not answer is "could not reconcile"; accept() adopts the exchange's fi
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from engine.core.types import Side
 from engine.live.reconcile import ROUNDING_ABS, Books, Check, MismatchKind, Reconciler, Reconciliation, accept
 from engine.live.types import FillDelta, OrderChange, OrderIntent, OrderState, OrderType, OrderUpdate
 from sim.exchange import FakeExchange, FakeExchangeServer, Fault
+from tests.engine.helpers import wait_until
 from tests.live.rig import DECIDED, KEY, OPEN, SECRET, SYMBOL, TF, Rig, build_manager, candles, intent, live_rig
 
 S = OrderState
@@ -217,6 +219,19 @@ async def test_an_unresolved_order_defers_its_assets_until_the_manager_resolves_
     books = booked(BOOKS, await rig.manager.resolve(done.order.client_id))
     settled = await reconcile(rig, books)
     assert settled.ok and settled.deferred == () and check(settled, "BTC").theirs == pytest.approx(0.00999)
+
+
+async def test_an_order_submitted_while_the_exchange_is_read_is_in_flight_not_unknown(rig: Rig) -> None:
+    rig.fake.inject(Fault.TIMEOUT, endpoint="account")  # the first balance read hangs past ccxt's timeout
+    task = asyncio.create_task(reconcile(rig, BOOKS))  # the live orders are read before that
+    await wait_until(lambda: any(path == "/api/v3/account" for path, _ in rig.fake.request_log))
+    done = await rig.manager.submit(intent(type_=LIMIT, amount=0.001, price=below(rig), reason="meanwhile"))
+    assert done.order.state is S.OPEN
+    result = await task
+    assert result.ok and result.mismatches == () and result.deferred == ("BTC", "USDT")
+    assert result.notes == (f"BTCUSDT: order {done.order.client_id} (buy) was submitted while this reconciliation "
+                            "read the exchange: BTC and USDT not compared this time",)
+    assert (await reconcile(rig, BOOKS)).ok and (await reconcile(rig, BOOKS)).deferred == ()  # next time: known
 
 
 async def test_a_persons_own_order_is_a_note_and_left_alone(rig: Rig) -> None:
