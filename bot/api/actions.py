@@ -34,6 +34,7 @@ from engine.views import OrderAck
 Key = Annotated[str, Depends(idempotency_key)]
 ERRORS: dict[int | str, dict[str, object]] = {
     s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 422, 429, 503)}
+IN_PATH = frozenset({"unknown_symbol"})  # a symbol in the path that is not traded: 404
 OrderId = Annotated[str, Path(min_length=1, max_length=100)]
 
 router = APIRouter(tags=["actions"], responses=ERRORS)
@@ -43,9 +44,10 @@ def _by(principal: Principal) -> str:
     return f"api:{principal.owner}"
 
 
-def _placed(result: OrderAck | tuple[OrderAck, ...] | Refusal, confidence: float | None = None) -> Answer:
+def _placed(result: OrderAck | tuple[OrderAck, ...] | Refusal, confidence: float | None = None, *,
+            not_found: frozenset[str] = frozenset()) -> Answer:
     if isinstance(result, Refusal):
-        raise refused(result)
+        raise refused(result, not_found=not_found)
     acks = result if isinstance(result, tuple) else (result,)
     out = OrdersPlacedOut(orders=[OrderAckOut.model_validate(a) for a in acks], confidence=confidence)
     return 202, out.model_dump(mode="json")
@@ -80,7 +82,7 @@ async def close(symbol: Symbol, request: Request, principal: Admin, key: Key, co
     async def act(facade: EngineFacade) -> Answer:
         if symbol.strip().lower() == "all":  # "all" is close-all's: a symbol is named here
             return _placed(Refusal("unknown_symbol", "name a symbol; POST close-all closes every position"))
-        return _placed(await facade.close(symbol))
+        return _placed(await facade.close(symbol), not_found=IN_PATH)
 
     return await _once(request, context, principal, key, None, act)
 
