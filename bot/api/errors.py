@@ -38,10 +38,20 @@ STATUS_WORDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
                 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
 
 
+MAX_DETAIL = 300  # characters: a refusal may echo what the caller sent
+
+
+def one_line(text: str) -> str:
+    """``text`` as one printable line (control characters escaped), at most ``MAX_DETAIL`` characters."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL - 1] + "…"
+
+
 class ApiError(Exception):
     """An answer other than success, raised from a route or a dependency."""
 
     def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        detail = one_line(detail)
         super().__init__(detail)
         self.status = status
         self.code = code
@@ -72,7 +82,7 @@ def _one_line(exc: RequestValidationError) -> str:
     first = errors[0]
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"[:300]
+    return one_line(f"{where}: {first.get('msg', 'invalid')}{more}")
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -88,7 +98,7 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = STATUS_WORDS.get(exc.status_code, "error")
-    detail = exc.detail if isinstance(exc.detail, str) else code
+    detail = one_line(exc.detail) if isinstance(exc.detail, str) else code
     return JSONResponse(body(code, detail), status_code=exc.status_code, headers=exc.headers)
 
 
