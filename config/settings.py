@@ -8,143 +8,29 @@ entry points print it and exit with code 2, no traceback.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Strict, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engine.core.risk import Costs, RiskLimits, SignalFilters
-from engine.core.types import TIMEFRAME_MS
+from config.trading import DEFAULT_TRADING_CONFIG as DEFAULT_TRADING_CONFIG  # the trading config's, re-exported
+from config.trading import FeedSection as FeedSection
+from config.trading import LiveSection as LiveSection
+from config.trading import PaperSection as PaperSection
+from config.trading import RiskSection as RiskSection
+from config.trading import SignalFiltersSection as SignalFiltersSection
+from config.trading import StrategySection as StrategySection
+from config.trading import TradingConfig as TradingConfig
+from config.trading import TradingSection as TradingSection
+from config.trading import _one_line
+from config.trading import load_trading_config as load_trading_config
 from engine.errors import ConfigError as ConfigError  # defined with the whole tree; imported from here too
 
 if TYPE_CHECKING:
     from engine.exchange.client import ExchangeSpec
-
-DEFAULT_TRADING_CONFIG = Path(__file__).with_name("default.toml")
-
-
-class _Section(BaseModel):
-    # strict: TOML has real types, so ``update_interval = true`` or ``fast = "10"`` is refused, not coerced
-    # (an int is still accepted where a float is expected)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TradingSection(_Section):
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT"], min_length=1)
-    timeframe: str = "5m"
-    update_interval: float = Field(300.0, gt=0, le=86_400)
-    # a built-in name (sma-cross, rsi-mean-reversion, bollinger-breakout), "model" (the CatBoost models of the
-    # registry), path/to/file.py:Class or module.path:Class; loaded (and checked) when the engine is built
-    strategy: str = Field("sma-cross", min_length=1, max_length=500)
-    fast: int = Field(10, ge=1)  # sma-cross's, when [strategy.params] does not set fast/slow
-    slow: int = Field(30, ge=2)
-
-    @field_validator("strategy")
-    @classmethod
-    def _strategy(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must name a strategy (a built-in, \"model\", path/to/file.py:Class or module:Class)")
-        return value.strip()
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: list[str]) -> list[str]:
-        out = []
-        for raw in value:  # ccxt's BTC/USDT (or BTC-USDT, BTC_USDT) is kept as BTCUSDT: what chat commands take
-            s = raw.strip().upper()
-            base, sep, quote = next(((*s.partition(c),) for c in "/-_" if c in s), (s, "", ""))
-            if sep and (not base or not quote or not base.isalnum() or not quote.isalnum()):
-                raise ValueError(f"symbol {raw!r} must look like BTC/USDT or BTCUSDT")
-            s = base + quote
-            if not s.isalnum() or not 2 <= len(s) <= 20:
-                raise ValueError(f"symbol {s!r} must be 2-20 letters or digits, like BTCUSDT or BTC/USDT")
-            out.append(s)
-        if len(set(out)) != len(out):
-            raise ValueError("symbols must not repeat")
-        return out
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        if value not in TIMEFRAME_MS:
-            raise ValueError(f"must be one of {', '.join(TIMEFRAME_MS)}")
-        return value
-
-
-class SignalFiltersSection(_Section):
-    min_confidence: float = Field(0.60, ge=0.0, le=1.0)
-    cooldown: float = Field(0.0, ge=0.0, le=30 * 86_400)
-
-    def to_core(self) -> SignalFilters:
-        return SignalFilters(min_confidence=self.min_confidence, cooldown_ms=int(self.cooldown * 1000))
-
-
-class RiskSection(_Section):
-    position_fraction: float = Field(0.2, ge=0.0, le=1.0)
-    max_position_fraction: float = Field(0.25, ge=0.0, le=1.0)
-    max_total_exposure: float = Field(1.0, ge=0.0, le=1.0)
-    stop_loss_pct: float = Field(0.05, ge=0.0, le=0.99)
-    take_profit_pct: float = Field(0.0, ge=0.0, le=10.0)
-    trailing_stop_pct: float = Field(0.0, ge=0.0, le=0.99)
-    max_daily_loss_pct: float = Field(0.05, ge=0.0, le=1.0)
-    max_drawdown_pct: float = Field(0.20, ge=0.0, le=1.0)
-
-    def to_core(self) -> RiskLimits:
-        return RiskLimits(**self.model_dump())
-
-
-class PaperSection(_Section):
-    starting_cash: float = Field(10_000.0, gt=0, le=1e12)
-    fee_bps: float = Field(10.0, ge=0, le=1000)
-    slippage_bps: float = Field(5.0, ge=0, le=1000)
-
-    def to_core(self) -> Costs:
-        return Costs(fee_bps=self.fee_bps, slippage_bps=self.slippage_bps)
-
-
-class FeedSection(_Section):
-    source: Literal["exchange", "replay", "synthetic"] = "exchange"
-    stale_after: int = Field(3, ge=1, le=1000)
-    history: int = Field(1000, ge=10, le=5000)
-    ticker_interval: float = Field(10.0, ge=0, le=3600)
-    replay_files: list[Annotated[Path, Strict(False)]] = Field(default_factory=list)  # TOML strings -> paths
-
-
-StrategyParamValue = Annotated[str, Strict()] | Annotated[bool, Strict()] | Annotated[int, Strict()] | float
-
-
-class StrategySection(_Section):
-    """``[strategy.params]``: the strategy's parameters by name (each checked by the strategy's own declaration
-    when it is loaded); ``folder``: where ``trading-agent strategies`` looks for strategy files."""
-
-    params: dict[str, StrategyParamValue] = Field(default_factory=dict)
-    folder: Annotated[Path, Strict(False)] | None = None
-
-
-class LiveSection(_Section):
-    """``[live]``: what applies only with TRADING_MODE=live (fat-finger guards, the order lifecycle's timings)."""
-
-    max_order_notional: float = Field(1_000.0, gt=0, le=1e12)  # quote currency; an order above it is refused
-    max_daily_notional: float = Field(10_000.0, gt=0, le=1e13)  # quote currency sent per UTC day, all orders
-    limit_order_timeout: float = Field(60.0, gt=0, le=7 * 86_400)  # seconds before an unfilled limit is cancelled
-    unknown_grace: float = Field(30.0, ge=5, le=3600)  # seconds before an order the exchange never saw is NOT_PLACED
-    reconcile_interval: float = Field(300.0, ge=10, le=86_400)  # seconds between reconciliations
-    stoploss_on_exchange: bool = False  # also place the stop on the exchange where ccxt supports it
-
-
-class TradingConfig(_Section):
-    trading: TradingSection = TradingSection()
-    strategy: StrategySection = StrategySection()
-    signal_filters: SignalFiltersSection = SignalFiltersSection()
-    risk: RiskSection = RiskSection()
-    paper: PaperSection = PaperSection()
-    feed: FeedSection = FeedSection()
-    live: LiveSection = LiveSection()
-
 
 MAX_TELEGRAM_ID = 2**52  # Telegram: a user id "has at most 52 significant bits"
 
@@ -243,17 +129,22 @@ MIN_API_TOKEN_CHARS = 16
 
 
 class ApiSettings(_EnvSection):
-    """The HTTP API's slice (``bot.api``): whether it runs, where it listens, the headless tokens (``API_TOKENS``,
-    role and token), the origins a browser may call it from (none: CORS off), and who the chat's admins and
-    viewers are (a token issued in the chat acts with its owner's role of today, never more than at issue)."""
+    """The HTTP API's slice (``bot.api``): whether it runs, where it listens, the headless tokens (``API_TOKENS``:
+    ``role:token,...``, read by ``token_roles``), the origins a browser may call it from (none: CORS off), and who
+    the chat's admins and viewers are (a token issued in the chat acts with its owner's role of today, never more
+    than at issue)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
-    tokens: tuple[tuple[str, SecretStr], ...] = ()
+    tokens: SecretStr | None = None
     cors_origins: tuple[str, ...] = ()
     admin_ids: tuple[int, ...] = ()
     viewer_ids: tuple[int, ...] = ()
+
+    def token_roles(self) -> tuple[tuple[str, SecretStr], ...]:
+        """``API_TOKENS`` as (role, token) pairs; ConfigError naming the entry, never showing a token."""
+        return _api_tokens(self.tokens)
 
 
 def _api_tokens(value: SecretStr | None) -> tuple[tuple[str, SecretStr], ...]:
@@ -376,29 +267,19 @@ class Settings(BaseSettings):
     @property
     def api(self) -> ApiSettings:
         """The HTTP API's section: on with API_ENABLED=1, or with PORT set (a web dyno) unless WEBHOOK_URL takes that
-        port or API_ENABLED=0; on PORT when set (all interfaces unless API_HOST says otherwise), else API_PORT on
-        127.0.0.1. ConfigError for a malformed API_TOKENS or API_CORS_ORIGINS."""
+        port or API_ENABLED=0; on API_PORT when it is set, else on PORT when that is (on all interfaces unless
+        API_HOST says otherwise), else on 127.0.0.1:8080. ConfigError for a malformed API_CORS_ORIGINS (API_TOKENS:
+        ``ApiSettings.token_roles``)."""
         enabled = self.api_enabled if self.api_enabled is not None else (self.port is not None and not self.webhook_url)
-        host = self.api_host or ("0.0.0.0" if self.port is not None else "127.0.0.1")
-        return ApiSettings(enabled=enabled, host=host, port=self.port or self.api_port,
-                           tokens=_api_tokens(self.api_tokens), cors_origins=_origins(self.api_cors_origins),
+        platform = self.port is not None and "api_port" not in self.model_fields_set
+        host = self.api_host or ("0.0.0.0" if platform else "127.0.0.1")
+        return ApiSettings(enabled=enabled, host=host, port=self.port if platform and self.port else self.api_port,
+                           tokens=self.api_tokens, cors_origins=_origins(self.api_cors_origins),
                            admin_ids=tuple(self.telegram_admin_ids), viewer_ids=tuple(self.telegram_viewer_ids))
 
     @property
     def logging(self) -> LoggingSettings:
         return LoggingSettings(level=self.log_level, format=self.log_format)
-
-
-def _one_line(exc: ValidationError, where: str, *, env: bool = False) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "?"
-    if env:
-        loc = loc.upper()
-    value = err.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    if any(word in loc.lower() for word in ("token", "password", "database_url", "secret", "key")):
-        shown = ""  # never echo a secret, even a malformed one
-    return f"{where}{loc}: {err['msg']}{shown}"
 
 
 def time_zone(name: str) -> ZoneInfo:
@@ -414,29 +295,3 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, "invalid environment variable ", env=True)) from None
-
-
-def load_trading_config(path: Path | None = None) -> TradingConfig:
-    """The TOML trading config (``config/default.toml`` when no path is given)."""
-    source = path or DEFAULT_TRADING_CONFIG
-    try:
-        # utf-8-sig: a byte-order mark, as some Windows editors write one, is read past, not "not valid TOML"
-        data = tomllib.loads(Path(source).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError(f"trading config {source}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"trading config {source}: is a directory, not a TOML file") from None
-    except PermissionError:
-        raise ConfigError(f"trading config {source}: not readable (permission denied)") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"trading config {source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"trading config {source}: not valid TOML ({exc})") from None
-    try:
-        config = TradingConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc, f"trading config {source}: ")) from None
-    if config.trading.strategy == "sma-cross" and config.trading.fast >= config.trading.slow:
-        raise ConfigError(f"trading config {source}: trading.fast ({config.trading.fast}) must be below "
-                          f"trading.slow ({config.trading.slow})")
-    return config

@@ -23,7 +23,7 @@ from engine.feeds.candle_file import CandleFile, iso_utc, load_candles
 from engine.feeds.csvio import CsvFormatError
 
 if TYPE_CHECKING:
-    from config.settings import TradingConfig
+    from config.trading import TradingConfig
     from engine.models.catboost_model import CatBoostTradingModel
     from engine.strategy.base import Strategy
 
@@ -287,7 +287,7 @@ def _backtest(candles: CandleArrays, entry: Entry, config: BacktestConfig, quiet
 
 
 def run(args: argparse.Namespace) -> int:
-    from config.settings import ConfigError, load_trading_config
+    from config.trading import ConfigError, load_trading_config
     from engine.logs import configure_logging
 
     configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report

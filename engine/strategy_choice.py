@@ -38,7 +38,7 @@ from engine.core.risk import RiskLimits
 from engine.core.types import Refusal
 
 if TYPE_CHECKING:
-    from config.settings import TradingConfig
+    from config.trading import TradingConfig
     from engine.strategy.base import Strategy
 
 ParamValue = str | int | float | bool

@@ -33,7 +33,7 @@ from engine.strategy.params import Param, StrategyError
 from engine.strategy.template import class_name_for, write_template
 
 if TYPE_CHECKING:
-    from config.settings import TradingConfig
+    from config.trading import TradingConfig
 
 _PARAM = re.compile(r"^(?:(?P<index>\d+):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$", re.DOTALL)
 
@@ -151,7 +151,7 @@ def timeframe_warning(strategy: Strategy, timeframe: str, file_name: str) -> str
 
 def check_lookahead_command(args: argparse.Namespace) -> int:
     """``trading-agent check-lookahead --strategy SPEC [--param ...] --data FILE``: 0 clean, 1 leak, 2 bad input."""
-    from config.settings import ConfigError, load_trading_config
+    from config.trading import ConfigError, load_trading_config
     from engine.feeds.candle_file import load_candles
     from engine.feeds.csvio import CsvFormatError
     from engine.strategy.lookahead import check_lookahead
@@ -237,7 +237,7 @@ def parameters_line(cls: type[Strategy]) -> str:
 
 def _folder(args: argparse.Namespace) -> Path | None:
     """The folder to list: --folder, else the config's [strategy] folder, else ./strategies if it exists."""
-    from config.settings import load_trading_config
+    from config.trading import load_trading_config
 
     if args.folder is not None:
         if not args.folder.is_dir():
@@ -294,7 +294,7 @@ def list_strategies(folder: Path | None) -> tuple[list[str], int]:
 
 
 def run_strategies(args: argparse.Namespace) -> int:
-    from config.settings import ConfigError
+    from config.trading import ConfigError
 
     try:
         lines, _broken = list_strategies(_folder(args))
