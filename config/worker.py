@@ -27,7 +27,7 @@ def secrets_of(settings: Settings) -> list[str]:
         found.append(settings.webhook_secret.get_secret_value())
     if settings.api_tokens is not None and settings.api_tokens.get_secret_value().strip():
         found.append(settings.api_tokens.get_secret_value())
-        found.extend(t.get_secret_value() for _, t in settings.api.tokens)
+        found.extend(t.get_secret_value() for _, t in settings.api.token_roles())
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
         found.append(url)
@@ -62,10 +62,12 @@ def check_api(settings: Settings) -> None:
     """The HTTP API's settings parse (ConfigError otherwise), and the API does not want the port the Telegram
     webhook listens on (both on one port is the one-port mode, not built yet)."""
     api = settings.api
+    api.token_roles()
     if api.enabled and settings.webhook_url and settings.port is not None and api.port == settings.port:
         raise ConfigError(f"invalid environment variable API_ENABLED: the HTTP API and the Telegram webhook "
                           f"(WEBHOOK_URL) would both listen on PORT={settings.port}; serving both on one port is "
-                          f"coming, until then use long polling (unset WEBHOOK_URL) or set API_ENABLED=0")
+                          f"coming; until then set API_PORT to another port, use long polling (unset WEBHOOK_URL), "
+                          f"or set API_ENABLED=0")
 
 
 LIVE_NOT_WIRED = ("TRADING_MODE=live: sending real orders is not wired into the worker yet (the order lifecycle "

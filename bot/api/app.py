@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from bot.api import actions, charts, errors, reads, ws
 from bot.api.context import ApiContext
+from bot.api.hub import EventHub
 from bot.api.idempotency import REPLAYED, IdempotencyRecords
 from bot.api.limiter import FailureLimiter
 from bot.api.tokens import TokenBook
@@ -32,12 +33,12 @@ Events stream on the WebSocket `/api/v1/ws`."""
 
 
 def create_app(facade: EngineFacade, settings: ApiSettings, *, tokens: TokenBook, idempotency: IdempotencyRecords,
-               bus: EventBus, limiter: FailureLimiter | None = None, hub: ws.EventHub | None = None) -> FastAPI:
+               bus: EventBus, limiter: FailureLimiter | None = None, hub: EventHub | None = None) -> FastAPI:
     """The API over ``facade``; ``tokens`` must be loaded (``TokenBook.load``) before it answers."""
     app = FastAPI(title="trading-agent", version=facade.version, description=DESCRIPTION,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.state.context = ApiContext(facade, settings, tokens, limiter or FailureLimiter(), idempotency,
-                                   hub or ws.EventHub(bus))
+                                   hub or EventHub(bus))
     for router in (reads.public, reads.router, charts.router, actions.router, ws.router):
         app.include_router(router, prefix=PREFIX)
     errors.install(app)

@@ -16,8 +16,8 @@ from config.settings import ApiSettings
 from engine.facade import EngineFacade
 
 if TYPE_CHECKING:
+    from bot.api.hub import EventHub
     from bot.api.idempotency import IdempotencyRecords
-    from bot.api.ws import EventHub
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class TokenBook:
         self._records = records
         self._settings = settings
         self._env = [_Known(digest(t.get_secret_value()), ROLES[role], f"env:{digest(t.get_secret_value()).hex()[:12]}")
-                     for role, t in settings.tokens]
+                     for role, t in settings.token_roles()]
         self._chat: list[_Known] = []
         self.loaded = False
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bot.api.hub import EventHub
 from bot.api.limiter import FailureLimiter
 from bot.api.server import ApiServer
 from bot.api.tokens import TokenBook
@@ -85,8 +86,9 @@ def api_settings(*, env_tokens: tuple[tuple[str, str], ...] = (), cors: tuple[st
                  admins: tuple[int, ...] = (ADMIN, ADMIN2), viewers: tuple[int, ...] = (VIEWER,)) -> ApiSettings:
     from pydantic import SecretStr
 
-    return ApiSettings(enabled=True, host="127.0.0.1", port=0, tokens=tuple((r, SecretStr(t)) for r, t in env_tokens),
-                       cors_origins=cors, admin_ids=admins, viewer_ids=viewers)
+    tokens = SecretStr(",".join(f"{r}:{t}" for r, t in env_tokens)) if env_tokens else None
+    return ApiSettings(enabled=True, host="127.0.0.1", port=0, tokens=tokens, cors_origins=cors, admin_ids=admins,
+                       viewer_ids=viewers)
 
 
 @asynccontextmanager
@@ -95,8 +97,6 @@ async def running_api(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, set
                       ping_s: float | None = None, admins: tuple[int, ...] = (ADMIN, ADMIN2),
                       viewers: tuple[int, ...] = (VIEWER,)) -> AsyncIterator[ApiRig]:
     """The whole stack (the SMA windows never cross: no automatic trades) with the API listening on a free port."""
-    from bot.api.ws import EventHub
-
     env = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_admin_ids=list(admins),
                    telegram_viewer_ids=list(viewers), sqlite_path=tmp_path / "agent.db",
                    models_dir=tmp_path / "models")

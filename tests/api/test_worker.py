@@ -105,6 +105,7 @@ def test_api_settings_that_cannot_work_are_one_line_and_exit_2(tmp_path: Path, e
 
 def test_the_api_is_off_by_default_and_for_a_webhook_on_port() -> None:
     from config.settings import load_settings
+    from config.worker import check_api
 
     assert load_settings(_env_file=None).api.enabled is False
     assert load_settings(_env_file=None, port=8443, webhook_url="https://x.example/hook").api.enabled is False
@@ -113,3 +114,7 @@ def test_the_api_is_off_by_default_and_for_a_webhook_on_port() -> None:
     local = load_settings(_env_file=None, api_enabled=True).api
     assert (local.enabled, local.host, local.port) == (True, "127.0.0.1", 8080)
     assert load_settings(_env_file=None, port=5000, api_enabled=False).api.enabled is False
+    both = load_settings(_env_file=None, port=8443, webhook_url="https://x.example/hook", api_enabled=True,
+                         api_port=9000)
+    check_api(both)  # the webhook on PORT, the API on its own port: no conflict
+    assert (both.api.host, both.api.port) == ("127.0.0.1", 9000)

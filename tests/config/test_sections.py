@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from config.settings import (
+    ApiSettings,
     ConfigError,
     DatabaseSettings,
     ExchangeSettings,
@@ -45,6 +46,11 @@ ENVIRONMENT = {
     "TIMEZONE": "Europe/Paris",
     "DAILY_SUMMARY_TIME": "21:30",
     "TRADING_AGENT_JIT": "1",
+    "API_ENABLED": "1",
+    "API_HOST": "0.0.0.0",
+    "API_PORT": "9000",
+    "API_TOKENS": "viewer:section-api-token-0123",
+    "API_CORS_ORIGINS": "https://dash.example",
 }
 # read where the whole settings are wired (engine.app.build, the worker, the kernel itself), not by a component
 ENGINE_WIDE = {"TRADING_CONFIG", "MODELS_DIR", "TRADING_AGENT_JIT"}
@@ -75,6 +81,9 @@ def test_the_sections_carry_the_environment_under_the_documented_names(environme
                                                     api_secret=SecretStr("section-secret"),
                                                     api_password=SecretStr("section-pass"))
     assert environment.logging == LoggingSettings(level="DEBUG", format="json")
+    assert environment.api == ApiSettings(enabled=True, host="0.0.0.0", port=9000,
+                                          tokens=SecretStr("viewer:section-api-token-0123"),
+                                          cors_origins=("https://dash.example",), admin_ids=(11, 12), viewer_ids=(21,))
 
 
 def _values(section: Any) -> list[object]:
@@ -86,8 +95,8 @@ def _values(section: Any) -> list[object]:
 
 
 def test_every_environment_variable_is_in_a_section_or_named_as_engine_wide(environment: Settings) -> None:
-    carried = [v for s in (environment.telegram, environment.database, environment.exchange, environment.logging)
-               for v in _values(s)]
+    carried = [v for s in (environment.telegram, environment.database, environment.exchange, environment.logging,
+                           environment.api) for v in _values(s)]
     names = {"EXCHANGE" if name == "exchange_id" else name.upper() for name in Settings.model_fields}
     assert set(ENVIRONMENT) == names, "a variable this test does not set"
     for name in Settings.model_fields:
