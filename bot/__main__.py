@@ -7,8 +7,7 @@ until a signal, and stops them in order:
     exchange       (engine.app.make_venue)          when feed.source = "exchange": ccxt, its markets and
                    (engine.feeds.exchange_time)     its clock; ExchangeSettings
     engine app     (engine.app.build)               database, feeds, models, core, loop, facade
-    HTTP API       (bot.api.server.ApiServer)       when on: the facade, the bus, the store + ApiSettings
-    bot            (bot.app.build_application)      the facade + TelegramSettings (+ the API's tokens)
+    bot, HTTP API  (bot.app, bot.api.api_parts)     the facade + TelegramSettings; the API when on: + ApiSettings
     runtime        (bot.runtime.Runtime)            starts engine, API, bot; stops them in reverse
 
 A configuration error prints one line to stderr and exits with code 2. SIGTERM or SIGINT stop everything
@@ -54,8 +53,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     """Build, run until a stop signal (or the engine lock is lost), stop; the exit code."""
     from telegram.error import InvalidToken
 
-    from bot.api import ApiUnavailable
-    from bot.api.tokens import TokenBook
+    from bot.api import ApiUnavailable, api_parts
     from bot.app import build_application
     from bot.runtime import Runtime, until_stopped, watch_lock
     from engine.app import build
@@ -94,14 +92,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
         log.exception("start_failed", stage="engine")
         await _cancel(background, venue)
         return 1
-    telegram, api_settings = settings.telegram, settings.api
-    tokens = TokenBook(engine_app.store, api_settings)
-    api = None
-    if api_settings.enabled:  # FastAPI and uvicorn are imported only then (~7 MB)
-        from bot.api.server import ApiServer
-
-        api = ApiServer(engine_app.facade, api_settings, tokens=tokens, idempotency=engine_app.store,
-                        bus=engine_app.bus)
+    telegram, (tokens, api) = settings.telegram, api_parts(engine_app, settings.api)  # FastAPI only when on
     runtime = Runtime(engine_app, build_application(engine_app.facade, telegram, tokens=tokens), telegram, api=api)
     try:
         started = await until_stopped(runtime.start(), stop_requested)
@@ -111,17 +102,11 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
         await runtime.stop(STOP_DEADLINE_S)
         print("configuration error: TELEGRAM_BOT_TOKEN was rejected by the Bot API server", file=sys.stderr)
         return 2
-    except ApiUnavailable as exc:  # the API's port is taken: one line, exit 1 (the platform restarts)
-        log.error("start_failed", stage="api", error=str(exc))
+    except (StoreError, ApiUnavailable) as exc:  # a saved state this version cannot restore; the API's port taken
+        log.error("start_failed", stage="api" if isinstance(exc, ApiUnavailable) else "restore", error=str(exc))
         await _cancel(background, None)
-        await runtime.stop(STOP_DEADLINE_S)
-        print(f"HTTP API error: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:  # e.g. a saved engine state this version cannot restore: its one line, no traceback
-        log.error("start_failed", stage="restore", error=str(exc))
-        await _cancel(background, None)
-        await runtime.stop(STOP_DEADLINE_S)
-        print(f"database error: {exc}", file=sys.stderr)
+        await runtime.stop(STOP_DEADLINE_S)  # its one line, no traceback; exit 1 (the platform restarts)
+        print(f"{'HTTP API' if isinstance(exc, ApiUnavailable) else 'database'} error: {exc}", file=sys.stderr)
         return 1
     except Exception:
         log.exception("start_failed")
