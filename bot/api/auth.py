@@ -5,6 +5,7 @@ it is 429 with Retry-After until the window passes. The WebSocket checks the sam
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
@@ -46,7 +47,9 @@ def check(context: ApiContext, address: str, token: str | None, needed: Role) ->
     return principal
 
 
-def _principal(needed: Role):  # type: ignore[no-untyped-def]  # FastAPI reads the signature of the inner one
+def _principal(needed: Role) -> Callable[..., Awaitable[Principal]]:
+    """The dependency that admits ``needed`` (FastAPI reads the inner function's signature)."""
+
     async def dependency(request: Request, context: Ctx,
                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
         token = credentials.credentials if credentials is not None else None
