@@ -10,7 +10,7 @@ code, IEEE arithmetic, no fast-math), which is what makes backtests fast: ``run_
 (``python -m engine.kernel_aot``), the rest at its first call; with ``TRADING_AGENT_JIT=0`` (the worker's
 default: numba's LLVM costs about 115 MB of memory) CPython runs the same source. The test suite proves
 both give identical results. How it is compiled: ``engine.core.kernel_jit``; every compiled function and
-constant stays in this one file (numba's cache is keyed by it).
+constant stays in this one file (numba's cache is keyed by it), but live trading's, uncached (``kernel_live``).
 
 State lives in three float64 arrays so that numba can compile it and so that it serialises
 trivially: ``g`` (portfolio-wide scalars), ``s`` (one row per symbol) and ``p`` (parameters).
@@ -29,13 +29,12 @@ Order of work on a closed candle of one symbol (``step``):
   4. mark to the close and update the risk state (daily loss -> REDUCING, drawdown -> HALTED);
   5. turn the model's wish into at most one market order for the next candle's open, after the
      signal filters (confidence, cooldown) and the entry checks (pause, stale feed, risk state).
+With external fills (``p[EXTERNAL_FILLS]``, live) ``step`` skips 2 and 3: see ``engine.core.kernel_live``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -44,8 +43,10 @@ from engine.core.kernel_jit import AOT_SIGNATURE as AOT_SIGNATURE
 from engine.core.kernel_jit import COMPILED_AHEAD as COMPILED_AHEAD
 from engine.core.kernel_jit import JITTED as JITTED
 from engine.core.kernel_jit import aot_module_name as aot_module_name
-from engine.core.kernel_jit import aot_runner, jit
 from engine.core.kernel_jit import compiled as compiled
+from engine.core.kernel_jit import jit
+from engine.core.kernel_jit import run_series as run_series
+from engine.core.kernel_jit import series_runner as series_runner
 
 # ---- g: portfolio-wide scalars
 CASH, FEES, REALIZED, PEAK, DAY, DAY_START, STATE, PAUSED = range(8)
@@ -57,8 +58,8 @@ NG = 8
 NS = 24
 # ---- p: parameters
 (POS_FRAC, MAX_POS, MAX_EXPOSURE, STOP_PCT, TP_PCT, TRAIL_PCT, MAX_DAILY, MAX_DD, FEE_RATE, SLIP_RATE,
- MIN_CONF, COOLDOWN_MS) = range(12)
-NP = 12
+ MIN_CONF, COOLDOWN_MS, EXTERNAL_FILLS) = range(13)
+NP = 13
 
 # risk states
 ACTIVE, REDUCING, HALTED = 0, 1, 2
@@ -66,7 +67,7 @@ ACTIVE, REDUCING, HALTED = 0, 1, 2
 EXIT, HOLD, ENTER = -1, 0, 1
 # pending order side / sizing kind
 BUY, SELL = 1.0, -1.0
-BY_FRACTION, BY_NOTIONAL, BY_QUANTITY = 0.0, 1.0, 2.0
+BY_FRACTION, BY_NOTIONAL, BY_QUANTITY = 0.0, 1.0, 2.0  # (and ``kernel_live.SENT``, ``OPENING``)
 # fill reasons
 R_SIGNAL, R_MANUAL, R_STOP, R_TARGET, R_TRAIL = 0, 1, 2, 3, 4
 # signal outcomes
@@ -92,24 +93,6 @@ NF = 15
 NT = 8
 
 DAY_MS = 86_400_000.0
-
-
-def new_state(starting_cash: float, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
-    g = np.zeros(NG)
-    g[CASH] = starting_cash
-    g[PEAK] = starting_cash
-    g[DAY] = -1.0
-    g[DAY_START] = starting_cash
-    return g, new_symbol_rows(n_symbols)
-
-
-def new_symbol_rows(n: int) -> np.ndarray:
-    s = np.zeros((n, NS))
-    s[:, STOP] = np.nan
-    s[:, TARGET] = np.nan
-    s[:, LAST_TS] = np.nan
-    s[:, COOL_UNTIL] = np.nan
-    return s
 
 
 @jit
@@ -196,7 +179,7 @@ def fill_size(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, 
     held = s[i, QTY]
     if kind == BY_NOTIONAL:
         raw = min(held, amount / price) if price > 0.0 else 0.0  # (a price below one tick rounds to none)
-    elif kind == BY_QUANTITY:
+    elif kind >= BY_QUANTITY:  # (a sent order's rest is a quantity too)
         raw = min(held, amount)
     else:
         raw = held
@@ -230,9 +213,18 @@ def _set_state(g: np.ndarray, new: int, cause: int, eq: float, ref: float, head:
 
 
 @jit
-def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty: float, price: float, ts: float,
-          reason: int, level: float, from_pending: float, head: np.ndarray, fills: np.ndarray) -> None:
-    fee = qty * price * p[FEE_RATE]
+def _set_levels(s: np.ndarray, p: np.ndarray, i: int, entry: float) -> None:
+    """The stop, target and trailing stop of row ``i``'s position entered at ``entry``."""
+    s[i, STOP] = entry * (1.0 - p[STOP_PCT]) if p[STOP_PCT] > 0.0 else np.nan
+    s[i, TARGET] = entry * (1.0 + p[TP_PCT]) if p[TP_PCT] > 0.0 else np.nan
+    s[i, TRAIL] = p[TRAIL_PCT]
+
+
+@jit
+def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty: float, price: float, fee: float,
+          ts: float, reason: int, level: float, from_pending: float, final: bool, head: np.ndarray,
+          fills: np.ndarray) -> None:
+    """Book one fill, paper's or the exchange's; ``final``: none of the order is left to fill (else no dust yet)."""
     k = int(head[H_NFILLS])
     row = fills[k]
     row[:] = 0.0
@@ -260,9 +252,7 @@ def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty:
                 s[i, ENTRY_FEE] = fee
             s[i, ENTRY_TS] = ts
             s[i, HIGH_WATER] = price
-            s[i, STOP] = price * (1.0 - p[STOP_PCT]) if p[STOP_PCT] > 0.0 else np.nan
-            s[i, TARGET] = price * (1.0 + p[TP_PCT]) if p[TP_PCT] > 0.0 else np.nan
-            s[i, TRAIL] = p[TRAIL_PCT]
+            _set_levels(s, p, i, price)
             row[F_OPENED] = 1.0
             row[F_STOP] = s[i, STOP]
             row[F_TARGET] = s[i, TARGET]
@@ -284,8 +274,8 @@ def _book(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, side: float, qty:
     remaining = _on_grid(held - qty, s[i, AMOUNT_STEP])
     gone = remaining <= held * 1e-12
     # what remains below the exchange's minimums cannot be sold: dust, and the position is closed
-    to_dust = not gone and (remaining < s[i, MIN_AMOUNT] or remaining < s[i, AMOUNT_STEP]
-                            or remaining * price < s[i, MIN_NOTIONAL])
+    to_dust = not gone and final and (remaining < s[i, MIN_AMOUNT] or remaining < s[i, AMOUNT_STEP]
+                                      or remaining * price < s[i, MIN_NOTIONAL])
     if gone or to_dust:
         if to_dust:
             s[i, DUST] = remaining
@@ -324,7 +314,7 @@ def _fill_pending(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, o: float,
         head[H_DROP_QTY] = qty if qty > 0.0 else raw
         head[H_DROP_PRICE] = price
     elif qty > 0.0:
-        _book(g, s, p, i, side, qty, price, ts, reason, np.nan, 1.0, head, fills)
+        _book(g, s, p, i, side, qty, price, qty * price * p[FEE_RATE], ts, reason, np.nan, 1.0, True, head, fills)
 
 
 @jit
@@ -335,7 +325,7 @@ def _protective_sell(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, price:
     held = s[i, QTY]
     qty = min(held, to_step(held, s[i, AMOUNT_STEP]))
     if rule_break(s, i, held, qty, price) == RULE_OK:
-        _book(g, s, p, i, SELL, qty, price, ts, reason, level, 0.0, head, fills)
+        _book(g, s, p, i, SELL, qty, price, qty * price * p[FEE_RATE], ts, reason, level, 0.0, True, head, fills)
 
 
 @jit
@@ -423,15 +413,8 @@ def _decide(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, acti
 
 
 @jit
-def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: float, h: float, low: float, c: float,
-         action: int, confidence: float, head: np.ndarray, fills: np.ndarray) -> None:
-    """Apply one closed candle of symbol row ``i``; results go to ``head`` and ``fills``.
-
-    Only the counters and flags of ``head`` are reset: the rows they count are written before they are read."""
-    head[H_NFILLS] = 0.0
-    head[H_PENDING_DONE] = 0.0
-    head[H_NCHANGES] = 0.0
-    head[H_DROP] = RULE_OK
+def _roll_day(g: np.ndarray, s: np.ndarray, ts: float, head: np.ndarray) -> None:
+    """At the first event of a new UTC day: the day-start equity (at the marks before it), and REDUCING ends."""
     day = math.floor(ts / DAY_MS)
     if day != g[DAY]:
         if g[DAY] >= 0.0:
@@ -439,9 +422,22 @@ def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: floa
         g[DAY] = day
         if g[STATE] == REDUCING:
             _set_state(g, ACTIVE, C_NEW_DAY, 0.0, 0.0, head)
-    if s[i, P_SIDE] != 0.0:
-        _fill_pending(g, s, p, i, o, ts, head, fills)
-    _protective(g, s, p, i, ts, o, h, low, head, fills)
+
+
+@jit
+def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: float, h: float, low: float, c: float,
+         action: int, confidence: float, head: np.ndarray, fills: np.ndarray) -> None:
+    """Apply one closed candle of symbol row ``i``; results go to ``head`` and ``fills``."""
+    head[H_NFILLS] = 0.0  # only the counters and flags: the rows they count are written before they are read
+    head[H_PENDING_DONE] = 0.0
+    head[H_NCHANGES] = 0.0
+    head[H_DROP] = RULE_OK
+    if math.floor(ts / DAY_MS) != g[DAY]:  # (only the check inline: a call on every candle cost run_series 25 %)
+        _roll_day(g, s, ts, head)
+    if p[EXTERNAL_FILLS] == 0.0:  # paper: the kernel fills; else the exchange does (``book_fill``, ``exit_order``)
+        if s[i, P_SIDE] != 0.0:
+            _fill_pending(g, s, p, i, o, ts, head, fills)
+        _protective(g, s, p, i, ts, o, h, low, head, fills)
     s[i, MARK] = c
     eq = equity(g, s)
     if eq > g[PEAK]:
@@ -482,19 +478,3 @@ def _run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndar
         equity_out[k] = head[H_EQUITY]
         held_out[k] = s[i, QTY] > 0.0
     return n_trades
-
-
-def series_runner(*args: Any) -> Callable[..., int]:
-    """``_run_series`` for these arguments: compiled ahead of time when built and they fit its signature, else
-    numba's JIT (or CPython under ``TRADING_AGENT_JIT=0``)."""
-    runner: Callable[..., int] = aot_runner(args) or _run_series
-    return runner
-
-
-def run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndarray, o: np.ndarray,
-               h: np.ndarray, low: np.ndarray, c: np.ndarray, action: np.ndarray, confidence: np.ndarray,
-               equity_out: np.ndarray, held_out: np.ndarray, trades: np.ndarray) -> int:
-    """``step`` over every candle of one symbol (the backtest); returns the number of trades written, or -1
-    when ``trades`` is full (the caller grows it and runs again)."""
-    args = (g, s, p, i, ts, o, h, low, c, action, confidence, equity_out, held_out, trades)
-    return int(series_runner(*args)(*args))

@@ -3,6 +3,8 @@ module numba's AOT compiler built ahead of time (``python -m engine.kernel_aot``
 
 Every compiled function lives in kernel.py itself (numba's on-disk cache is keyed by the file a function is
 defined in, so a callee or a constant in another file could be cached stale); this module only compiles them.
+The one exception, live trading's external fills (kernel_live.py, which calls kernel.py's functions), is
+compiled without the on-disk cache, so it is never stale: at its first use in a process, when numba is on.
 
 * ``jit`` marks a kernel function. Under ``TRADING_AGENT_JIT=0`` (or without numba) it is the function itself,
   run by CPython. Otherwise it is a ``_Deferred`` whose first call compiles the whole kernel (``compiled``), so
@@ -54,24 +56,28 @@ _COMPILED: dict[str, Any] = {}
 
 
 def compiled(name: str) -> Any:
-    """numba's dispatcher of the kernel function ``name``, the whole kernel compiled at the first ask."""
-    if not _COMPILED:
+    """numba's dispatcher of the kernel function ``name``, the whole kernel compiled at the first ask (and a kernel
+    module imported later, kernel_live's, at its first)."""
+    if name not in _COMPILED:
         from numba import njit
 
-        # all bound (in the kernel's globals) before any compiles, so callees resolve to dispatchers; inlined into
-        # their callers in numba's IR (the same operations in the same order: results to the last bit, 1.3-1.7x
-        # faster)
+        # all bound (in every kernel module's globals) before any compiles, so callees resolve to dispatchers;
+        # inlined into their callers in numba's IR (the same operations in the same order: results to the last bit,
+        # 1.3-1.7x faster)
         for fn_name, fn in _SOURCES.items():
-            _COMPILED[fn_name] = fn.__globals__[fn_name] = njit(cache=True, inline="always")(fn)
+            if fn_name not in _COMPILED:
+                cache = Path(fn.__code__.co_filename).resolve() == KERNEL_SOURCE.resolve()
+                _COMPILED[fn_name] = njit(cache=cache, inline="always")(fn)
+        for fn in _SOURCES.values():
+            names = fn.__globals__
+            names.update({n: _COMPILED[n] for n in _COMPILED.keys() & names.keys()})
     return _COMPILED[name]
 
 
 def jit(fn: Callable[..., Any]) -> Any:
     """Mark a kernel function for numba (compiled at first use); under CPython, the function itself."""
-    if not JITTED:
-        return fn
     _SOURCES[fn.__name__] = fn
-    return _Deferred(fn)
+    return _Deferred(fn) if JITTED else fn
 
 
 def aot_module_name() -> str:
@@ -105,3 +111,20 @@ def aot_runner(args: tuple[Any, ...]) -> Callable[..., int] | None:
             for a, want in zip(args, _AOT_DTYPES, strict=True)):
         return _AOT_RUN_SERIES
     return None
+
+
+def series_runner(*args: Any) -> Callable[..., int]:
+    """The kernel's ``_run_series`` for these arguments: compiled ahead of time when built and they fit its
+    signature, else numba's JIT (or CPython under ``TRADING_AGENT_JIT=0``)."""
+    source = _SOURCES["_run_series"]  # the kernel's, as its module holds it now (numba's dispatcher once compiled)
+    runner: Callable[..., int] = aot_runner(args) or source.__globals__["_run_series"]
+    return runner
+
+
+def run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndarray, o: np.ndarray,
+               h: np.ndarray, low: np.ndarray, c: np.ndarray, action: np.ndarray, confidence: np.ndarray,
+               equity_out: np.ndarray, held_out: np.ndarray, trades: np.ndarray) -> int:
+    """``step`` over every candle of one symbol (the backtest); returns the number of trades written, or -1
+    when ``trades`` is full (the caller grows it and runs again)."""
+    args = (g, s, p, i, ts, o, h, low, c, action, confidence, equity_out, held_out, trades)
+    return int(series_runner(*args)(*args))

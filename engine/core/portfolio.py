@@ -1,4 +1,4 @@
-"""Read-only views of the accounting state held in the kernel's arrays.
+"""Read-only views of the accounting state held in the kernel's arrays, and those arrays fresh (``new_state``).
 
 Invariant (checked by property tests): equity == cash + sum(quantity * mark) for every position, plus
 sum(dust * mark) for every symbol's dust (what a sell left below the exchange's minimums: not a position).
@@ -14,6 +14,26 @@ import numpy as np
 
 from engine.core import kernel as K
 from engine.core.types import PositionView
+
+
+def new_state(starting_cash: float, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's arrays ``g`` and ``s`` of a fresh portfolio: all cash, ``n_symbols`` empty rows."""
+    g = np.zeros(K.NG)
+    g[K.CASH] = starting_cash
+    g[K.PEAK] = starting_cash
+    g[K.DAY] = -1.0
+    g[K.DAY_START] = starting_cash
+    return g, new_symbol_rows(n_symbols)
+
+
+def new_symbol_rows(n: int) -> np.ndarray:
+    """``n`` empty symbol rows of ``s``: no position, no levels, no candle yet."""
+    s = np.zeros((n, K.NS))
+    s[:, K.STOP] = np.nan
+    s[:, K.TARGET] = np.nan
+    s[:, K.LAST_TS] = np.nan
+    s[:, K.COOL_UNTIL] = np.nan
+    return s
 
 
 class KernelArrays(Protocol):

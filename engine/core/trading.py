@@ -11,13 +11,22 @@ and write into the same state arrays, so they take effect through the kernel at 
 The exchange's rules per symbol (``MarketRules``: ``rules`` at construction, ``set_rules`` later) are
 written into the symbol's kernel row when it is created and again after every ``restore``: the rules
 that apply are the ones given at this start, whatever a snapshot was saved under.
+
+Who fills orders (``fills``): ``"kernel"`` (paper and backtests) fills the pending order at the next candle's
+open and triggers stops and targets within each candle. ``"exchange"`` (live): ``on_candle`` still decides and
+queues the pending order, but fills nothing and checks no candle's low or high. The caller sizes the order
+(``size``: the kernel's paper sizing at the market's price), sends it, books every fill the exchange reports
+(``apply_fill``, partial fills adding up; the kernel's own accounting, ``kernel.book_fill``), frees the slot of
+an order that ends otherwise (``order_done``), and checks every ticker price against the position's stop, target
+and trailing stop (``check_exits``, the kernel's levels and rules), sending the exit it returns. An order is in
+the pending slot until done, so a signal meanwhile is ``PENDING`` and no second exit is made; while an order is
+pending ``check_exits`` returns nothing (an exit on its way, or an entry still filling, owns the slot).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, MutableSet
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,8 +46,9 @@ from engine.core.events import (
     ProtectiveExitHit,
     RiskStateChanged,
 )
+from engine.core.exchange_fills import ExchangeFills
 from engine.core.outcomes import FIXED_WORDS, RULE_OUTCOMES, Decision, Outcome, Sizing, decide, rule_words, sizing
-from engine.core.portfolio import Portfolio
+from engine.core.portfolio import Portfolio, new_state, new_symbol_rows
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.rules import MarketRules
 from engine.core.types import (
@@ -52,20 +62,10 @@ from engine.core.types import (
     SignalRecord,
     Trade,
 )
+from engine.core.types import StepResult as StepResult  # (defined there, used from here)
 
+FILLS = ("kernel", "exchange")  # who fills orders: the kernel (paper, backtest) or the exchange (live)
 RULES_BY = "exchange rules"  # who withdrew an order the exchange's rules would not fill (``OrderCancelled.by``)
-
-
-@dataclass(slots=True)
-class StepResult:
-    symbol: str
-    candle_ts: int
-    fills: list[Fill] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    events: list[EngineEvent] = field(default_factory=list)
-    orders: list[OrderRequest] = field(default_factory=list)
-    signal: SignalRecord | None = None
-    equity: float = 0.0
 
 
 class _StaleSymbols(MutableSet[str]):
@@ -93,17 +93,21 @@ class _StaleSymbols(MutableSet[str]):
             self._core.s[self._core.index[symbol], K.STALE] = 0.0
 
 
-class TradingCore:
+class TradingCore(ExchangeFills):
     """Portfolio-wide decision state for one or more symbols."""
 
     def __init__(self, *, limits: RiskLimits, costs: Costs, filters: SignalFilters, starting_cash: float,
-                 clock: Clock, paper: bool = True, rules: Mapping[str, MarketRules] | None = None) -> None:
+                 clock: Clock, paper: bool = True, rules: Mapping[str, MarketRules] | None = None,
+                 fills: str = "kernel") -> None:
+        if fills not in FILLS:
+            raise ValueError(f"fills must be 'kernel' (paper) or 'exchange' (live), not {fills!r}")
+        self.fills = fills
         self.costs = costs
         self.filters = filters
         self.clock = clock
         self.paper = paper
         self.starting_cash = float(starting_cash)
-        self.g, self.s = K.new_state(self.starting_cash, 0)
+        self.g, self.s = new_state(self.starting_cash, 0)
         self.index: dict[str, int] = {}
         self._limits = limits
         self.p = self._params()
@@ -129,6 +133,7 @@ class TradingCore:
         p[K.MAX_DAILY], p[K.MAX_DD] = lim.max_daily_loss_pct, lim.max_drawdown_pct
         p[K.FEE_RATE], p[K.SLIP_RATE] = self.costs.fee_rate, self.costs.slip_rate
         p[K.MIN_CONF], p[K.COOLDOWN_MS] = self.filters.min_confidence, float(self.filters.cooldown_ms)
+        p[K.EXTERNAL_FILLS] = 1.0 if self.fills == "exchange" else 0.0
         return p
 
     @property
@@ -146,7 +151,7 @@ class TradingCore:
         if i is None:
             i = len(self.index)
             self.index[symbol] = i
-            self.s = np.vstack([self.s, K.new_symbol_rows(1)])
+            self.s = np.vstack([self.s, new_symbol_rows(1)])
             self._write_rules(symbol, i)
         return i
 
@@ -265,13 +270,16 @@ class TradingCore:
         return out
 
     def _emit_fill(self, symbol: str, ts: int, row: np.ndarray, pending: OrderRequest | None,
-                   res: StepResult) -> None:
+                   res: StepResult, order_id: str | None = None) -> None:
+        """The fill in ``row`` as typed fills, trades and events; ``order_id``: the order of a fill the exchange
+        reported that is not the pending one (else a fill not from the pending order is the kernel's protective
+        exit, announced here)."""
         side = Side.BUY if row[K.F_SIDE] == K.BUY else Side.SELL
         reason = REASONS[int(row[K.F_REASON])]
         qty, price, fee = float(row[K.F_QTY]), float(row[K.F_PRICE]), float(row[K.F_FEE])
         if row[K.F_FROM_PENDING] and pending is not None:
             order_id = pending.order_id
-        else:
+        elif order_id is None:
             order_id = f"{symbol}-{ts}-{reason}"
             res.orders.append(OrderRequest(order_id, symbol, side, reason, ts, quantity=qty))
             res.events.append(ProtectiveExitHit(ts=ts, symbol=symbol, trigger=reason, level=float(row[K.F_LEVEL]),
@@ -334,7 +342,7 @@ class TradingCore:
         g, s = self.g.copy(), self.s.copy()
         i = self.index.get(symbol, len(self.index))
         if i == len(self.index):
-            s = np.vstack([s, K.new_symbol_rows(1)])
+            s = np.vstack([s, new_symbol_rows(1)])
         if operator:
             g[K.PAUSED] = 0.0
             s[i, K.COOL_UNTIL] = math.nan
@@ -440,9 +448,13 @@ class TradingCore:
         if order.reason != "manual":
             return Refusal("automatic", f"{order_id} is the strategy's own order, not an operator's; it fills at "
                                         "the next candle's open")
-        self.s[self.index[order.symbol], K.P_SIDE] = 0.0
-        del self._orders[order.symbol]
+        self._free(order.symbol)
         return order
+
+    def _free(self, symbol: str) -> None:
+        """Empty ``symbol``'s pending slot, as a fill would."""
+        self.s[self.index[symbol], K.P_SIDE] = 0.0
+        del self._orders[symbol]
 
     def resume(self, ts: int) -> EngineEvent | None:
         """Operator resume: un-pause, and leave HALTED/REDUCING with the peak reset to today's equity."""

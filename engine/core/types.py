@@ -1,6 +1,7 @@
 """Plain value types shared by the decision path, the feeds, the store and the bot.
 
-Everything here is a frozen dataclass or an enum: no I/O, no ORM, no Telegram.
+Everything here is a frozen dataclass or an enum (but ``StepResult``, filled in by a step): no I/O, no ORM, no
+Telegram.
 Times are integer milliseconds since the Unix epoch, UTC.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from engine.core.events import EngineEvent
+from engine.core.events import EngineEvent, ProtectiveExitHit
 
 TIMEFRAME_MS: dict[str, int] = {
     "1m": 60_000,
@@ -134,6 +135,30 @@ class OrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SizedOrder:
+    """A pending order sized to send to the exchange (``TradingCore.size``): ``quantity`` in base units, on the
+    market's amount step, and ``price``, what a paper fill at that moment would pay (slippage in, on the tick)."""
+
+    order: OrderRequest
+    quantity: float
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOrder:
+    """A protective exit a price triggered (``TradingCore.check_exits``), to send as a market sell of ``quantity``
+    (the order's own): all the amount step allows of the position; ``level`` is the stop, trailing stop or target
+    it crossed; ``price`` the kernel's expected fill (the triggering price less slippage, on the tick); ``event``
+    announces it."""
+
+    order: OrderRequest
+    quantity: float
+    level: float
+    price: float
+    event: ProtectiveExitHit
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     order_id: str
     symbol: str
@@ -193,6 +218,20 @@ class SignalRecord:
     action: int  # Action value
     confidence: float
     outcome: str  # "order", "hold", "filtered: ...", "refused: ...", "nothing to do: ..."
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What one call of the trading core did (a candle, a fill): filled in as it goes, hence not frozen."""
+
+    symbol: str
+    candle_ts: int
+    fills: list[Fill] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    events: list[EngineEvent] = field(default_factory=list)
+    orders: list[OrderRequest] = field(default_factory=list)
+    signal: SignalRecord | None = None
+    equity: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
