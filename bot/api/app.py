@@ -5,12 +5,20 @@ A front end like the chat: every read is a facade read, every action an engine c
 this package only parses, checks the caller, and formats. Routes live under ``/api/v1`` (one router per module:
 ``reads``, ``charts``, ``actions``, ``ws``), its OpenAPI at ``/api/v1/openapi.json`` and docs at ``/api/v1/docs``.
 Errors are ``{"error", "detail"}`` (``bot.api.errors``). CORS is off unless ``API_CORS_ORIGINS`` names origins.
+
+The dashboard is ``/`` (``static/index.html``) with its script, styles and the vendored charting library under
+``/static``: plain files, no build step, nothing from the internet; it reads and acts through ``/api/v1`` with the
+token the person types in, like any other client.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from bot.api import actions, charts, errors, reads, ws
 from bot.api.context import ApiContext
@@ -23,6 +31,15 @@ from engine.events import EventBus
 from engine.facade import EngineFacade
 
 PREFIX = "/api/v1"
+STATIC = Path(__file__).with_name("static")
+# The dashboard loads only its own files and talks only to this server (its WebSocket included); no framing.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 DESCRIPTION = """The trading agent's HTTP API: the chat's reads and actions over the same engine.
 
@@ -42,9 +59,19 @@ def create_app(facade: EngineFacade, settings: ApiSettings, *, tokens: TokenBook
     for router in (reads.public, reads.router, charts.router, actions.router, ws.router):
         app.include_router(router, prefix=PREFIX)
     errors.install(app)
+    _dashboard(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
                            expose_headers=["Retry-After", REPLAYED])
     return app
+
+
+def _dashboard(app: FastAPI) -> None:
+    """``/`` serves the dashboard's page, ``/static`` its script, styles and the vendored chart library."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=DASHBOARD_HEADERS)

@@ -288,6 +288,32 @@ class HealthDetailsOut(Out):
     models: list[ModelHealthOut]
 
 
+class EquitySeriesOut(Out):
+    """The equity curve as numbers (what ``charts/equity.png`` draws): ``ts[i]``, ``equity[i]``, and the drawdown
+    from the running peak as a fraction."""
+
+    ts: list[int]
+    equity: list[float]
+    drawdown: list[float]
+
+
+class OpenEntryOut(BaseModel):
+    ts: int
+    price: float
+
+
+class PriceSeriesOut(BaseModel):
+    """The last closes of a symbol with the agent's closed trades over them and the open position's entry (what
+    ``charts/price/{symbol}.png`` draws)."""
+
+    symbol: str
+    synthetic: bool
+    ts: list[int]
+    close: list[float]
+    trades: list[TradeOut]
+    open_entry: OpenEntryOut | None
+
+
 # ---------------------------------------------------------------- actions
 
 

@@ -14,17 +14,20 @@ from bot.api.models import (
     BalanceOut,
     DailyOut,
     DayOut,
+    EquitySeriesOut,
     ErrorOut,
     HealthDetailsOut,
     HealthOut,
     ModelOut,
     ModelsOut,
+    OpenEntryOut,
     OrdersOut,
     PerformanceOut,
     PerformanceRowOut,
     PnlOut,
     PositionOut,
     PositionsOut,
+    PriceSeriesOut,
     RiskOut,
     SignalOut,
     SignalsOut,
@@ -33,6 +36,7 @@ from bot.api.models import (
     TradeOut,
     TradesOut,
 )
+from bot.handlers.charts import DEFAULT_CANDLES, MAX_CANDLES, MIN_CANDLES
 from engine.core.types import Refusal
 
 MAX_TRADES = 200  # per page, as /trades
@@ -158,3 +162,23 @@ async def strategy(_: Viewer, context: Ctx) -> StrategyOut:
 async def models(_: Viewer, context: Ctx) -> ModelsOut:
     """The model of every symbol and its health (/model)."""
     return ModelsOut(models=[ModelOut.model_validate(m) for m in context.facade.models()])
+
+
+@router.get("/series/equity", response_model=EquitySeriesOut)
+async def equity_series(_: Viewer, context: Ctx,
+                        period: Literal["day", "week", "month", "all"] = "all") -> EquitySeriesOut:
+    """The equity curve and its drawdown as numbers, over the period (/equity's chart; the dashboard draws it)."""
+    return EquitySeriesOut.model_validate(await context.facade.equity_chart(period))
+
+
+@router.get("/series/price/{symbol}", response_model=PriceSeriesOut, responses={404: {"model": ErrorOut}})
+async def price_series(_: Viewer, context: Ctx, symbol: Symbol,
+                       candles: Annotated[int, Query(ge=MIN_CANDLES, le=MAX_CANDLES)] = DEFAULT_CANDLES
+                       ) -> PriceSeriesOut:
+    """The last ``candles`` closes of ``symbol`` with the agent's trades and open entry (/chart's data)."""
+    data = await context.facade.price_chart_with_trades(symbol, candles)
+    if isinstance(data, Refusal):
+        raise refused(data, not_found=frozenset({"unknown_symbol"}))
+    entry = OpenEntryOut(ts=data.open_entry[0], price=data.open_entry[1]) if data.open_entry else None
+    return PriceSeriesOut(symbol=data.symbol, synthetic=data.synthetic, ts=list(data.ts), close=list(data.close),
+                          trades=[TradeOut.model_validate(t) for t in data.trades], open_entry=entry)
