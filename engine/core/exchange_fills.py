@@ -84,10 +84,11 @@ class ExchangeFills:
     def apply_fill(self: _Core, symbol: str, order_id: str, side: Side, quantity: float, price: float, fee: float,
                    ts: int, reason: str) -> StepResult | Refusal:
         """Book a fill the exchange reported, partial or whole, through the kernel's accounting of paper fills
-        (``kernel.book_fill``): fills, trades and events as ``on_candle`` gives them. A fill of the pending order
+        (``kernel_live.book_fill``): fills, trades and events as ``on_candle`` gives them. A fill of the pending order
         counts against what ``size`` sent it with (partial fills add up to one position at their average price,
-        its stop and target from that average); the last frees the slot. A fill of another order (a late one of an
-        order already done) is booked all the same: the exchange moved the money.
+        its stop and target from that average); the last frees the slot (an order never sized stays pending until
+        ``order_done``). A fill of another order (a late one of an order already done) is booked all the same: the
+        exchange moved the money.
 
         ``fee`` is in the quote currency. A fee charged in another asset is the caller's to convert or track: one in
         the base asset is booked as ``quantity`` net of it with ``fee`` its value at ``price`` (cash and holdings
@@ -122,7 +123,7 @@ class ExchangeFills:
         return order
 
     def check_exits(self: _Core, symbol: str, price: float, ts: int) -> ExitOrder | None:
-        """``symbol``'s stop, trailing stop and target against one market price (``kernel.exit_order``: the levels
+        """``symbol``'s stop, trailing stop and target against one market price (``kernel_live.exit_order``: the levels
         and rules of the candle check, with the high-water mark following the prices): the exit to send, queued in
         the pending slot and sized as the kernel's would be, or None (nothing triggered, no position, an order
         already pending, or a position too small to sell)."""

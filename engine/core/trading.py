@@ -16,7 +16,7 @@ Who fills orders (``fills``): ``"kernel"`` (paper and backtests) fills the pendi
 open and triggers stops and targets within each candle. ``"exchange"`` (live): ``on_candle`` still decides and
 queues the pending order, but fills nothing and checks no candle's low or high. The caller sizes the order
 (``size``: the kernel's paper sizing at the market's price), sends it, books every fill the exchange reports
-(``apply_fill``, partial fills adding up; the kernel's own accounting, ``kernel.book_fill``), frees the slot of
+(``apply_fill``, partial fills adding up; the kernel's own accounting, ``kernel_live.book_fill``), frees the slot of
 an order that ends otherwise (``order_done``), and checks every ticker price against the position's stop, target
 and trailing stop (``check_exits``, the kernel's levels and rules), sending the exit it returns. An order is in
 the pending slot until done, so a signal meanwhile is ``PENDING`` and no second exit is made; while an order is
