@@ -1,31 +1,8 @@
 """The HTTP API and WebSocket: a second front end over the same engine as the chat (``app``: the FastAPI app;
 ``server``: uvicorn in the worker's loop; ``tokens``: who may call it). FastAPI is imported only by the modules that
-need it, which the worker imports only when the API is on (``tokens`` and ``limiter`` do without)."""
+need it, which the worker imports only when the API is on (``tokens`` and ``limiter`` do without; ``parts`` builds
+them for the worker)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bot.api.server import ApiServer
-    from bot.api.tokens import TokenBook
-    from config.settings import ApiSettings
-    from engine.app import EngineApp
-
-
-class ApiUnavailable(Exception):
-    """The API could not start (its port is taken, the host is not this machine's); the message is one line."""
-
-
-def api_parts(engine_app: EngineApp, settings: ApiSettings) -> tuple[TokenBook, ApiServer | None]:
-    """The worker's tokens (``/apitoken`` issues them whether or not the API runs) and its API server, built only
-    when the API is on (FastAPI and uvicorn are imported only then: ~7 MB)."""
-    from bot.api.tokens import TokenBook
-
-    tokens = TokenBook(engine_app.store, settings)
-    if not settings.enabled:
-        return tokens, None
-    from bot.api.server import ApiServer
-
-    return tokens, ApiServer(engine_app.facade, settings, tokens=tokens, idempotency=engine_app.store,
-                             bus=engine_app.bus)
+from bot.api.failure import ApiUnavailable as ApiUnavailable  # raised by the server; caught by the worker

@@ -20,8 +20,8 @@ from typing import Any
 import structlog
 import uvicorn
 
-from bot.api import ApiUnavailable
 from bot.api.app import create_app
+from bot.api.failure import ApiUnavailable
 from bot.api.idempotency import KEEP_MS, IdempotencyRecords
 from bot.api.tokens import TokenBook
 from config.settings import ApiSettings
