@@ -3,6 +3,9 @@
 Start: engine -> HTTP API (when on: uvicorn as a task, ``bot.api.server``) -> Application (initialize: getMe,
 start) -> updates (long polling, or a webhook when ``WEBHOOK_URL`` and ``PORT`` are set) -> alert sender (woken
 by the engine bus) -> daily summary job.
+One port: when the HTTP API listens on the webhook's port (``PORT``, with ``API_ENABLED=1``), the API's server takes
+the webhook too (``bot.api.webhook``, a route of the same app) and the Application's updater is never started: only
+setWebhook is called, with the URL and the secret token.
 Stop, in reverse: stop taking updates, stop the HTTP API (open requests finish), stop the engine after its
 current step, deliver remaining alerts until the deadline, stop the Application, close the database and release
 the single-engine lock.
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bot.runtime")
 
 TELEGRAM_RETRY_MAX_S = 60.0  # the longest pause between two attempts to reach Telegram at start-up
+ALLOWED_UPDATES = ("message", "callback_query", "edited_message")
 LOCK_CHECK_S = 5.0  # how often the running worker verifies it still holds the single-engine lock
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -85,6 +89,11 @@ class Runtime:
         self._started = False
         self._stopping = False
         self._connect_task: asyncio.Task[None] | None = None
+        self.plan = webhook_plan(settings)  # once: without WEBHOOK_SECRET its secret is drawn at random
+        self.one_port = api is not None and self.plan is not None and api.settings.port == self.plan.port
+        if self.one_port:
+            assert api is not None and self.plan is not None
+            api.take_webhook(application, self.plan.url_path, self.plan.secret_token)
 
     async def start(self) -> None:
         """Start the engine, then the bot. Telegram unreachable (a network error, a timeout, a 5xx) does not stop
@@ -148,22 +157,26 @@ class Runtime:
         connected = self.application.running
         log.info("ready", bot=self.application.bot.username if connected else None, telegram=connected,
                  mode=self.engine_app.facade.mode, symbols=list(self.engine_app.facade.symbols),
-                 webhook=webhook_plan(self.settings) is not None, numba_loaded="numba" in sys.modules,
+                 webhook=self.plan is not None, one_port=self.one_port, numba_loaded="numba" in sys.modules,
                  api=f"{self.api.settings.host}:{self.api.port}" if self.api is not None else None)
 
     async def _start_updates(self) -> None:
         updater = self.application.updater
+        plan = self.plan
+        if self.one_port and plan is not None:  # the API's server takes the updates (bot.api.webhook)
+            await self.application.bot.set_webhook(url=plan.webhook_url, secret_token=plan.secret_token,
+                                                   allowed_updates=list(ALLOWED_UPDATES))
+            return
         if updater is None:
             return
-        plan = webhook_plan(self.settings)
         if plan is None:
             await updater.start_polling(timeout=int(self.poll_timeout), drop_pending_updates=False,
-                                        allowed_updates=["message", "callback_query", "edited_message"],
+                                        allowed_updates=list(ALLOWED_UPDATES),
                                         error_callback=_polling_error)
             return
         await updater.start_webhook(listen=plan.listen, port=plan.port, url_path=plan.url_path,
                                     webhook_url=plan.webhook_url, secret_token=plan.secret_token,
-                                    allowed_updates=["message", "callback_query", "edited_message"])
+                                    allowed_updates=list(ALLOWED_UPDATES))
 
     def _schedule_daily_summary(self) -> None:
         jobs = self.application.job_queue

@@ -217,7 +217,8 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     daily_summary_time: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     sqlite_path: Path = Path("var/agent.db")
-    # the HTTP API (bot.api): unset API_ENABLED means on when PORT is set and WEBHOOK_URL is not (a web dyno)
+    # the HTTP API (bot.api): unset API_ENABLED means on when PORT is set and WEBHOOK_URL is not (a web dyno);
+    # API_ENABLED=1 with WEBHOOK_URL and PORT (no API_PORT) is one port: the API's server takes the webhook too
     api_enabled: bool | None = None
     api_host: str | None = Field(None, min_length=1, max_length=255)
     api_port: int = Field(8080, ge=1, le=65535)
@@ -266,9 +267,10 @@ class Settings(BaseSettings):
 
     @property
     def api(self) -> ApiSettings:
-        """The HTTP API's section: on with API_ENABLED=1, or with PORT set (a web dyno) unless WEBHOOK_URL takes that
-        port or API_ENABLED=0; on API_PORT when it is set, else on PORT when that is (on all interfaces unless
-        API_HOST says otherwise), else on 127.0.0.1:8080. ConfigError for a malformed API_CORS_ORIGINS (API_TOKENS:
+        """The HTTP API's section: on with API_ENABLED=1, or with PORT set (a web dyno) unless WEBHOOK_URL is set too
+        (then only with API_ENABLED=1: one port, the API's server takes the webhook) or API_ENABLED=0; on API_PORT
+        when it is set, else on PORT when that is (on all interfaces unless API_HOST says otherwise), else on
+        127.0.0.1:8080. ConfigError for a malformed API_CORS_ORIGINS (API_TOKENS:
         ``ApiSettings.token_roles``)."""
         enabled = self.api_enabled if self.api_enabled is not None else (self.port is not None and not self.webhook_url)
         platform = self.port is not None and "api_port" not in self.model_fields_set

@@ -59,15 +59,17 @@ def load(environ_overrides: dict[str, object] | None = None) -> tuple[Settings, 
 
 
 def check_api(settings: Settings) -> None:
-    """The HTTP API's settings parse (ConfigError otherwise), and the API does not want the port the Telegram
-    webhook listens on (both on one port is the one-port mode, not built yet)."""
+    """The HTTP API's settings parse (ConfigError otherwise). One port: with the API on the webhook's port
+    (``WEBHOOK_URL`` and ``PORT`` set, ``API_ENABLED=1`` and no other ``API_PORT``) the API's server takes the webhook
+    too (``bot.api.webhook``), so the webhook's path must not be one of the API's or the dashboard's."""
     api = settings.api
     api.token_roles()
     if api.enabled and settings.webhook_url and settings.port is not None and api.port == settings.port:
-        raise ConfigError(f"invalid environment variable API_ENABLED: the HTTP API and the Telegram webhook "
-                          f"(WEBHOOK_URL) would both listen on PORT={settings.port}; serving both on one port is "
-                          f"coming; until then set API_PORT to another port, use long polling (unset WEBHOOK_URL), "
-                          f"or set API_ENABLED=0")
+        path = "/" + urlparse(settings.webhook_url).path.strip("/")
+        if path == "/api" or path == "/static" or path.startswith(("/api/", "/static/")):
+            raise ConfigError(f"invalid environment variable WEBHOOK_URL: its path {path} is the HTTP API's or the "
+                              f"dashboard's, and both are served on PORT={settings.port}; use another path, e.g. "
+                              f"/telegram/<something random>")
 
 
 LIVE_NOT_WIRED = ("TRADING_MODE=live: sending real orders is not wired into the worker yet (the order lifecycle "

@@ -104,6 +104,13 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
 
+    def take_webhook(self, application: Any, url_path: str, secret_token: str) -> str:
+        """One port: this server also takes Telegram's webhook (``bot.api.webhook``); the route's path. Called
+        before ``start``."""
+        from bot.api.webhook import add_webhook_route
+
+        return add_webhook_route(self.app, application, url_path, secret_token)
+
     @property
     def port(self) -> int:
         """The port listened on (the one asked for, or the system's pick for port 0)."""

@@ -85,7 +85,7 @@ async def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path, emu: BotApiEm
 
 
 @pytest.mark.parametrize(("extra", "says"), [
-    ({"API_ENABLED": "1", "WEBHOOK_URL": "https://x.example/hook", "PORT": "8443"}, "would both listen on PORT=8443"),
+    ({"API_ENABLED": "1", "WEBHOOK_URL": "https://x.example/api/v1/hook", "PORT": "8443"}, "its path /api/v1/hook"),
     ({"API_TOKENS": "boss:0123456789abcdefghij"}, "API_TOKENS: entry 1 must be role:token"),
     ({"API_TOKENS": "admin:short"}, "the token must be at least 16 characters"),
     ({"API_CORS_ORIGINS": "example.org"}, "API_CORS_ORIGINS: 'example.org' is not an origin"),
