@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -98,32 +98,6 @@ def _signals_and_tags(model: GenericTradingModel, candles: CandleArrays) -> tupl
     return action, confidence, (None, None)
 
 
-def tag_trades(trades: list[Trade], ts: np.ndarray, tags: Tags) -> list[Trade]:
-    """Each trade with the tags of the signals that made it: a signal on candle t fills at candle t+1's open,
-    so an entry (or a signal exit) filled at candle i carries candle i-1's enter_tag (exit_tag). Stops and
-    targets carry no exit tag (their exit_reason says what closed them)."""
-    enter, exit_ = tags
-    if (enter is None and exit_ is None) or not trades:
-        return trades
-    n = len(trades)
-    before_entry = np.searchsorted(ts, np.fromiter((t.entry_time for t in trades), np.int64, n)) - 1
-    before_exit = np.searchsorted(ts, np.fromiter((t.exit_time for t in trades), np.int64, n)) - 1
-    none = np.full(n, None, dtype=object)
-    entry_tags = enter[before_entry] if enter is not None else none
-    exit_tags = exit_[before_exit] if exit_ is not None else none
-    entry_tags[before_entry < 0] = None
-    exit_tags[before_exit < 0] = None
-    out = []
-    for t, entry_tag, exit_tag in zip(trades, entry_tags.tolist(), exit_tags.tolist(), strict=True):
-        if entry_tag is None and (exit_tag is None or t.exit_reason != "signal"):
-            out.append(t)
-            continue
-        out.append(Trade(t.symbol, t.side, t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.quantity, t.fee,
-                         t.pnl, t.exit_reason, t.pnl_pct, entry_tag,
-                         exit_tag if t.exit_reason == "signal" else None))
-    return out
-
-
 def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: BacktestConfig,
                  progress: Callable[[int], None] | None = None) -> BacktestResult:
     """Every candle goes through ``kernel.step``: in the compiled loop (default) or, with
@@ -139,8 +113,7 @@ def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: Back
         trades, equity, held = _step_each(core, symbol, candles, action, confidence, clock, progress, tags)
     else:
         trades, equity, held = core.run_series(symbol, candles.ts, candles.open, candles.high, candles.low,
-                                               candles.close, action, confidence)
-        trades = tag_trades(trades, candles.ts, tags)
+                                               candles.close, action, confidence, tags)
         if progress is not None:
             progress(n)
     pos = core.portfolio.positions.get(symbol)

@@ -76,3 +76,38 @@ def order_from_dict(data: dict[str, Any]) -> OrderRequest:
     return OrderRequest(data["order_id"], data["symbol"], Side(data["side"]), data["reason"],
                         int(data["decided_ts"]), data.get("quantity"), data.get("notional"),
                         data.get("fraction"), data.get("tag"))
+
+
+def series_tags(ts: np.ndarray, rows: np.ndarray, tags: tuple[np.ndarray | None, np.ndarray | None]
+                ) -> tuple[list[str | None], list[str | None]]:
+    """Each kernel trade row's (entry tag, exit tag): a signal on candle t fills at candle t+1's open, so an entry
+    (or a signal exit) filled at candle i carries candle i-1's enter_tag (exit_tag); a stop's exit has none."""
+    n = rows.shape[0]
+    enter, exit_ = tags
+    none: list[str | None] = [None] * n
+    if (enter is None and exit_ is None) or n == 0:
+        return none, list(none)
+    entry_at = np.searchsorted(ts, rows[:, K.T_ENTRY_TS].astype(np.int64)) - 1
+    exit_at = np.searchsorted(ts, rows[:, K.T_EXIT_TS].astype(np.int64)) - 1
+    entry_tags = none
+    if enter is not None:
+        picked = enter[np.maximum(entry_at, 0)]  # fancy indexing: a copy
+        picked[entry_at < 0] = None
+        entry_tags = picked.tolist()
+    exit_tags = list(none)
+    if exit_ is not None:
+        picked = exit_[np.maximum(exit_at, 0)]
+        picked[(exit_at < 0) | (rows[:, K.T_REASON] != K.R_SIGNAL)] = None
+        exit_tags = picked.tolist()
+    return entry_tags, exit_tags
+
+
+def series_trades(symbol: str, ts: np.ndarray, rows: np.ndarray, tags: tuple[np.ndarray | None, np.ndarray | None],
+                  rate: float) -> list[Trade]:
+    """The kernel's trade rows of a compiled series as trades, each with its signals' tags (``series_tags``);
+    ``rate`` is the fee rate: the exit fee as the kernel computed it, quantity * price * rate."""
+    entry_tags, exit_tags = series_tags(ts, rows, tags)
+    return [closed_trade(symbol, int(entry_ts), int(exit_ts), entry_price, exit_price, qty, fee,
+                         qty * exit_price * rate, pnl, REASONS[int(reason)], entry_tag, exit_tag)
+            for (entry_ts, exit_ts, entry_price, exit_price, qty, fee, pnl, reason), entry_tag, exit_tag
+            in zip(rows[:, :K.NT].tolist(), entry_tags, exit_tags, strict=True)]

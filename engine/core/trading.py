@@ -36,6 +36,7 @@ from engine.core import snapshot
 from engine.core.clock import Clock
 from engine.core.codes import REASON_CODES, REASONS, STATES, closed_trade, order_from_dict, order_size, signal_of
 from engine.core.codes import order_to_dict as order_to_dict  # the snapshot's order format, for tests
+from engine.core.codes import series_trades as series_trades  # the compiled series' trades, with their tags
 from engine.core.codes import signals_from_proba as signals_from_proba  # used by the backtest
 from engine.core.events import (
     EngineEvent,
@@ -365,8 +366,10 @@ class TradingCore(ExchangeFills):
 
     def run_series(self, symbol: str, ts: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
                    close: np.ndarray, action: np.ndarray, confidence: np.ndarray,
+                   tags: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
                    ) -> tuple[list[Trade], np.ndarray, np.ndarray]:
-        """``kernel.step`` over every candle in one kernel call: trades, equity per candle, in-position flags."""
+        """``kernel.step`` over every candle in one kernel call: trades, equity per candle, in-position flags.
+        ``tags``: a strategy's (enter_tag, exit_tag) per candle, given to the trades their signals made."""
         i = self.row(symbol)
         n = ts.shape[0]
         equity = np.empty(n)
@@ -380,12 +383,7 @@ class TradingCore(ExchangeFills):
                 break
             size *= 4
         self.g, self.s = g, s
-        rate = self.p[K.FEE_RATE]  # the exit fee as the kernel computed it: quantity * price * rate
-        trades = [closed_trade(symbol, int(t[K.T_ENTRY_TS]), int(t[K.T_EXIT_TS]), float(t[K.T_ENTRY_PRICE]),
-                               float(t[K.T_EXIT_PRICE]), float(t[K.T_QTY]), float(t[K.T_FEE]),
-                               float(t[K.T_QTY] * t[K.T_EXIT_PRICE] * rate), float(t[K.T_PNL]),
-                               REASONS[int(t[K.T_REASON])]) for t in buf[:count]]
-        return trades, equity, held
+        return series_trades(symbol, ts, buf[:count], tags, float(self.p[K.FEE_RATE])), equity, held
 
     # ------------------------------------------------------------------ operator actions
 
