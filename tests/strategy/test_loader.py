@@ -14,34 +14,9 @@ from engine.core.model import CandleArrays
 from engine.strategy import ENTER, EXIT, Strategy, StrategyError
 from engine.strategy.builtins import BUILTINS, SmaCross
 from engine.strategy.loader import PRIVATE_PREFIX, find_strategies, load_strategy, strategy_class
+from tests.strategy.user_strategy import USER_STRATEGY
 
-GOOD = '''\
-"""A user's strategy, written as the template teaches."""
-from engine.strategy import IntParam, Strategy, ema, rsi
-
-
-class EmaRsi(Strategy):
-    timeframe = "5m"
-    startup_candles = 50
-    stoploss = -0.05
-    fast = IntParam(5, 50, default=12)
-    slow = IntParam(20, 200, default=26)
-
-    def populate_indicators(self, df):
-        df["ema_fast"] = ema(df["close"], self.fast)
-        df["ema_slow"] = ema(df["close"], self.slow)
-        df["rsi"] = rsi(df["close"], 14)
-        return df
-
-    def populate_entry_trend(self, df):
-        df["enter_long"] = ((df["ema_fast"] > df["ema_slow"]) & (df["rsi"] < 70)).astype(int)
-        df["enter_tag"] = "ema_up"
-        return df
-
-    def populate_exit_trend(self, df):
-        df["exit_long"] = (df["ema_fast"] < df["ema_slow"]).astype(int)
-        return df
-'''
+GOOD = USER_STRATEGY
 
 
 def write(folder: Path, name: str, source: str) -> Path:

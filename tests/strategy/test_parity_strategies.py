@@ -41,6 +41,7 @@ from engine.strategy.model import StrategyModel, strategy_limits
 from sim.exchange import FakeExchange, FakeExchangeServer, FakeMarketRules
 from tests.engine.helpers import real_candles, wait_until
 from tests.strategy.test_catboost_strategy import train_small_model
+from tests.strategy.user_strategy import USER_STRATEGY
 
 LIMITS = RiskLimits(position_fraction=0.5, max_position_fraction=0.6, max_total_exposure=1.0, stop_loss_pct=0.02,
                     take_profit_pct=0.04, trailing_stop_pct=0.015, max_daily_loss_pct=0.03, max_drawdown_pct=0.10)
@@ -49,32 +50,7 @@ FILTERS = SignalFilters(min_confidence=0.45, cooldown_ms=30 * 60_000)
 SYMBOL, TF, STEP = "ETHBTC", "5m", 300_000
 N_CANDLES = 1200
 
-USER_FILE = '''\
-from engine.strategy import IntParam, Strategy, ema, rsi
-
-
-class EmaRsi(Strategy):
-    timeframe = "5m"
-    startup_candles = 50
-    stoploss = -0.05
-    fast = IntParam(5, 50, default=12)
-    slow = IntParam(20, 200, default=26)
-
-    def populate_indicators(self, df):
-        df["ema_fast"] = ema(df["close"], self.fast)
-        df["ema_slow"] = ema(df["close"], self.slow)
-        df["rsi"] = rsi(df["close"], 14)
-        return df
-
-    def populate_entry_trend(self, df):
-        df["enter_long"] = ((df["ema_fast"] > df["ema_slow"]) & (df["rsi"] < 70)).astype(int)
-        df["enter_tag"] = "trend"
-        return df
-
-    def populate_exit_trend(self, df):
-        df["exit_long"] = (df["ema_fast"] < df["ema_slow"]).astype(int)
-        return df
-'''
+USER_FILE = USER_STRATEGY  # as the docs teach (tests/strategy/user_strategy.py)
 USER = "user-file:EmaRsi"
 CATBOOST = "engine.strategy.catboost:CatBoostStrategy"
 CASES = [*BUILTINS, *([] if "catboost" in BUILTINS else [CATBOOST]), USER]
