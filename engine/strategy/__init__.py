@@ -34,9 +34,35 @@ rules (the tie rule: a candle with both ``enter_long`` and ``exit_long`` is an E
 
 from __future__ import annotations
 
-from engine.strategy.base import ENTER, EXIT, HOLD, Signals, Strategy
-from engine.strategy.indicators import bollinger, crossed_above, crossed_below, ema, rsi, sma
-from engine.strategy.params import CategoricalParam, FloatParam, IntParam, Param, StrategyError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.strategy.base import ENTER, EXIT, HOLD, Signals, Strategy
+    from engine.strategy.indicators import bollinger, crossed_above, crossed_below, ema, rsi, sma
+    from engine.strategy.params import CategoricalParam, FloatParam, IntParam, Param, StrategyError
+
+# the public names, each from its module, imported on first use (PEP 562): a module of this package that needs no
+# pandas (params, the sma-cross declaration) is importable without paying for pandas (~60 MB) through this file
+_WHERE = {
+    **dict.fromkeys(("ENTER", "EXIT", "HOLD", "Signals", "Strategy"), "engine.strategy.base"),
+    **dict.fromkeys(("bollinger", "crossed_above", "crossed_below", "ema", "rsi", "sma"), "engine.strategy.indicators"),
+    **dict.fromkeys(("CategoricalParam", "FloatParam", "IntParam", "Param", "StrategyError"), "engine.strategy.params"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine.strategy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "ENTER",

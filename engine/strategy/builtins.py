@@ -10,7 +10,7 @@ import pandas as pd
 
 from engine.strategy.base import Strategy
 from engine.strategy.indicators import bollinger, crossed_above, crossed_below, rsi, sma
-from engine.strategy.params import FloatParam, IntParam
+from engine.strategy.params import SMA_CROSS_PARAMS, FloatParam, IntParam
 
 
 class SmaCross(Strategy):
@@ -20,8 +20,8 @@ class SmaCross(Strategy):
     within a relative 1e-9 level); no stop of its own (the risk limits apply)."""
 
     strategy_name = "sma-cross"
-    fast = IntParam(1, 500, default=10)
-    slow = IntParam(2, 1000, default=30)
+    fast = SMA_CROSS_PARAMS["fast"]
+    slow = SMA_CROSS_PARAMS["slow"]
 
     def configure(self) -> None:
         self.startup_candles = self.slow  # the first cross can be seen on the candle after the slow SMA's first

@@ -159,3 +159,8 @@ class CategoricalParam(Param[Any]):
 
     def __repr__(self) -> str:
         return f"CategoricalParam({list(self.choices)!r}, default={self.default!r})"
+
+
+# sma-cross's parameters, declared here (no pandas) so that its description (/strategy, the HTTP API) does not
+# import pandas in a worker that runs sma-cross on its fast path; engine.strategy.builtins.SmaCross uses them
+SMA_CROSS_PARAMS: dict[str, IntParam] = {"fast": IntParam(1, 500, default=10), "slow": IntParam(2, 1000, default=30)}

@@ -5,6 +5,8 @@ come and go with it, a stop an operator set meanwhile stays."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from engine.strategy.model import StrategyModel
 from engine.strategy_choice import BUILTIN_NAMES, FROM_CHAT, FROM_DEFAULT
 from tests.bot.harness import STEP_MS, SYMBOLS, WARMUP, make_feeds, trading_config
 from tests.engine.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FILE_STRATEGY = '''
 from engine.strategy import IntParam, Strategy, sma
@@ -154,3 +158,29 @@ async def test_a_switched_strategy_that_no_longer_loads_gives_way_to_the_configs
     finally:
         await again.stop_engine()
         await again.store.close()
+
+
+def test_the_sma_cross_view_needs_no_pandas(tmp_path: Path) -> None:
+    """/strategy (and the API's strategy read) of a worker on sma-cross's fast path describes it without importing
+    pandas (~60 MB), with the same ranges as the class's declaration."""
+    code = f"""
+import sys
+from pathlib import Path
+from config.trading import load_trading_config
+from engine.core.clock import SimClock
+from engine.strategy_choice import build_catalog
+config = load_trading_config()
+catalog = build_catalog(config, models_dir=Path({str(tmp_path)!r}), clock=SimClock(0))
+prepared = catalog.prepare(catalog.configured)
+view = catalog.view(prepared, config.risk.to_core())
+assert "pandas" not in sys.modules, "pandas imported"
+print(view.spec, [(p.name, p.value, p.source, p.allowed) for p in view.params], view.startup_candles)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-1500:]
+    from engine.strategy.builtins import SmaCross
+
+    declared = SmaCross.parameters()
+    assert done.stdout.split()[0] == "sma-cross"
+    for name in ("fast", "slow"):
+        assert f"'{name}'" in done.stdout and repr(declared[name].describe()) in done.stdout
