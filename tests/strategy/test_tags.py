@@ -12,6 +12,7 @@ from engine.core.clock import SimClock
 from engine.core.risk import Costs, RiskLimits, SignalFilters
 from engine.core.trading import TradingCore
 from engine.core.types import Action
+from engine.strategy import Strategy
 from engine.strategy.loader import load_strategy
 from engine.strategy.model import StrategyModel
 from tests.engine.helpers import real_candles
@@ -51,7 +52,7 @@ CONFIG = BacktestConfig(symbol="ETHBTC", cash=10_000, limits=LIMITS, costs=Costs
                         filters=SignalFilters(min_confidence=0.0))
 
 
-def _strategy(tmp_path: Path):  # noqa: ANN202
+def _strategy(tmp_path: Path) -> Strategy:
     path = tmp_path / "tagged.py"
     path.write_text(TAGGED, encoding="utf-8")
     return load_strategy(f"{path}:Tagged")
