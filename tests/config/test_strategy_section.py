@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ConfigError, load_trading_config
+from config.settings import ConfigError, TradingConfig, load_trading_config
 from engine.strategy.loader import configured_params
 
 
-def _load(tmp_path: Path, text: str):  # noqa: ANN202
+def _load(tmp_path: Path, text: str) -> TradingConfig:
     path = tmp_path / "trading.toml"
     path.write_text(text)
     return load_trading_config(path)
