@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -49,26 +48,6 @@ trailing_stop_pct = 0.0
 max_daily_loss_pct = 0.0
 max_drawdown_pct = 0.0
 """
-
-
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd`` to its end: (wall seconds, its own peak RSS in MB, its stdout); stderr is shown on failure."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage alone
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read().decode()}")
-        return seconds, usage.ru_maxrss / 1024.0, out.read().decode()
-
-
-def our_trades(report: str) -> int:
-    found = re.search(r"^\s+Trades\s+(\d+)", report, re.MULTILINE)
-    return int(found.group(1)) if found else -1
 
 
 # ------------------------------------------------------------------ the peers, each a whole process
@@ -196,6 +175,9 @@ def train_model(folder: Path) -> Path:
 
 
 def main() -> int:
+    # here, not at the top: a peer's child process (this file with --child) must not import our engine
+    from bench.common import our_trades, timed
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -228,11 +210,11 @@ def main() -> int:
         def ours(cold: bool, *extra: str) -> tuple[float, float, int]:
             if cold:
                 cache.unlink(missing_ok=True)
-            seconds, peak, out = timed(our_command(csv, config, *extra))
+            seconds, _, peak, out = timed(our_command(csv, config, *extra))
             return seconds, peak, our_trades(out)
 
         def peer(name: str) -> tuple[float, float, int]:
-            seconds, peak, out = timed([sys.executable, __file__, "--child", name, "--csv", str(csv)])
+            seconds, _, peak, out = timed([sys.executable, __file__, "--child", name, "--csv", str(csv)])
             return seconds, peak, int(json.loads(out.strip().splitlines()[-1])["trades"])
 
         rows = [repeat("trading-agent backtest, cold (parses the CSV)", n, args.repeat, lambda: ours(True)),

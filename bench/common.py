@@ -1,8 +1,13 @@
-"""Shared benchmark helpers: long candle series block-bootstrapped from real candles."""
+"""Shared benchmark helpers: long candle series block-bootstrapped from real candles, whole processes timed."""
 
 from __future__ import annotations
 
+import os
+import re
 import resource
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +65,25 @@ def bootstrap_csv(path: Path, n: int, *, start_ms: int = 1_672_531_200_000) -> P
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run ``cmd`` to its end: (wall seconds, its CPU seconds (user + system), its own peak RSS in MB, its stdout);
+    stderr is shown on failure. CPU seconds move less than wall time when others share the machine."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage alone
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read().decode()}")
+        return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, out.read().decode()
+
+
+def our_trades(report: str) -> int:
+    """The trade count of a ``trading-agent backtest`` report (-1 when it has none)."""
+    found = re.search(r"^\s+Trades\s+(\d+)", report, re.MULTILINE)
+    return int(found.group(1)) if found else -1

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -57,27 +56,6 @@ trailing_stop_pct = 0.0
 max_daily_loss_pct = 0.0
 max_drawdown_pct = 0.0
 """
-
-
-def timed(cmd: list[str]) -> tuple[float, float, float, str]:
-    """Run ``cmd`` to its end: (wall seconds, its CPU seconds (user + system), its own peak RSS in MB, its stdout);
-    stderr is shown on failure. CPU seconds move less than wall time when others share the machine."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's rusage alone
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read().decode()}")
-        return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, out.read().decode()
-
-
-def our_trades(report: str) -> int:
-    found = re.search(r"^\s+Trades\s+(\d+)", report, re.MULTILINE)
-    return int(found.group(1)) if found else -1
 
 
 # ------------------------------------------------------------------ the children
@@ -220,6 +198,9 @@ def child(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    # here, not at the top: a peer's child process (this file with --child) must not import our engine
+    from bench.common import our_trades, timed
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
