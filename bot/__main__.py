@@ -53,8 +53,7 @@ async def serve(settings: Settings, config: TradingConfig) -> int:
     """Build, run until a stop signal (or the engine lock is lost), stop; the exit code."""
     from telegram.error import InvalidToken
 
-    from bot.api import ApiUnavailable
-    from bot.api.parts import api_parts
+    from bot.api.parts import ApiUnavailable, api_parts
     from bot.app import build_application
     from bot.runtime import Runtime, until_stopped, watch_lock
     from engine.app import build

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.api.failure import ApiUnavailable as ApiUnavailable  # what the server raises; the worker catches it
+
 if TYPE_CHECKING:
     from bot.api.server import ApiServer
     from bot.api.tokens import TokenBook

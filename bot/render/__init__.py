@@ -59,7 +59,7 @@ from bot.render.views import (
 __all__ = [
     "ALERTS", "MAX_MESSAGE", "PAPER", "alert_text", "balance", "daily", "duration", "esc", "health",
     "market_price", "missing", "mode_tag", "models", "money", "number", "order_ack", "out_of_sample", "pct",
-    "performance", "performance_tags", "plural", "pnl", "positions", "price", "price_age", "qty", "reason_text", "refusal",
-    "retrain_result", "risk", "signal", "signed", "split_html", "status", "synthetic_tag", "trade_line", "trades",
-    "when", "zone",
+    "performance", "performance_tags", "plural", "pnl", "positions", "price", "price_age", "qty", "reason_text",
+    "refusal", "retrain_result", "risk", "signal", "signed", "split_html", "status", "synthetic_tag", "trade_line",
+    "trades", "when", "zone",
 ]

@@ -124,7 +124,8 @@ async def running_api(tmp_path: Path, *, symbols: tuple[str, ...] = SYMBOLS, set
         await app.start()
         assert app.updater is not None
         await app.updater.start_polling(poll_interval=0.0, timeout=1)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=10.0)
+        # 60 s: the first order of a fresh checkout compiles the decision kernel (numba, no cache yet) in the request
+        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=60.0)
         try:
             yield ApiRig(harness, server, tokens, client)
         finally:
