@@ -48,7 +48,7 @@ LIMITS = RiskLimits(position_fraction=0.5, max_position_fraction=0.6, max_total_
 COSTS = Costs(fee_bps=10, slippage_bps=5)
 FILTERS = SignalFilters(min_confidence=0.45, cooldown_ms=30 * 60_000)
 SYMBOL, TF, STEP = "ETHBTC", "5m", 300_000
-N_CANDLES = 1200
+N_CANDLES = 900  # enough for every strategy to trade (>= 8 trades) and exit in every way it can
 
 USER_FILE = USER_STRATEGY  # as the docs teach (tests/strategy/user_strategy.py)
 USER = "user-file:EmaRsi"
