@@ -38,18 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 FAST, SLOW = 10, 30
 START_MS = 1_893_456_000_000  # 2030-01-01: after the sample the model is trained on (no IN-SAMPLE line)
-FULL_EQUITY = """[risk]
-position_fraction = 1.0
-max_position_fraction = 1.0
-max_total_exposure = 1.0
-stop_loss_pct = 0.0
-take_profit_pct = 0.0
-trailing_stop_pct = 0.0
-max_daily_loss_pct = 0.0
-max_drawdown_pct = 0.0
-"""
-
-
 # ------------------------------------------------------------------ the peers, each a whole process
 
 
@@ -176,7 +164,7 @@ def train_model(folder: Path) -> Path:
 
 def main() -> int:
     # here, not at the top: a peer's child process (this file with --child) must not import our engine
-    from bench.common import our_trades, timed
+    from bench.common import FULL_EQUITY, our_trades, timed
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=1_000_000)

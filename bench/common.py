@@ -18,6 +18,17 @@ from engine.feeds.csvio import read_csv, write_csv
 ROOT = Path(__file__).resolve().parents[1]
 # the larger real file beside the checkout when it is there (the README's figures were measured on it),
 # else the sample shipped in the repository
+# the trading config of the side-by-side runs: all-in, no stops and no risk halts, as the peers trade
+FULL_EQUITY = """[risk]
+position_fraction = 1.0
+max_position_fraction = 1.0
+max_total_exposure = 1.0
+stop_loss_pct = 0.0
+take_profit_pct = 0.0
+trailing_stop_pct = 0.0
+max_daily_loss_pct = 0.0
+max_drawdown_pct = 0.0
+"""
 SOURCES = (ROOT.parent / "shared" / "data" / "BTC_USD-5m.csv", ROOT / "data" / "sample" / "BTC_USDT-5m.csv")
 
 

@@ -46,18 +46,6 @@ SPEC = f"{STRATEGY_FILE.relative_to(ROOT)}:EmaRsi"
 FAST, SLOW, RSI_PERIOD, RSI_MAX, STOPLOSS = 12, 26, 14, 70.0, -0.05  # the example's defaults
 STARTUP = max(50, 3 * SLOW)  # the example's startup_candles
 START_MS = 1_672_531_200_000
-FULL_EQUITY = """[risk]
-position_fraction = 1.0
-max_position_fraction = 1.0
-max_total_exposure = 1.0
-stop_loss_pct = 0.0
-take_profit_pct = 0.0
-trailing_stop_pct = 0.0
-max_daily_loss_pct = 0.0
-max_drawdown_pct = 0.0
-"""
-
-
 # ------------------------------------------------------------------ the children
 
 
@@ -199,7 +187,7 @@ def child(args: argparse.Namespace) -> int:
 
 def main() -> int:
     # here, not at the top: a peer's child process (this file with --child) must not import our engine
-    from bench.common import our_trades, timed
+    from bench.common import FULL_EQUITY, our_trades, timed
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=1_000_000)
