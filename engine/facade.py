@@ -149,20 +149,23 @@ class EngineFacade:
         return tuple(out)
 
     async def trades(self, limit: int = 10, offset: int = 0) -> TradesPage:
-        items = await self._store.trades(limit, offset)
-        return TradesPage(tuple(items), await self._store.trade_count(), offset)
+        """Closed trades, newest first: the newest ``engine.results.RECENT`` from memory, older pages queried."""
+        closed = await self._store.closed_trades()
+        items = closed.newest(limit, offset)
+        if items is None:
+            items = await self._store.trades(limit, offset)
+        return TradesPage(tuple(items), len(closed), offset)
 
     async def pnl(self, period: str = "day") -> PnlView:
         now = self.now_ms()
         start = period_start(period, now)
         found = await self._store.equity_before(start, inclusive=True)
         start_equity = self._core.starting_cash if found is None else found
+        closed = (await self._store.closed_trades()).between(start, now + 1)
         end_equity = self._core.portfolio.equity()
-        trades = await self._store.trades_between(start, now + 1)
         pnl = end_equity - start_equity
         return PnlView(period, start, now, start_equity, end_equity, pnl,
-                       pnl / start_equity if start_equity else 0.0, len(trades),
-                       sum(1 for t in trades if t.pnl > 0), sum(t.fee for t in trades))
+                       pnl / start_equity if start_equity else 0.0, closed.trades, closed.wins, closed.fees)
 
     async def daily(self, days: int = 7) -> tuple[DayView, ...]:
         """PnL per UTC day, newest first: the last ``days`` days, none before the agent's first (its oldest
@@ -174,18 +177,19 @@ class EngineFacade:
         days = max(1, min(days, today - born_day + 1))
         first = (today - days + 1) * DAY_MS
         series = await self._store.equity_series((today - days) * DAY_MS)
-        trades = await self._store.trades_between(first, now + 1)
+        closed = await self._store.closed_trades()
         # the equity the window starts from: the last snapshot before its first day, however long ago
         found = await self._store.equity_before(first)
-        return per_day(today - days + 1, today, series, trades,
-                       self._core.starting_cash if found is None else found)
+        return per_day(today - days + 1, today, series, closed,
+                       self._core.starting_cash if found is None else found, now + 1)
 
     async def performance(self) -> tuple[SymbolPerformance, ...]:
-        return per_symbol(await self._store.trades_between(0, self.now_ms() + 1), self.symbols)
+        """Closed trades by symbol (engine.results.per_symbol), from the store's read model: no query."""
+        return per_symbol(await self._store.closed_trades(), self.symbols, self.now_ms() + 1)
 
     async def performance_by_tag(self) -> tuple[TagPerformance, ...]:
         """Closed trades by entry tag, then by exit tag or reason (engine.results.per_tag)."""
-        return per_tag(await self._store.trades_between(0, self.now_ms() + 1))
+        return per_tag(await self._store.closed_trades(), self.now_ms() + 1)
 
     def risk(self) -> dict[str, float]:
         return self._core.limits.as_dict()
@@ -431,9 +435,9 @@ class EngineFacade:
         """Build the daily summary event and put it in the outbox (the bot's JobQueue calls this)."""
         day = (await self.daily(1))[0]
         bal = self.balance()
-        trades = await self._store.trades_between((self.now_ms() // DAY_MS) * DAY_MS, self.now_ms() + 1)
+        closed = (await self._store.closed_trades()).between((self.now_ms() // DAY_MS) * DAY_MS, self.now_ms() + 1)
         event = DailySummary(ts=self.now_ms(), day=day.day, equity=bal.equity, pnl=day.pnl, pnl_pct=day.pnl_pct,
-                             trades=day.trades, fees=sum(t.fee for t in trades))
+                             trades=day.trades, fees=closed.fees)
         await self._commands.record(event)
         return event
 

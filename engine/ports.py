@@ -30,6 +30,7 @@ from engine.core.events import EngineEvent
 from engine.core.rules import MarketRules
 from engine.core.types import OrderRequest, PositionView, Refusal, SignalRecord, StepRecord, Trade
 from engine.feeds.base import FeedBatch, Tick
+from engine.results import ClosedTrades
 
 __all__ = ["Broker", "Clock", "HasHealth", "HealthReport", "MarketData", "Records", "ReportsEvents", "Store",
            "Strategy"]
@@ -113,6 +114,8 @@ class Records(Protocol):
     async def trade_count(self, symbol: str | None = None) -> int: ...
 
     async def trades_between(self, start_ms: int, end_ms: int) -> list[Trade]: ...
+
+    async def closed_trades(self) -> ClosedTrades: ...
 
     async def equity_series(self, since_ms: int | None = None) -> list[tuple[int, float]]: ...
 

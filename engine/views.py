@@ -98,7 +98,7 @@ class _Results:
     __slots__ = ()
     trades: int
     wins: int
-    pnl_pcts: tuple[float, ...]
+    pnl_pct_sum: float
 
     @property
     def win_rate(self) -> float:
@@ -106,15 +106,7 @@ class _Results:
 
     @property
     def avg_pnl_pct(self) -> float | None:
-        return sum(self.pnl_pcts) / len(self.pnl_pcts) if self.pnl_pcts else None
-
-    @property
-    def best_pnl_pct(self) -> float | None:
-        return max(self.pnl_pcts, default=None)
-
-    @property
-    def worst_pnl_pct(self) -> float | None:
-        return min(self.pnl_pcts, default=None)
+        return self.pnl_pct_sum / self.trades if self.trades else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +116,9 @@ class SymbolPerformance(_Results):
     wins: int
     pnl: float
     fees: float
-    pnl_pcts: tuple[float, ...]  # each trade's pnl_pct (engine.core.types.trade_pnl_pct), oldest first
+    pnl_pct_sum: float  # the sum of each trade's pnl_pct (engine.core.types.trade_pnl_pct), oldest first
+    best_pnl_pct: float | None  # the highest pnl_pct; None without trades
+    worst_pnl_pct: float | None
 
 
 UNTAGGED = "(no tag)"
@@ -141,7 +135,9 @@ class TagPerformance(_Results):
     wins: int
     pnl: float
     fees: float
-    pnl_pcts: tuple[float, ...]
+    pnl_pct_sum: float
+    best_pnl_pct: float | None
+    worst_pnl_pct: float | None
 
 
 @dataclass(frozen=True, slots=True)

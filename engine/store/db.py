@@ -5,7 +5,8 @@ One place decides how we talk to SQLite (local runs, tests) and PostgreSQL (host
 * ``normalize_database_url`` turns whatever the environment gives us into an async SQLAlchemy URL;
 * ``redact_url`` makes a URL safe for logs;
 * ``create_engine`` builds the AsyncEngine (WAL, foreign keys, busy timeout and explicit
-  ``BEGIN IMMEDIATE`` transactions on SQLite; a bounded, pre-pinged pool on asyncpg);
+  ``BEGIN IMMEDIATE`` transactions on SQLite, deferred ones for the store's reads; a bounded, pre-pinged
+  pool on asyncpg);
 * ``migrate`` brings a database to the head of the Alembic migrations in ``engine/store/migrations``.
 """
 
@@ -38,6 +39,9 @@ HEAD_REVISION = "0005"
 DEFAULT_SQLITE_PATH = "var/agent.db"
 """Where the database is without DATABASE_URL or SQLITE_PATH (the settings' default, as the README says)."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY_OPTION = "store_read_only"
+"""The execution option of the store's read sessions (``Repository._reads``): on SQLite their transactions are
+deferred (``BEGIN``), not ``BEGIN IMMEDIATE``, so a read never waits for the write lock nor holds it."""
 PG_POOL_SIZE = 5
 PG_MAX_OVERFLOW = 5
 PG_POOL_RECYCLE_S = 1_800
@@ -147,7 +151,11 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     The sqlite3 module's own transaction handling is switched off (it does not BEGIN before
     SELECTs), so every SQLAlchemy transaction is a real SQLite transaction that takes the write
-    lock up front: a read-then-write unit of work can never fail with SQLITE_BUSY halfway.
+    lock up front: a read-then-write unit of work can never fail with SQLITE_BUSY halfway. A
+    connection with the ``READ_ONLY_OPTION`` (the store's read sessions, which never write) begins a
+    deferred transaction instead: under WAL it reads one snapshot without taking or waiting for the
+    write lock, so the API's and the chat's reads and the engine's step commits do not queue behind
+    each other (SQLite's busy handler retries a lock after sleeps of up to 100 ms).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -164,7 +172,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read (READ_ONLY) takes no lock: under WAL it reads a snapshot while the engine writes, and the
+        # engine's writes never wait for it; everything else takes the write lock up front
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY_OPTION)
+                                   else "BEGIN IMMEDIATE")
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:

@@ -24,9 +24,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from engine.store.api import ApiRecords, ApiTokenRecord, IdempotentAnswer
-from engine.store.db import DEFAULT_SQLITE_PATH, create_engine, normalize_database_url, redact_url
+from engine.store.db import DEFAULT_SQLITE_PATH, READ_ONLY_OPTION, create_engine, normalize_database_url, redact_url
 from engine.store.db import migrate as migrate_database
-from engine.store.ledger import Ledger, fill_cash_amount
+from engine.store.ledger import LEDGER_READS, Ledger, LedgerReads, fill_cash_amount
 from engine.store.live_orders import LiveOrders
 from engine.store.orders import ORDER_STATUSES, Orders
 from engine.store.outbox import ALERT_MODES, MAX_ERROR_CHARS, Chat, Delivery, Outbox
@@ -56,7 +56,9 @@ class Store(Steps, Orders, Ledger, EngineState, Outbox, LiveOrders, ApiRecords):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._ledger_reads = LedgerReads()  # the read side's figures in memory (engine.store.ledger)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, info={LEDGER_READS: self._ledger_reads})
+        self._reads = async_sessionmaker(engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
         self._ledger_started = False  # True once a step committed here: the ledger is not empty
 
     @classmethod

@@ -19,12 +19,19 @@ from engine.store.tables import now_ms
 
 
 class Repository:
-    """Base of the repository's parts: the session factory they share."""
+    """Base of the repository's parts: the session factories they share. ``_sessions`` for units of work that
+    write (on SQLite they take the write lock up front); ``_reads`` for reads that never write (on SQLite a
+    deferred transaction: a snapshot that neither waits for the engine's writes nor holds them up)."""
 
     _sessions: async_sessionmaker[AsyncSession]
+    _reads: async_sessionmaker[AsyncSession]
 
     async def _scalars(self, query: Select[Any]) -> Sequence[Any]:
         async with self._sessions.begin() as session:
+            return (await session.scalars(query)).all()
+
+    async def _read_scalars(self, query: Select[Any]) -> Sequence[Any]:
+        async with self._reads.begin() as session:
             return (await session.scalars(query)).all()
 
 

@@ -182,7 +182,8 @@ async def test_reads_orders_and_settings_match_the_store_and_the_core(rig_factor
     assert perf[0].trades == len(all_trades) and perf[0].wins == sum(1 for t in all_trades if t.pnl > 0)
     assert perf[0].pnl == pytest.approx(math.fsum(t.pnl for t in all_trades))
     assert perf[0].fees == pytest.approx(math.fsum(t.fee for t in all_trades))
-    assert sorted(perf[0].pnl_pcts) == sorted(t.pnl_pct for t in all_trades)
+    assert perf[0].avg_pnl_pct == pytest.approx(math.fsum(t.pnl_pct for t in all_trades) / len(all_trades))
+    assert perf[0].worst_pnl_pct == min(t.pnl_pct for t in all_trades)
     assert perf[0].best_pnl_pct == max(t.pnl_pct for t in all_trades)
 
     # ---- charts
