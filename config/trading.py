@@ -112,10 +112,13 @@ StrategyParamValue = Annotated[str, Strict()] | Annotated[bool, Strict()] | Anno
 
 class StrategySection(_Section):
     """``[strategy.params]``: the strategy's parameters by name (each checked by the strategy's own declaration
-    when it is loaded); ``folder``: where ``trading-agent strategies`` looks for strategy files."""
+    when it is loaded); ``folder``: where ``trading-agent strategies`` looks for strategy files; ``study``: the
+    optimiser study the parameters came from."""
 
     params: dict[str, StrategyParamValue] = Field(default_factory=dict)
     folder: Annotated[Path, Strict(False)] | None = None
+    # the optimiser study the params came from (written by `trading-agent optimize --apply`; /strategy shows it)
+    study: str | None = Field(None, max_length=500)
 
 
 class LiveSection(_Section):

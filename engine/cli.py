@@ -68,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exchanges": ("engine.exchange.exchanges_cli", "list the exchanges (ccxt ids) and which have candle history"),
     "train": ("engine.models.train_cli", "train a CatBoost model with walk-forward validation"),
     "check-lookahead": ("engine.models.lookahead", "prove a model's or a strategy's signals are causal"),
+    "optimize": ("engine.optimize.cli", "search a strategy's parameters (Optuna), out-of-sample by walk-forward"),
     "models": ("engine.models.models_cli", "list the saved models, or activate one for a symbol"),
     "strategies": ("engine.strategy.cli:STRATEGIES", "list the built-in strategies and those in a strategies folder"),
     "new-strategy": ("engine.strategy.cli:NEW_STRATEGY", "write a commented strategy template, NAME.py, to make yours"),

@@ -1,0 +1,100 @@
+"""Where a study lives: Optuna's RDB storage on a SQLite file (the default, beside the results) or on PostgreSQL.
+
+- ``None``: ``sqlite:///<out>/study.db``; the file is opened in WAL mode with ``synchronous=NORMAL`` (a commit
+  waits for no disk flush: a crash may lose the last trials, never corrupt the file) and a 60 s busy timeout, so
+  the processes of ``--jobs`` share it;
+- ``sqlite:///PATH``;
+- ``postgresql://...`` (or ``postgres://``): run through psycopg 3 (``postgresql+psycopg://``), the synchronous
+  driver Optuna's storage needs; several processes, on one machine or many, then work on one study.
+
+``open_storage`` connects at once: an unreachable server or an unwritable file is one ``StorageError`` line,
+with the URL's password hidden.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from engine.errors import ConfigError
+
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
+
+
+class StorageError(ConfigError):
+    """The study's storage cannot be used: a bad URL, an unreachable server, an unwritable file."""
+
+
+def normalise(url: str) -> str:
+    """The SQLAlchemy URL Optuna is handed: ``postgresql://`` runs on psycopg 3; StorageError for another kind."""
+    text = url.strip()
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise StorageError(f"--storage {text!r}: not a database URL (sqlite:///FILE or "
+                           "postgresql://USER:PASSWORD@HOST/DATABASE)") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise StorageError(f"--storage {shown(text)}: the optimiser's storage runs on psycopg 3; write "
+                               "postgresql://... without a driver")
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite" and driver == "" and parsed.database:
+        return text
+    raise StorageError(f"--storage {shown(text)}: not a storage the optimiser uses (sqlite:///FILE or "
+                       "postgresql://USER:PASSWORD@HOST/DATABASE)")
+
+
+def shown(url: str) -> str:
+    """``url`` for people and files: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<not a URL>"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite":
+        database = str(parsed.database)
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(database, timeout=60, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            return connection
+
+        return {"creator": connect}
+    return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}, "pool_pre_ping": True}
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at ``url`` (normalised), its tables made if missing; StorageError (one line) when it
+    cannot be reached or written. Two processes making the tables at once: the second one retries."""
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite":
+        folder = Path(str(parsed.database)).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"storage {shown(url)}: cannot make folder {folder} ({exc.strerror})") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            if attempt == 2 or ("already exists" not in str(exc) and "duplicate key" not in str(exc)):
+                first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+                reason = first[0] if first else type(exc).__name__
+                raise StorageError(f"storage {shown(url)} cannot be used: {reason}") from None
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
