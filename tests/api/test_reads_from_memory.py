@@ -14,8 +14,9 @@ from sqlalchemy import event
 from engine.store import Store
 from tests.api.rig import ADMIN, ApiRig, running_api
 
-READS: tuple[tuple[str, dict[str, Any]], ...] = (("performance", {}), ("performance", {"by": "tags"}), ("pnl", {"period": "day"}),
-         ("pnl", {"period": "all"}), ("trades", {"limit": 20}), ("daily", {"days": 3}))
+READS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("performance", {}), ("performance", {"by": "tags"}), ("pnl", {"period": "day"}), ("pnl", {"period": "all"}),
+    ("trades", {"limit": 20}), ("daily", {"days": 3}))
 
 
 @contextmanager
