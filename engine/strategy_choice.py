@@ -97,6 +97,7 @@ class StrategyView:
     chosen_by: str  # "config" or who switched it
     chosen_ts: int | None
     lookahead: str  # what the start-up gate found ("" where it does not apply)
+    study: str = ""  # the optimiser study its [strategy.params] came from (`optimize --apply`); "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +169,9 @@ class StrategyCatalog:
 
     def __init__(self, *, spec: str, params: Mapping[str, ParamValue], fast: int, slow: int,
                  symbols: tuple[str, ...], timeframe: str, base_limits: RiskLimits, clock: Clock,
-                 models_dir: Path = Path("models"), folder: Path | None = None) -> None:
+                 models_dir: Path = Path("models"), folder: Path | None = None, study: str | None = None) -> None:
         self.symbols = symbols
+        self.study = study or ""  # the optimiser study the config's params came from
         self.timeframe = timeframe
         self.base_limits = base_limits  # the config's [risk]: the stops a strategy that declares none trades with
         self.folder = folder
@@ -306,6 +308,16 @@ class StrategyCatalog:
 
     def view(self, prepared: PreparedStrategy, limits: RiskLimits) -> StrategyView:
         """``prepared`` for people; ``limits``: the risk limits in force (the stops it does not declare)."""
+        return replace(self._view(prepared, limits), study=self._study(prepared.choice))
+
+    def _study(self, choice: StrategyChoice) -> str:
+        """The optimiser study, when ``choice`` trades the config's [strategy.params] it wrote (none set in chat)."""
+        from_config = [k for k, source in choice.sources.items() if source == FROM_PARAMS]
+        same = choice.spec == self.configured.spec and from_config and FROM_CHAT not in choice.sources.values() \
+            and all(choice.params.get(k) == self.configured.params.get(k) for k in from_config)
+        return self.study if same else ""
+
+    def _view(self, prepared: PreparedStrategy, limits: RiskLimits) -> StrategyView:
         choice, strategy = prepared.choice, prepared.strategy
         declared = prepared.declared()
         stops = tuple(StopInfo(key, declared[key], "strategy") if key in declared
@@ -341,4 +353,5 @@ def build_catalog(config: TradingConfig, *, models_dir: Path, clock: Clock) -> S
     t = config.trading
     return StrategyCatalog(spec=t.strategy, params=config.strategy.params, fast=t.fast, slow=t.slow,
                            symbols=tuple(t.symbols), timeframe=t.timeframe, base_limits=config.risk.to_core(),
-                           clock=clock, models_dir=models_dir, folder=config.strategy.folder)
+                           clock=clock, models_dir=models_dir, folder=config.strategy.folder,
+                           study=config.strategy.study)

@@ -35,6 +35,8 @@ def _lines(v: StrategyView) -> list[str]:
         lines.append(f"Timeframe: {esc(v.timeframe or 'any')} · warm-up {v.startup_candles} candles")
     if v.lookahead:
         lines.append(f"Look-ahead check: {esc(v.lookahead)}")
+    if v.study:
+        lines.append(f"Parameters from optimiser study {esc(v.study)}")
     return lines
 
 

@@ -66,6 +66,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cash", type=positive_float, default=10_000.0, help="starting cash (default 10,000)")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its end (no median pruner)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-plots", action="store_true", help="write results.json only, no PNGs")
     p.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="log level on stderr, Optuna's lines included (default WARNING)")
 
@@ -233,8 +234,8 @@ def _report(args: argparse.Namespace, outcome: Any, studies: list[Any], space: A
                 "fixed": space.fixed, "seconds": round(seconds, 3)}
     (out / "results.json").write_text(dumps(document(outcome, settings=settings, objective=args.objective,
                                                      ts=data.arrays.ts)))
-    written = write_plots(outcome, studies, out, f"{label} {data.symbol} {data.timeframe}")
-    print(f"\nResults in {out}: results.json, {', '.join(p.name for p in written)}")
+    written = [] if args.no_plots else write_plots(outcome, studies, out, f"{label} {data.symbol} {data.timeframe}")
+    print(f"\nResults in {out}: {', '.join(['results.json', *(p.name for p in written)])}")
     if args.apply is not None:
         print(apply_params(args.apply, spec, outcome.chosen.params, f"{name} ({storage})"))
     return 0

@@ -136,6 +136,11 @@ def document(outcome: Outcome, *, settings: Mapping[str, Any], objective: str, t
         folds.append({
             "fold": f.fold.index, "study": f.study, "in_sample": window_dict(f.fold.in_sample, ts),
             "out_of_sample": window_dict(f.fold.out_of_sample, ts), "purge": f.purge,
+            "out_of_sample_scored": None if f.out_of_sample is None or not f.out_of_sample.ts.size else {
+                "first_ts": int(f.out_of_sample.ts[0]), "last_ts": int(f.out_of_sample.ts[-1]),
+                "candles": int(f.out_of_sample.ts.size)},
+            "out_of_sample_trades": [] if f.out_of_sample is None else [
+                {"entry_time": t.entry_time, "exit_time": t.exit_time} for t in f.out_of_sample.trades],
             "chosen": f.params, "best_value": _finite(f.best_value), "trials_now": f.ran,
             "in_sample_metrics": _metrics(f.in_sample.metrics),
             "out_of_sample_metrics": None if f.out_of_sample is None else _metrics(f.out_of_sample.metrics),
