@@ -1,6 +1,6 @@
 """The HTTP API in the whole worker: read latency under load, WebSocket event delivery, and its memory.
 
-    .venv/bin/python bench/api.py [--rate 200] [--duration 20] [--clients 100] [--speed 120]
+    .venv/bin/python bench/api.py [--rate 200] [--duration 20] [--clients 100] [--speed 240] [--reads-only]
 
 Every part runs ``python -m bot`` as deployed (paper trading, SQLite) against the Bot API emulator, trading 10
 symbols on 1m candles from the fake exchange (``python -m sim.exchange --speed``: at 240 each symbol closes a
@@ -11,7 +11,8 @@ the API is measured. The load comes from this process, over loopback.
    did), for ``--duration`` s, round-robin over the JSON reads that mirror the chat (status, balance, positions,
    trades, orders, pnl, performance, risk, strategy) with a viewer token. A request's latency runs from its
    scheduled start to the end of its response body, so a client or server that falls behind is counted.
-   Target p99 <= 10 ms.
+   Target p99 <= 10 ms. The reads of closed trades (trades, pnl, performance) are reported apart too, with the
+   trades and steps the worker had recorded by the end, and the machine's load average before and after.
 2. WebSocket: ``--clients`` clients on ``/api/v1/ws`` for ``--duration`` s. The delivery time of an event runs
    from the engine publishing it to a client having parsed it. Method: the worker is started through this file
    (``--serve``), which runs ``bot.__main__.main`` unchanged except that the hub's ``event_message`` (called
@@ -22,7 +23,8 @@ the API is measured. The load comes from this process, over loopback.
    nothing connected), each the median of one-a-second samples over the last half of ``--duration`` s of
    trading; and the RSS of the worker of parts 1 and 2 right after its load. Target: the API adds <= 30 MB.
 
-Prints a table. The numbers depend on the machine; the bench prints them whatever they are.
+``--reads-only`` runs part 1 alone. Prints a table. The numbers depend on the machine (and on what else runs on
+it: see the load average); the bench prints them whatever they are.
 """
 
 from __future__ import annotations
@@ -64,6 +66,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 THIS = str(Path(__file__).resolve())
 VIEWER = "bench-viewer-token-0123456789"
 READS = ("status", "balance", "positions", "trades", "orders", "pnl?period=day", "performance", "risk", "strategy")
+CLOSED_TRADE_READS = ("trades", "pnl?period=day", "performance")  # the figures of closed trades (engine.results)
+
+
+def loadavg() -> str:
+    """The machine's 1- and 5-minute load averages (runnable processes; the bench's own included)."""
+    return " / ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:2])
+
+
+def recorded(db: Path) -> tuple[int, int]:
+    """Closed trades and engine steps (equity snapshots) in a worker's SQLite database."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db)) as connection:
+        trades = connection.execute("SELECT count(*) FROM trades").fetchone()[0]
+        steps = connection.execute("SELECT count(*) FROM equity_snapshots").fetchone()[0]
+    return int(trades), int(steps)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -200,10 +219,11 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                                                       source="exchange", history=history), LOG_LEVEL="INFO")
                 return {k: v for k, v in base.items() if not k.startswith("API_")} | extra
 
-            out["rss_off"] = await rss_run(env("off", API_ENABLED="0"), root / "off", args.duration)
-            port = free_port()
-            out["rss_on"] = await rss_run(env("on", API_ENABLED="1", API_PORT=str(port),
-                                              API_TOKENS=f"viewer:{VIEWER}"), root / "on", args.duration)
+            if not args.reads_only:
+                out["rss_off"] = await rss_run(env("off", API_ENABLED="0"), root / "off", args.duration)
+                port = free_port()
+                out["rss_on"] = await rss_run(env("on", API_ENABLED="1", API_PORT=str(port),
+                                                  API_TOKENS=f"viewer:{VIEWER}"), root / "on", args.duration)
             port = free_port()
             worker = await spawn(env("load", API_ENABLED="1", API_PORT=str(port), API_TOKENS=f"viewer:{VIEWER}"),
                                  root / "load", stamped=True, modules=str(root / "modules.txt"))
@@ -212,14 +232,18 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 base = f"http://127.0.0.1:{port}"
                 await asyncio.sleep(3.0)  # the engine's first polls and decisions
                 out["rss_before"] = rss_mb(worker.proc.pid)
+                out["load_before"] = loadavg()
                 out["reads"] = await read_load(base, args.rate, args.duration)
+                out["load_after"] = loadavg()
                 out["rss_reads"] = rss_mb(worker.proc.pid)
-                out["ws"] = await ws_clients(base, args.clients, args.duration)
-                out["rss_loaded"] = rss_mb(worker.proc.pid)
+                if not args.reads_only:
+                    out["ws"] = await ws_clients(base, args.clients, args.duration)
+                    out["rss_loaded"] = rss_mb(worker.proc.pid)
                 if worker.proc.returncode is not None:
                     raise SystemExit(f"worker exited: {await worker.stderr()}")
             finally:
                 await stop(worker)
+            out["recorded"] = recorded(root / "load" / "agent.db")
             loaded = set((root / "modules.txt").read_text(encoding="utf-8").split())
             out["heavy"] = sorted(loaded & {"pandas", "matplotlib", "numba", "PIL", "catboost", "scipy"})
     finally:
@@ -233,6 +257,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of each part")
     ap.add_argument("--clients", type=int, default=100, help="WebSocket clients")
     ap.add_argument("--speed", type=float, default=240.0, help="fake exchange speed (1m candles: speed/60 per s)")
+    ap.add_argument("--reads-only", action="store_true", help="part 1 alone (no WebSocket, no memory runs)")
     args = ap.parse_args()
     from engine.logs import configure_logging
 
@@ -245,17 +270,41 @@ def main() -> int:
     reads = out["reads"]
     failed = reads.pop("failed")
     every = [v for vs in reads.values() for v in vs]
+    closed = [v for r in CLOSED_TRADE_READS for v in reads[r]]
+    in_memory = [v for r in READS if r not in CLOSED_TRADE_READS for v in reads[r]]
     worst = max(reads, key=lambda r: pct(reads[r], 0.99))
-    delays, events, dropped = out["ws"]
+    trades, steps = out["recorded"]
     rows = [
         (f"API reads at {args.rate:.0f}/s for {args.duration:.0f} s (10 symbols trading)",
          f"{len(every):,} ok, {len(failed)} failed", f"{int(args.rate * args.duration):,}"),
+        ("machine load average (1 / 5 min) before the reads", out["load_before"], ""),
+        ("machine load average (1 / 5 min) after the reads", out["load_after"], ""),
+        ("load run: closed trades / engine steps recorded", f"{trades:,} / {steps:,}", ""),
         ("read latency p50", f"{pct(every, 0.5):.2f} ms", ""),
         ("read latency p99", f"{pct(every, 0.99):.2f} ms", "<= 10 ms"),
         ("read latency max", f"{max(every):.2f} ms", ""),
         (f"read p99 of the slowest route ({worst.split('?')[0]})", f"{pct(reads[worst], 0.99):.2f} ms", ""),
+        ("reads of closed trades (trades, pnl, performance): p50 / p99",
+         f"{pct(closed, 0.5):.1f} / {pct(closed, 0.99):.1f} ms", ""),
+        ("the other reads: p50 / p99", f"{pct(in_memory, 0.5):.1f} / {pct(in_memory, 0.99):.1f} ms", ""),
         *((f"  GET {r.split('?')[0]}: p50 / p99", f"{pct(reads[r], 0.5):.1f} / {pct(reads[r], 0.99):.1f} ms", "")
           for r in READS),
+    ]
+    if not args.reads_only:
+        rows += ws_rows(args, out)
+    rows.append(("load run: libraries loaded", ", ".join(out["heavy"]) or "none of pandas/matplotlib/numba", ""))
+    print(f"\nHTTP API in the worker ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>22}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>22}  {target}")
+    return 0
+
+
+def ws_rows(args: argparse.Namespace, out: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The rows of parts 2 and 3."""
+    delays, events, dropped = out["ws"]
+    return [
         (f"WebSocket: {args.clients} clients, events seen by one", f"{events}", "> 0"),
         ("WebSocket deliveries (events x clients)", f"{len(delays):,}", ""),
         ("WebSocket clients dropped", f"{dropped}", "0"),
@@ -268,14 +317,7 @@ def main() -> int:
         ("load run: worker RSS before the reads", f"{out['rss_before']:.1f} MB", ""),
         ("load run: after the reads", f"{out['rss_reads']:.1f} MB", ""),
         (f"load run: after the reads and {args.clients} WebSockets", f"{out['rss_loaded']:.1f} MB", ""),
-        ("load run: libraries loaded", ", ".join(out["heavy"]) or "none of pandas/matplotlib/numba", ""),
     ]
-    print(f"\nHTTP API in the worker ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>22}  {target}")
-    return 0
 
 
 if __name__ == "__main__":
