@@ -200,10 +200,13 @@ def _run(args: argparse.Namespace) -> int:
     from engine.optimize.run import optimise
 
     t0 = time.perf_counter()
-    with workers(args.jobs, setup, storage_url, args.log_level) as pool:
-        outcome, studies = optimise(evaluator, storage, folds, job, pool, None if args.no_progress else Bar)
-    seconds = time.perf_counter() - t0
-    return _report(args, outcome, studies, space, data, spec, label, name, shown(storage_url), folds, seconds)
+    try:
+        with workers(args.jobs, setup, storage_url, args.log_level) as pool:
+            outcome, studies = optimise(evaluator, storage, folds, job, pool, None if args.no_progress else Bar)
+        seconds = time.perf_counter() - t0
+        return _report(args, outcome, studies, space, data, spec, label, name, shown(storage_url), folds, seconds)
+    finally:
+        storage.engine.dispose()  # the connections closed now, not when the process ends
 
 
 def _report(args: argparse.Namespace, outcome: Any, studies: list[Any], space: Any, data: Any, spec: str,

@@ -100,11 +100,17 @@ def run_here(evaluator: Evaluator, storage: optuna.storages.BaseStorage, job: Jo
     """Run ``job``'s trials in this process; how many ran. A strategy's error in a trial fails that trial (kept,
     with its message), not the search."""
     study = open_study(storage, job, offset=offset)
-    before = len(study.get_trials(deepcopy=False))
+    ran = 0
+
+    def count(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:  # this process's trials, not another's
+        nonlocal ran
+        ran += 1
+        if callback is not None:
+            callback(s, t)
+
     study.optimize(objective(evaluator, job), n_trials=job.trials, timeout=job.timeout, catch=(StrategyError,),
-                   callbacks=[callback] if callback is not None else None, gc_after_trial=False,
-                   show_progress_bar=False)
-    return len(study.get_trials(deepcopy=False)) - before
+                   callbacks=[count], gc_after_trial=False, show_progress_bar=False)
+    return ran
 
 
 # ------------------------------------------------------------------ worker processes
