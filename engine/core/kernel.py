@@ -43,9 +43,8 @@ from engine.core.kernel_jit import AOT_SIGNATURE as AOT_SIGNATURE
 from engine.core.kernel_jit import COMPILED_AHEAD as COMPILED_AHEAD
 from engine.core.kernel_jit import JITTED as JITTED
 from engine.core.kernel_jit import aot_module_name as aot_module_name
+from engine.core.kernel_jit import borrowed, jit
 from engine.core.kernel_jit import compiled as compiled
-from engine.core.kernel_jit import jit
-from engine.core.kernel_jit import run_series as run_series
 from engine.core.kernel_jit import series_runner as series_runner
 
 # ---- g: portfolio-wide scalars
@@ -454,10 +453,12 @@ def step(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: float, o: floa
 @jit
 def _run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndarray, o: np.ndarray,
                 h: np.ndarray, low: np.ndarray, c: np.ndarray, action: np.ndarray, confidence: np.ndarray,
-                equity_out: np.ndarray, held_out: np.ndarray, trades: np.ndarray) -> int:
-    """``step`` over every candle of one symbol (the backtest); returns the number of trades written."""
-    head = np.zeros(NH)
-    fills = np.zeros((2, NF))
+                equity_out: np.ndarray, held_out: np.ndarray, trades: np.ndarray, head: np.ndarray,
+                fills: np.ndarray) -> int:
+    """``step`` over every candle of one symbol (the backtest); returns the number of trades written. ``head`` and
+    ``fills``: ``step``'s output, zeros of (NH,) and (2, NF) (``run_series`` makes them)."""
+    # the arrays ``step`` is handed, without numba's reference counts (see ``borrowed``): the caller holds them all
+    g, s, p, head, fills = borrowed(g), borrowed(s), borrowed(p), borrowed(head), borrowed(fills)
     n_trades = 0
     for k in range(ts.shape[0]):
         step(g, s, p, i, float(ts[k]), o[k], h[k], low[k], c[k], int(action[k]), confidence[k], head, fills)
@@ -478,3 +479,14 @@ def _run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndar
         equity_out[k] = head[H_EQUITY]
         held_out[k] = s[i, QTY] > 0.0
     return n_trades
+
+
+def run_series(g: np.ndarray, s: np.ndarray, p: np.ndarray, i: int, ts: np.ndarray, o: np.ndarray,
+               h: np.ndarray, low: np.ndarray, c: np.ndarray, action: np.ndarray, confidence: np.ndarray,
+               equity_out: np.ndarray, held_out: np.ndarray, trades: np.ndarray) -> int:
+    """``step`` over every candle of one symbol (the backtest); returns the number of trades written, or -1
+    when ``trades`` is full (the caller grows it and runs again). Compiled ahead of time when built and the
+    arguments fit its signature, else numba's JIT (or CPython under ``TRADING_AGENT_JIT=0``)."""
+    args = (g, s, p, i, ts, o, h, low, c, action, confidence, equity_out, held_out, trades, np.zeros(NH),
+            np.zeros((2, NF)))
+    return int(series_runner(*args)(*args))

@@ -29,7 +29,7 @@ def _run(runner_of: str, limits: RiskLimits) -> tuple[np.ndarray, np.ndarray, np
     n = len(candles)
     equity, held, trades = np.empty(n), np.zeros(n, dtype=np.bool_), np.zeros((n, kernel.NT))
     args = (core.g.copy(), core.s.copy(), core.p, i, candles.ts, candles.open, candles.high, candles.low,
-            candles.close, action, confidence, equity, held, trades)
+            candles.close, action, confidence, equity, held, trades, np.zeros(kernel.NH), np.zeros((2, kernel.NF)))
     if runner_of == "aot":
         runner = kernel.series_runner(*args)
     else:
@@ -54,7 +54,7 @@ def test_ahead_of_time_and_jit_kernels_agree_exactly() -> None:
 def test_arguments_outside_the_signature_go_to_the_jit() -> None:
     f = np.zeros(3)
     args = (f, np.zeros((1, kernel.NS)), f, 0, np.zeros(3, dtype=np.int32), f, f, f, f, np.zeros(3, dtype=np.int64),
-            f, f, np.zeros(3, dtype=np.bool_), np.zeros((1, kernel.NT)))
+            f, f, np.zeros(3, dtype=np.bool_), np.zeros((1, kernel.NT)), np.zeros(kernel.NH), np.zeros((2, kernel.NF)))
     assert kernel.series_runner(*args) is kernel._run_series
 
 
