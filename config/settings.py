@@ -118,6 +118,13 @@ class ExchangeSettings(_EnvSection):
                 raise ConfigError(f"{variable} is not set: TRADING_MODE=live sends orders to {self.id} and needs "
                                   f"the account's {needs} (a trade-only key; or set TRADING_MODE=paper)")
 
+    def credentials(self) -> dict[str, str]:
+        """The keys as ccxt takes them (``apiKey``, ``secret``, ``password``): only for the live exchange client,
+        never logged, never given to strategy or model code."""
+        found = {"apiKey": self.api_key, "secret": self.api_secret, "password": self.api_password}
+        return {name: value.get_secret_value().strip() for name, value in found.items()
+                if value is not None and value.get_secret_value().strip()}
+
     def spec(self) -> ExchangeSpec:
         from engine.exchange.client import ExchangeSpec
 

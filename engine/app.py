@@ -231,6 +231,9 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
     """Everything wired, nothing running. The single-engine lock is the database's own unless a
     ``store`` (then no lock, unless one is given) is passed in."""
     clock = clock or LiveClock()
+    if settings.exchange.live and config.feed.source != "exchange":
+        raise ConfigError(f"TRADING_MODE=live trades on the exchange's own candles: set [feed] source = \"exchange\" "
+                          f"(it is {config.feed.source!r})")
     strategies, strategy = build_strategy(config, settings.models_dir, clock)  # a refusal: before anything opens
     if store is None:
         database = settings.database
@@ -246,11 +249,17 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
             raise DatabaseUnavailable(unavailable_text(url, exc)) from None
         lock = lock or lock_for(url)
     bus = EventBus()
-    if feeds is None and config.feed.source == "exchange" and venue is None:
+    live = settings.exchange.live
+    if venue is None and (live or (feeds is None and config.feed.source == "exchange")):
         venue = make_venue(settings.exchange, config)
     feeds = feeds if feeds is not None else build_feeds(venue, config, clock, clock_ready)
     core = TradingCore(limits=strategy.limits(config.risk.to_core()), costs=config.paper.to_core(),
-                       filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock)
+                       filters=config.signal_filters.to_core(), starting_cash=config.paper.starting_cash, clock=clock,
+                       paper=not live, fills="exchange" if live else "kernel")
+    if live:
+        assert venue is not None
+        extra.setdefault("live", live_parts(venue, store, clock, config))
+        extra.setdefault("mode", "live")
     engine = LiveEngine(core=core, store=store, feeds=feeds, models=strategy.models, clock=clock, bus=bus,
                         timeframe=config.trading.timeframe,
                         poll_interval=poll_interval if poll_interval is not None else config.trading.update_interval,
@@ -263,13 +272,29 @@ async def build(settings: Settings, config: TradingConfig, *, clock: Clock | Non
 
 
 def make_venue(exchange: ExchangeSettings, config: TradingConfig) -> Venue:
-    """The configured exchange through ccxt; ConfigError for an unknown id, a missing sandbox or an interval the
-    exchange does not offer (each one line)."""
+    """The configured exchange through ccxt, with the account's keys in live mode; ConfigError for an unknown id, a
+    missing sandbox or an interval the exchange does not offer (each one line)."""
+    from engine.exchange.client import create
     from engine.exchange.venue import Venue
 
-    venue = Venue(exchange.spec())
+    spec = exchange.spec()
+    venue = Venue(spec, exchange=create(spec, exchange.credentials()) if exchange.live else None)
     venue.check_timeframe(config.trading.timeframe)
     return venue
+
+
+def live_parts(venue: Venue, store: Store, clock: Clock, config: TradingConfig) -> Any:
+    """What the live engine trades with (``engine.live.trader.LiveParts``): the order manager over ``store`` and
+    ``venue``, and the ``[live]`` guards and timings."""
+    from engine.live.orders import OrderManager
+    from engine.live.trader import Guards, LiveParts
+    from engine.live.types import OrderSettings
+
+    section = config.live
+    settings = OrderSettings(grace_s=section.unknown_grace, limit_timeout_s=section.limit_order_timeout)
+    return LiveParts(manager=OrderManager(store, venue, clock, settings), venue=venue,
+                     guards=Guards(section.max_order_notional, section.max_daily_notional),
+                     poll_interval=min(1.0, max(0.05, config.trading.update_interval)))
 
 
 async def check_markets(venue: Venue, symbols: list[str]) -> bool:

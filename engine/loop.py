@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -36,6 +36,9 @@ from engine.events import EngineEvent, EngineStarted, EngineStopped, EventBus, F
 from engine.feeds.base import DEFAULT_HISTORY, FeedError, Tick
 from engine.ports import Broker, Clock, MarketData, ReportsEvents, Store
 from engine.strategy_choice import PreparedStrategy, StrategyCatalog
+
+if TYPE_CHECKING:
+    from engine.live.trader import LiveParts, LiveTrader
 
 log = structlog.get_logger("engine.loop")
 
@@ -94,9 +97,19 @@ class LiveEngine:
                  poll_interval: float, stale_after: int = 3, heartbeat_interval: float = 60.0,
                  mode: str = "paper", ticker_interval: float = 0.0, history: int = DEFAULT_HISTORY,
                  broker: Broker | None = None, rules: Mapping[str, MarketRules] | None = None,
-                 strategies: StrategyCatalog | None = None, strategy: PreparedStrategy | None = None) -> None:
+                 strategies: StrategyCatalog | None = None, strategy: PreparedStrategy | None = None,
+                 live: LiveParts | None = None) -> None:
         self.core = core
         self.store = store
+        self.lock = asyncio.Lock()
+        self.trader: LiveTrader | None = None
+        if live is not None:  # TRADING_MODE=live: the exchange fills the core's orders (engine.live.trader)
+            from engine.live.trader import LiveBroker, LiveTrader
+
+            self.trader = LiveTrader(core=core, manager=live.manager, venue=live.venue, lock=self.lock,
+                                     commit=self._commit_result, clock=clock, price=self._price, guards=live.guards)
+            broker = LiveBroker(core, self.trader)
+            self.order_poll_interval = live.poll_interval
         self.broker: Broker = PaperBroker(core) if broker is None else broker
         self.clock = clock
         self.bus = bus
@@ -114,7 +127,6 @@ class LiveEngine:
                         for s in feeds}
         core.sources.update({s: signal_source(models[s]) for s in feeds})  # named in the reason of signal fills
         self.set_rules(rules or {})
-        self.lock = asyncio.Lock()
         self.commands = Commands(core=core, broker=self.broker, store=store, clock=clock, lock=self.lock,
                                  commit_locked=self.commit_locked, swap=self._swap_model, symbols=tuple(self.symbols),
                                  paper=mode == "paper", strategies=strategies, strategy=strategy,
@@ -146,11 +158,22 @@ class LiveEngine:
             for symbol, st in self.symbols.items():
                 st.last_seen = self.core.last_candle_ts.get(symbol)
                 st.stale = symbol in self.core.stale
+            if self.trader is not None:
+                self.trader.restore(saved.get("live"))
         await self.commit_action((EngineStarted(ts=self.started_ms, mode=self.mode, unclean_restart=unclean_restart),))
+        if self.trader is not None:
+            try:  # the orders of the last run asked about and booked before any new decision
+                await self.trader.startup()
+            except Exception as exc:
+                log.warning("live_startup_incomplete", error=str(exc) or type(exc).__name__,
+                            action="the order poll goes on asking")
+            self._tasks.append(asyncio.create_task(self._run_orders(), name="orders"))
+        ticker_interval = self.ticker_interval or (self.poll_interval if self.trader is not None else 0.0)
         for symbol in self.symbols:
             self._tasks.append(asyncio.create_task(self._run_symbol(symbol), name=f"symbol:{symbol}"))
-            if self.ticker_interval > 0:
-                self._tasks.append(asyncio.create_task(self._run_ticker(symbol), name=f"ticker:{symbol}"))
+            if ticker_interval > 0:
+                self._tasks.append(asyncio.create_task(self._run_ticker(symbol, ticker_interval),
+                                                       name=f"ticker:{symbol}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         log.info("engine_started", mode=self.mode, symbols=list(self.symbols), restored=self.restored)
 
@@ -269,17 +292,22 @@ class LiveEngine:
         st.last_signal = step.signal
         for event in step.events:
             self.bus.publish(event)
+        if self.trader is not None and step.orders:
+            await self.trader.send_pending()  # the decision's order goes out now, not at the next poll
         return True
 
     # ------------------------------------------------------------------ prices between candles
 
-    async def _run_ticker(self, symbol: str) -> None:
-        """Keep ``st.tick`` fresh: one ticker request every ``ticker_interval`` seconds. A failure keeps the
-        previous price (its age shows how old it is) and is logged once until the ticker answers again."""
+    async def _run_ticker(self, symbol: str, interval: float) -> None:
+        """Keep ``st.tick`` fresh: one ticker request every ``interval`` seconds. A failure keeps the
+        previous price (its age shows how old it is) and is logged once until the ticker answers again. Live, every
+        price is checked against the position's stop, trailing stop and target (an exit goes out at once)."""
         st = self.symbols[symbol]
         while not self._stopping.is_set():
             try:
                 st.tick = await st.feed.ticker()
+                if self.trader is not None and st.tick.kind == "ticker":
+                    await self.trader.check_exits(symbol, st.tick.price, st.tick.ts)
                 if st.ticker_error:
                     log.info("ticker_recovered", symbol=symbol)
                 st.ticker_error = ""
@@ -290,7 +318,34 @@ class LiveEngine:
                 if not st.ticker_error:
                     log.warning("ticker_error", symbol=symbol, error=error)
                 st.ticker_error = error or "unknown error"
-            await asyncio.sleep(self.ticker_interval)
+            await asyncio.sleep(interval)
+
+    async def _run_orders(self) -> None:
+        """Live: the orders not final asked about, their fills booked, and the orders waiting sent, every
+        ``order_poll_interval`` seconds or at once when a command queued one."""
+        assert self.trader is not None
+        trader = self.trader
+        failing = ""
+        while not self._stopping.is_set():
+            try:
+                await trader.poll()
+                if failing:
+                    log.info("order_poll_recovered")
+                failing = ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+                if error != failing:
+                    log.warning("order_poll_failed", error=error)
+                failing = error
+            trader.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(trader.wake.wait(), self.order_poll_interval)
+
+    def _price(self, symbol: str) -> float | None:
+        found = self.market_price(symbol)
+        return None if found is None else found.price
 
     def market_price(self, symbol: str) -> MarketPrice | None:
         """The freshest price known for ``symbol``: the ticker's when it is newer than the last candle's
@@ -319,7 +374,11 @@ class LiveEngine:
         blob = {**core.snapshot(), "paused": bool(core.paused), "risk_state": core.state.value,
                 "halted_reason": core.state_reason if halted else None}
         switched = self.commands.saved_strategy()  # a strategy switched at run time: kept across a restart
-        return blob if switched is None else {**blob, "strategy": switched}
+        if switched is not None:
+            blob["strategy"] = switched
+        if self.trader is not None:  # the orders sent and what of them is booked: committed with the books
+            blob["live"] = self.trader.snapshot()
+        return blob
 
     async def _check_stale(self, st: SymbolState) -> None:
         now = self.clock.now_ms()
@@ -364,9 +423,21 @@ class LiveEngine:
             await self.commit_locked(events, orders)
 
     async def commit_locked(self, events: tuple[EngineEvent, ...], orders: tuple[OrderRequest, ...] = ()) -> None:
+        await self._commit_result(None, events, orders)
+        if orders and self.trader is not None:
+            self.trader.wake.set()  # an operator's order: sent at once
+
+    async def _commit_result(self, result: StepResult | None, events: tuple[EngineEvent, ...],
+                             orders: tuple[OrderRequest, ...]) -> None:
+        """Persist a change made outside a candle's step (an action, or fills the exchange reported: ``result``)
+        with the engine's state, in one transaction, under the held lock; then publish its events."""
         pf = self.core.portfolio
-        rec = StepRecord(None, None, self.clock.now_ms(), orders, (), (), events, None, pf.equity(), pf.cash,
-                         pf.views(), self.state_blob())
+        if result is not None:
+            orders = (*orders, *result.orders)
+            events = (*events, *result.events)
+        rec = StepRecord(None if result is None else result.symbol, None, self.clock.now_ms(), orders,
+                         () if result is None else tuple(result.fills), () if result is None else tuple(result.trades),
+                         events, None, pf.equity(), pf.cash, pf.views(), self.state_blob())
         await self.store.record_step(rec)
         for event in events:
             self.bus.publish(event)

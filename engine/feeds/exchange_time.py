@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -33,8 +34,9 @@ class ExchangeTime:
     """A clock following the exchange's time: a lower bound of the exchange's time, never ahead.
 
     Each sample is (server time, wall time before the request, wall time after it). The rate is the
-    best lower bound ``(S_n - S_0) / (after_n - before_0)`` seen since start-up (it tightens as the
-    baseline grows), and "now" is extrapolated from the best sample's *after* time: both
+    best lower bound ``(S_n - S_i) / (after_n - before_i)`` seen since start-up, over the last ``ANCHORS`` samples
+    i (it tightens as the baseline grows; a clock that stood still for a while, as a fake exchange held at its
+    start, is followed at its rate once it runs), and "now" is extrapolated from the best sample's *after* time: both
     errors make the clock lag, never lead (a leading clock would take the exchange's open candle for
     a closed one). Against a real exchange the rate bound is within 2 % of 1 and taken as exactly 1:
     the OffsetClock of ``exchange_clock``, re-synced now and then. Against the fake exchange's scaled
@@ -43,7 +45,7 @@ class ExchangeTime:
     def __init__(self, server_ms: int, before_ms: int, after_ms: int, *,
                  wall: Callable[[], int] | None = None, synced: bool = True) -> None:
         self._now_wall = wall or self.wall_ms
-        self._anchor = (server_ms, before_ms)
+        self._anchors: deque[tuple[int, int]] = deque([(server_ms, before_ms)], maxlen=ANCHORS)
         self._server = server_ms
         self._wall = after_ms
         self.rate = 1.0
@@ -74,14 +76,15 @@ class ExchangeTime:
 
     def resync(self, server_ms: int, before_ms: int, after_ms: int) -> None:
         if not self.synced:  # the first answer since start: the exchange's time replaces the stand-in
-            self._anchor = (server_ms, before_ms)
+            self._anchors = deque([(server_ms, before_ms)], maxlen=ANCHORS)
             self._server, self._wall, self._last, self.synced = server_ms, after_ms, 0, True
             return
-        s0, b0 = self._anchor
-        span = after_ms - b0
-        if span > 0 and server_ms > s0:
-            self._low = max(self._low, (server_ms - s0) / span)  # every sample's bound holds: keep the best
-            self.rate = 1.0 if abs(self._low - 1.0) < 0.02 else self._low
+        for s0, b0 in self._anchors:  # each earlier sample bounds the rate since it: keep the best bound
+            span = after_ms - b0
+            if span >= MIN_SPAN_MS and server_ms > s0:
+                self._low = max(self._low, (server_ms - s0) / span)
+        self.rate = 1.0 if abs(self._low - 1.0) < 0.02 else self._low
+        self._anchors.append((server_ms, before_ms))
         # both are lower bounds of the exchange's time at after_ms: keep the better one (a slow request
         # gives a poor sample)
         previous = self._server + int((after_ms - self._wall) * self.rate)
@@ -92,6 +95,8 @@ class ExchangeTime:
         return 60.0 if self.rate == 1.0 else 1.0
 
 
+ANCHORS = 32  # the earlier samples the rate is bounded against (the first of them: since start-up)
+MIN_SPAN_MS = 200  # a shorter baseline's bound would be mostly the server's millisecond rounding
 EXCHANGE_RETRY_MAX_S = 30.0  # the longest pause between attempts to reach an exchange that was down at start
 
 

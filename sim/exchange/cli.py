@@ -16,6 +16,23 @@ from engine.logs import configure_logging
 from sim.exchange.server import PERSONALITIES, FakeExchange, FakeExchangeServer
 
 
+class HeldClock(ScaledClock):
+    """A ``ScaledClock`` that stands at its start until ``release()``: several workers then see the same first
+    candles however long each takes to start."""
+
+    def __init__(self, start_ms: int, speed: float) -> None:
+        super().__init__(start_ms, speed)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._wall0 = self._wall()
+
+    def now_ms(self) -> int:
+        return self.start_ms if self.held else super().now_ms()
+
+
 def load_markets(paths: Sequence[str], timeframe: str | None) -> tuple[dict[str, CandleArrays], str]:
     """Read the CSV files; every file's name must carry the same timeframe (and match ``timeframe``)."""
     markets: dict[str, CandleArrays] = {}
@@ -68,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
                         help="a free balance of every --account (repeatable), e.g. USDT=10000")
     parser.add_argument("--commission", type=float, default=0.001, help="commission per fill (default 0.001)")
+    parser.add_argument("--hold", action="store_true",
+                        help="hold candle time at its start until POST /control/clock/release (runs side by side)")
+    parser.add_argument("--ticker-at", choices=("now", "open"), default="now",
+                        help="the ticker and market fills at the open candle's close so far (now) or its open")
     parser.add_argument("--slippage-bps", type=float, default=0.0, help="market fill slippage (default 0)")
     args = parser.parse_args(argv)
     configure_logging(level="INFO", stream=sys.stderr)  # stdout: only the "serving ... at URL" line
@@ -75,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         markets, timeframe = load_markets(args.csv, args.timeframe)
         first = min((int(a.ts[0]) for a in markets.values() if len(a)), default=0)
         start = first + args.history * timeframe_ms(timeframe)
-        fake = FakeExchange(markets, ScaledClock(start, args.speed), timeframe, personality=args.personality,
+        clock = HeldClock(start, args.speed) if args.hold else ScaledClock(start, args.speed)
+        fake = FakeExchange(markets, clock, timeframe, personality=args.personality,
                             commission=args.commission, slippage_bps=args.slippage_bps)
+        fake.ticker_at = args.ticker_at
         balances = dict(_pair(b, "=", "--balance ASSET=AMOUNT") for b in args.balance)
         for account in args.account:
             fake.add_account(*_pair(account, ":", "--account KEY:SECRET"), balances)

@@ -44,7 +44,15 @@ class ControlApi:
         return [("POST", "/control/accounts", self.add_account), ("GET", "/control/balances", self.get_balances),
                 ("POST", "/control/balances", self.set_balances), ("GET", "/control/orders", self.orders),
                 ("GET", "/control/trades", self.trades), ("POST", "/control/faults", self.inject),
-                ("DELETE", "/control/faults", self.clear_faults), ("POST", "/control/settings", self.settings)]
+                ("DELETE", "/control/faults", self.clear_faults), ("POST", "/control/settings", self.settings),
+                ("POST", "/control/clock/release", self.release_clock)]
+
+    async def release_clock(self, request: web.Request) -> web.Response:
+        """Start a clock held at its start (``--hold``): candle time runs from now on. Harmless when running."""
+        release = getattr(self.venue.clock, "release", None)
+        if release is not None:
+            release()
+        return web.json_response({"now_ms": self.venue.clock.now_ms()})
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
@@ -130,6 +138,10 @@ class ControlApi:
                 self.book.slippage_bps = float(body["slippage_bps"])
             if "time_offset_ms" in body:
                 self.book.time_offset_ms = int(body["time_offset_ms"])
+            if "ticker_at" in body:
+                if body["ticker_at"] not in ("now", "open"):
+                    raise ValueError("ticker_at must be 'now' or 'open'")
+                self.venue.ticker_at = str(body["ticker_at"])
             if "timestamp_clock" in body:
                 if body["timestamp_clock"] not in ("wall", "fake"):
                     raise ValueError("timestamp_clock must be 'wall' or 'fake'")
@@ -140,7 +152,7 @@ class ControlApi:
         price = self.book.fee_asset_price
         return web.json_response({"commission": self.book.commission, "slippage_bps": self.book.slippage_bps,
                                   "time_offset_ms": self.book.time_offset_ms,
-                                  "timestamp_clock": self.book.timestamp_clock,
+                                  "timestamp_clock": self.book.timestamp_clock, "ticker_at": self.venue.ticker_at,
                                   "fill_fraction": self.book.fill_fraction, "fee_asset": self.book.fee_asset,
                                   "fee_asset_price": None if price is None else str(price)})
 

@@ -198,6 +198,7 @@ class Venue:
         self.clock = clock
         self.timeframe = timeframe
         self.step_ms = timeframe_ms(timeframe)
+        self.ticker_at = "now"  # "open": the ticker (so market fills too) at the open candle's open
         self.retry_after_s = retry_after_s
         self.hang_s = hang_s
         self.requests = 0  # every HTTP request, any endpoint
@@ -322,9 +323,13 @@ class Venue:
         return Bar(ts, o, h, lo, c, v, True)
 
     def price(self, symbol: str) -> float | None:
-        """The ticker price now: the close so far of the newest candle that has opened (None before any)."""
+        """The ticker price now: the close so far of the newest candle that has opened (None before any); its open
+        with ``ticker_at = "open"`` (a run whose market orders fill where a paper fill does, for parity tests)."""
         lo, hi = self.span(symbol, None, None)
-        return None if hi <= lo else self.bar(symbol, hi - 1).close
+        if hi <= lo:
+            return None
+        bar = self.bar(symbol, hi - 1)
+        return bar.open if self.ticker_at == "open" else bar.close
 
     def open_at(self, symbol: str, ms: int) -> float | None:
         """The price at ``ms``: the open of the first candle opening at or after it (None if none has yet)."""

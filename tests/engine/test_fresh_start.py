@@ -70,7 +70,7 @@ async def test_a_fresh_engine_decides_at_once_and_fills_within_one_poll_interval
     k = first_entry_signal(candles, SmaCrossModel(10, 30), HISTORY + 50)
     clock = SimClock(int(candles.ts[k]) + STEP)  # candle k (an SMA cross up) has just closed
     fake = FakeExchange({SYMBOL: candles}, clock, TF)
-    poll_interval = 1.0
+    poll_interval = 3.0  # the next poll (~3 s) and the one after (~6 s) stay apart on a busy machine
     # compile the kernel first (numba, when on): the timing below is the engine's, not the compiler's
     run_backtest(candles.slice(0, 100), SmaCrossModel(10, 30), BacktestConfig(symbol=SYMBOL, step_every_candle=True))
     async with FakeExchangeServer(fake) as base_url:
@@ -87,7 +87,7 @@ async def test_a_fresh_engine_decides_at_once_and_fills_within_one_poll_interval
         filled_after = time.monotonic() - t0
         await engine.stop()
     await store.close()
-    assert filled_after <= poll_interval + 0.5, f"first fill {filled_after:.2f} s after start"
+    assert filled_after <= poll_interval * 1.5, f"first fill {filled_after:.2f} s after start"
     entry = fills[-1]  # newest first: the entry (its stop may have closed it within the same candle)
     assert (entry.order_id, entry.side.value, entry.ts) == (f"{SYMBOL}-{int(candles.ts[k])}-entry", "buy",
                                                             int(candles.ts[k + 1]))

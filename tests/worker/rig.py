@@ -79,10 +79,11 @@ class FakeExchangeProc:
 
     @classmethod
     async def start(cls, csvs: list[Path], *, speed: float, history: int = 400,
-                    port: int | None = None, personality: str = "binance") -> FakeExchangeProc:
+                    port: int | None = None, personality: str = "binance",
+                    extra: Iterable[str] = ()) -> FakeExchangeProc:
         port = port or free_port()
         args = [sys.executable, "-m", "sim.exchange", "--port", str(port), "--speed", str(speed),
-                "--history", str(history), "--personality", personality]
+                "--history", str(history), "--personality", personality, *extra]
         for csv in csvs:
             args += ["--csv", str(csv)]
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,

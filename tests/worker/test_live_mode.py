@@ -1,6 +1,6 @@
 """TRADING_MODE=live at start: each missing key is one line naming the variable (exit 2), a key is never echoed,
-and, until the live broker is wired into the worker, live is refused in one line rather than paper trading under
-a LIVE label. The keys are among the values the log redacts."""
+and live trades only on the exchange's own candles (a replay or synthetic feed is refused in one line). The keys
+are among the values the log redacts. (Live trading itself: tests/worker/test_live_trading.py.)"""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ def test_live_without_the_keys_is_one_line_naming_the_variable(tmp_path: Path, e
     assert KEY not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
 
 
-def test_live_with_keys_is_refused_until_the_broker_is_wired_and_no_key_is_shown(tmp_path: Path) -> None:
+def test_live_trades_on_the_exchanges_own_candles_only_and_no_key_is_shown(tmp_path: Path) -> None:
     proc = run_worker(tmp_path, TRADING_MODE="Live", EXCHANGE_API_KEY=KEY, EXCHANGE_API_SECRET=SECRET)
     assert proc.returncode == 2
     line = one_line(proc, "configuration error: ")
-    assert "TRADING_MODE=live" in line and "TRADING_MODE=paper" in line
+    assert "TRADING_MODE=live" in line and '[feed] source = "exchange"' in line and "synthetic" in line
     assert KEY not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
     assert not (tmp_path / "agent.db").exists()  # nothing was started
 
