@@ -50,8 +50,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="search a parameter within LOW..HIGH only (inside its declared range), or NAME=a,b among "
                         "some of its choices (repeatable)")
     p.add_argument("--storage", metavar="URL",
-                   help="where the studies live: sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB (several "
-                        "processes or machines on one study); default: study.db in --out")
+                   help="where the studies live: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB (several "
+                        "processes or machines on one study) or FILE.log (Optuna's journal file: this machine's "
+                        "processes, the least overhead per trial); default: study.db in --out")
     p.add_argument("--study", metavar="NAME",
                    help="study name (default STRATEGY-DATAFILE); a rerun with the same name continues it")
     p.add_argument("--seed", type=int, default=42, help="the sampler's seed (default 42)")
@@ -140,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.optimize.evaluate import Evaluator, Infeasible, Setup
     from engine.optimize.search import Job, workers
     from engine.optimize.space import build_space, parse_ranges
-    from engine.optimize.storage import normalise, open_storage, shown, sqlite_url
+    from engine.optimize.storage import close_storage, normalise, open_storage, shown, sqlite_url
     from engine.optimize.walkforward import make_folds
     from engine.strategy.cli import cli_params, strategy_params
     from engine.strategy.loader import strategy_class
@@ -206,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         return _report(args, outcome, studies, space, data, spec, label, name, shown(storage_url), folds, seconds)
     finally:
-        storage.engine.dispose()  # the connections closed now, not when the process ends
+        close_storage(storage)  # the connections closed now, not when the process ends
 
 
 def _report(args: argparse.Namespace, outcome: Any, studies: list[Any], space: Any, data: Any, spec: str,

@@ -61,7 +61,7 @@ class Setup:
     filters: SignalFilters
     cash: float
     objective: str
-    chunks: int = 3
+    chunks: int = 2  # kernel calls per trial: the objective is reported to the pruner after each but the last
 
     def config(self, limits: RiskLimits) -> BacktestConfig:
         return BacktestConfig(symbol=self.symbol, cash=self.cash, limits=limits, costs=self.costs,

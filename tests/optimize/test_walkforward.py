@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -72,20 +73,21 @@ def test_a_seeded_study_is_reproducible(optimize: Callable[..., Ran]) -> None:
     assert trials(other) != trials(first)
 
 
-def test_a_resumed_sqlite_study_continues_its_count(optimize: Callable[..., Ran], tmp_path: object) -> None:
-    from pathlib import Path
-
-    folder = Path(str(tmp_path)) / "resumed"
-    args = ("--walk-forward", "0", "--trials", "5", "--study", "mine")
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_resumed_study_continues_its_count(optimize: Callable[..., Ran], tmp_path: Path, storage: str) -> None:
+    folder = tmp_path / "resumed"
+    kept = folder / ("study.db" if storage == "sqlite" else "study.log")
+    args = ("--walk-forward", "0", "--trials", "5", "--study", "mine",
+            *(("--storage", str(kept)) if storage == "journal" else ()))
     first = optimize(*args, out=folder)
     second = optimize(*args, out=folder)
     assert first.code == second.code == 0, first.err + second.err
-    assert (folder / "study.db").is_file()
+    assert kept.is_file()
     numbers = [t["number"] for t in second.results()["folds"][0]["trials"]]
     assert numbers == list(range(10))
     assert second.results()["folds"][0]["trials_now"] == 5
     assert "IN-SAMPLE" in second.out and "not a forecast" in second.out
     assert second.results()["in_sample_only"] is True
-    changed = optimize("--walk-forward", "0", "--trials", "5", "--study", "mine", "--objective", "return", out=folder)
+    changed = optimize(*args, "--objective", "return", out=folder)
     assert changed.code == 2 and changed.err.count("\n") == 1
     assert "study 'mine:in-sample' was made for objective 'sharpe', not 'return'" in changed.err
