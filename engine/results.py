@@ -9,11 +9,13 @@ per-trade computation over the store's trades in their order (exit time, then id
 
 from __future__ import annotations
 
+import operator
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 
 from engine.core.types import DAY_MS, Trade
 from engine.views import UNTAGGED, DayView, SymbolPerformance, TagPerformance
@@ -35,6 +37,11 @@ class Figures:
     worst_pnl_pct: float | None
 
 
+Figured = tuple[int, str, int, float, float, float, "str | None", "str | None", str]
+"""What the figures need of a stored trade: id, symbol, exit_time, pnl, fee, pnl_pct, entry_tag, exit_tag,
+exit_reason (``engine.store.ledger.FIGURE_COLUMNS``)."""
+
+
 class _Group:
     """One group's trades in the store's order (exit time, then id), as columns."""
 
@@ -51,6 +58,19 @@ class _Group:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def extend(self, rows: Sequence[Figured]) -> None:
+        """Append rows that come after every trade here, in the store's order."""
+        if not rows:
+            return
+        ids, _, exits, pnl, fee, pct, *_ = zip(*rows, strict=True)  # columns
+        self.ids.extend(array("q", ids))
+        self.exits.extend(array("q", exits))
+        self.pnl.extend(array("d", pnl))
+        self.fee.extend(array("d", fee))
+        self.pct.extend(array("d", pct))
+        self.won.extend(array("b", map(operator.gt, pnl, repeat(0))))
+        self._figures = None
 
     def add(self, trade_id: int, t: Trade) -> None:
         n = len(self.ids)
@@ -99,6 +119,30 @@ class ClosedTrades:
         self._periods: dict[tuple[int, int], Figures] = {}
         self.version = 0
         self.add(rows)
+
+    @classmethod
+    def loaded(cls, rows: Sequence[Figured], recent: Sequence[tuple[int, Trade]]) -> ClosedTrades:
+        """The model of the stored trades: ``rows`` of every one in the store's order (exit time, then id), and
+        the newest ``RECENT`` of them whole, in the same order."""
+        model = cls()
+        model._all.extend(rows)
+        for groups, column in ((model._symbol, 1), (model._entry, 6), (model._exit, 7)):
+            members: dict[str, list[Figured]] = {}
+            if column == 1:
+                for r in rows:
+                    members.setdefault(r[1], []).append(r)
+            elif column == 6:
+                for r in rows:
+                    members.setdefault(r[6] or UNTAGGED, []).append(r)
+            else:
+                for r in rows:
+                    members.setdefault(r[7] or r[8], []).append(r)
+            for key, mine in members.items():
+                groups[key] = group = _Group()
+                group.extend(mine)
+        model._recent = [(t.exit_time, trade_id, t) for trade_id, t in recent[-RECENT:]]
+        model.version = 1
+        return model
 
     def __len__(self) -> int:
         return len(self._all)

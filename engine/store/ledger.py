@@ -19,13 +19,15 @@ from sqlalchemy import Row, delete, event, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.core.types import Fill, PositionView, Side, StepRecord, Trade
-from engine.results import ClosedTrades
+from engine.results import RECENT, ClosedTrades
 from engine.store.sessions import Repository, stamped
 from engine.store.tables import CashLedgerRow, EquitySnapshotRow, PositionRow, TradeRow, now_ms
 
 LEDGER_READS = "ledger_reads"
 """The key of the store's ``LedgerReads`` in the info of its write sessions (``Store._sessions``)."""
 
+FIGURE_COLUMNS = (TradeRow.id, TradeRow.symbol, TradeRow.exit_time, TradeRow.pnl, TradeRow.fee, TradeRow.pnl_pct,
+                  TradeRow.entry_tag, TradeRow.exit_tag, TradeRow.exit_reason)  # engine.results.Figured
 TRADE_COLUMNS = (TradeRow.id, TradeRow.symbol, TradeRow.side, TradeRow.entry_time, TradeRow.exit_time,
                  TradeRow.entry_price, TradeRow.exit_price, TradeRow.quantity, TradeRow.fee, TradeRow.pnl,
                  TradeRow.exit_reason, TradeRow.pnl_pct, TradeRow.entry_tag, TradeRow.exit_tag)
@@ -56,12 +58,14 @@ class LedgerReads:
                 return self.closed
             self._pending = []
             try:
-                query = select(*TRADE_COLUMNS).order_by(TradeRow.exit_time, TradeRow.id)
-                async with sessions.begin() as session:
-                    rows = (await session.execute(query)).all()
-                closed = ClosedTrades((row.id, trade_from_row(row)) for row in rows)
+                order = (TradeRow.exit_time, TradeRow.id)
+                async with sessions.begin() as session:  # one snapshot for both
+                    rows = (await session.execute(select(*FIGURE_COLUMNS).order_by(*order))).all()
+                    newest = (await session.execute(select(*TRADE_COLUMNS).order_by(*(c.desc() for c in order))
+                                                    .limit(RECENT))).all()
+                closed = ClosedTrades.loaded(rows, [(row.id, trade_from_row(row)) for row in reversed(newest)])
                 if self._pending:  # committed during the load: some may be in it already
-                    loaded = {row.id for row in rows}
+                    loaded = {row[0] for row in rows}
                     closed.add(r for r in self._pending if r[0] not in loaded)
                 self.closed = closed
             finally:

@@ -133,14 +133,14 @@ def statements(store: Store) -> Iterator[list[str]]:
 
 
 async def test_reads_after_the_first_cost_no_query_however_many_trades(store: Store) -> None:
-    rows_loaded: dict[int, int] = {}
+    loads: dict[int, int] = {}  # queries of the first read
     for n in (300, 3_000):
         await record(store, make_trades(n - len(await store.trades_between(0, END)), seed=n), first=10 * n)
         fresh = Store(store._engine)  # a new process's store over the same database
         with statements(fresh) as first:
             closed = await fresh.closed_trades()
-        assert len(closed) == n and len([s for s in first if s.startswith("SELECT")]) == 1  # one query loads them
-        rows_loaded[n] = len(closed)
+        assert len(closed) == n
+        loads[n] = len([s for s in first if s.startswith("SELECT")])
         more = make_trades(6, seed=n + 1)
         await record(fresh, more, first=20 * n)
         with statements(fresh) as later:
@@ -153,7 +153,7 @@ async def test_reads_after_the_first_cost_no_query_however_many_trades(store: St
         assert later == []  # the reads after it: none, at 300 trades as at 3,000
         assert len(closed) == n + 6
         await assert_matches(fresh, closed)
-    assert rows_loaded == {300: 300, 3_000: 3_000}
+    assert loads == {300: 2, 3_000: 2}  # the figures of every trade, the newest whole: as many at 3,000 as at 300
 
 
 async def test_equity_before_is_kept_once_a_later_snapshot_exists(store: Store) -> None:
