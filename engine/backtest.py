@@ -63,10 +63,8 @@ BLOCK = 65_536
 
 
 def model_signals(model: GenericTradingModel, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
-    """Batched model output as (action, confidence) per candle, computed in blocks to bound memory.
-
-    Each block is extended back by ``lookback - 1`` candles, so every row sees the same trailing window
-    as in one whole-series call (and as the live loop's per-candle call)."""
+    """The model's (action, confidence) per candle, as the backtest computes them: a strategy's over the whole
+    series, sma-cross's directly (``series_signals``), any other model's in blocks (``block_signals``)."""
     action, confidence, _ = _signals_and_tags(model, candles)
     return action, confidence
 
@@ -86,6 +84,16 @@ def _signals_and_tags(model: GenericTradingModel, candles: CandleArrays) -> tupl
                (signals.enter_tag, signals.exit_tag))
         del signals
         return out
+    whole_series = getattr(model, "series_signals", None)  # SmaCrossModel's: the same signals, computed directly
+    if whole_series is not None:
+        action, confidence = whole_series(candles)
+        return action, confidence, (None, None)
+    return (*block_signals(model, candles), (None, None))
+
+
+def block_signals(model: GenericTradingModel, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(action, confidence) per candle from the model's ``features`` and ``predict_proba``, in blocks of ``BLOCK``
+    candles each extended back by ``lookback - 1`` (the live loop's reading of a model, over a whole series)."""
     n = len(candles)
     action = np.empty(n, dtype=np.int64)
     confidence = np.empty(n)
@@ -95,7 +103,7 @@ def _signals_and_tags(model: GenericTradingModel, candles: CandleArrays) -> tupl
         lo = max(0, start - back)
         x = model.features(candles.slice(lo, stop))[start - lo:]
         action[start:stop], confidence[start:stop] = signals_from_proba(model.predict_proba(x))
-    return action, confidence, (None, None)
+    return action, confidence
 
 
 def run_backtest(candles: CandleArrays, model: GenericTradingModel, config: BacktestConfig,

