@@ -175,19 +175,22 @@ def compute_metrics(result: BacktestResult, candles: CandleArrays, costs: Costs)
     step_ms = span_ms / (n - 1) if n > 1 else float(DAY_MS)
     years = (span_ms + step_ms) / YEAR_MS
     per_year = YEAR_MS / step_ms
-    prev = np.empty(n)
-    prev[0] = start
-    prev[1:] = eq[:-1]
-    rets = eq / prev - 1.0  # per-candle returns (one temporary at a time: long series stay small)
-    del prev
+    rets = np.empty(n)  # per-candle returns, eq / previous eq - 1 (in place: one temporary for long series)
+    if n:
+        rets[0] = eq[0] / start
+        np.divide(eq[1:], eq[:-1], out=rets[1:])
+    rets -= 1.0
     mean = float(rets.mean()) if n else 0.0
     std = float(rets.std()) if n else 0.0
     np.minimum(rets, 0.0, out=rets)
-    downside = float(np.sqrt(np.mean(rets * rets))) if n else 0.0
+    np.multiply(rets, rets, out=rets)
+    downside = float(np.sqrt(np.mean(rets))) if n else 0.0
     del rets
     peak = np.maximum.accumulate(eq)
     np.maximum(peak, start, out=peak)
-    drawdown = max(0.0, float(np.max(1.0 - eq / peak))) if n else 0.0
+    np.divide(eq, peak, out=peak)
+    np.subtract(1.0, peak, out=peak)  # the drawdown per candle, 1 - eq / peak
+    drawdown = max(0.0, float(np.max(peak))) if n else 0.0
     del peak
     pnls = np.array([t.pnl for t in result.trades])
     wins = pnls[pnls > 0].sum() if pnls.size else 0.0

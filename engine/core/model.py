@@ -147,7 +147,11 @@ class SmaCrossModel:
         """(action, confidence) per candle of a whole series, as ``signals_from_proba(predict_proba(features))``
         gives them (tests/engine/test_series_signals.py) without the feature and probability columns (a backtest
         of 1 M candles: ~2.5x faster): ENTER on a cross up, EXIT on a cross down, else HOLD; confidence 1."""
-        now = _side(sma(candles.close, self.fast), sma(candles.close, self.slow))
+        fast, slow = sma(candles.close, self.fast), sma(candles.close, self.slow)
+        now = np.empty(fast.shape[0], dtype=np.int8)
+        for at in range(0, now.shape[0], 65_536):  # _side is per element: in blocks, its temporaries stay small
+            now[at:at + 65_536] = _side(fast[at:at + 65_536], slow[at:at + 65_536])
+        del fast, slow
         before = np.zeros_like(now)  # the first candle's previous averages are NaN: level
         before[1:] = now[:-1]
         action = ((before < 0) & (now > 0)).astype(np.int64)

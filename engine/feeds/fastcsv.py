@@ -48,6 +48,8 @@ def fast_columns(path: str | os.PathLike[str], start: int, names: Sequence[str])
     parse = pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(column_types={name: pa.float64() for name in names}, null_values=[],
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
+    # malloc's pool: the chunks' buffers go back when freed (mimalloc, pyarrow's default, kept ~8 MB of them)
+    pool = pa.system_memory_pool()
     out = [np.empty(rows) for _ in names]
     at = 0
     try:
@@ -61,7 +63,7 @@ def fast_columns(path: str | os.PathLike[str], start: int, names: Sequence[str])
                 text, rest = text[:cut], text[cut:]
                 if text:
                     table = pacsv.read_csv(pa.py_buffer(text), read_options=read, parse_options=parse,
-                                           convert_options=convert)
+                                           convert_options=convert, memory_pool=pool)
                     if at + table.num_rows > rows:
                         return None
                     for k, column in enumerate(table.columns):
