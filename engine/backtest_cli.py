@@ -288,11 +288,16 @@ def _backtest(candles: CandleArrays, entry: Entry, config: BacktestConfig, quiet
 
 def run(args: argparse.Namespace) -> int:
     from config.trading import ConfigError, load_trading_config
-    from engine.logs import configure_logging
 
-    configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
     try:
         cfg = load_trading_config(args.config)
+        specs = args.strategies or [cfg.trading.strategy]
+        if args.model is not None or any(spec.strip() != "sma-cross" for spec in specs):
+            # a trained model or a strategy's code may log; sma-cross's own path logs nothing and so does not
+            # import structlog (~30 ms)
+            from engine.logs import configure_logging
+
+            configure_logging(level="WARNING", stream=sys.stderr)  # stdout carries the report
         if args.model is not None and (args.strategies or args.params):
             raise ValueError("--model backtests a trained model: leave out --strategy and --param")
         trained = _trained(args)

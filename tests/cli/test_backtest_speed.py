@@ -4,6 +4,8 @@ reads it, same report, same JSON to the byte) and the JSON writer (``json.dumps(
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given
@@ -14,6 +16,7 @@ from engine.feeds.cache import MIN_BYTES, cache_path
 from engine.feeds.csvio import write_csv
 from engine.feeds.synthetic import synthetic_arrays
 from tests.cli.common import cli
+from tests.sample import sample_path
 
 START = 1_700_000_000_000 - 1_700_000_000_000 % 300_000
 
@@ -57,3 +60,15 @@ def test_the_json_writer_is_json_dumps_indent_2_byte_for_byte(trades: list[dict[
     doc = {**{k: v for k, v in extra.items() if k != "trades"}, "trades": trades}
 
     assert dumps_result(doc) == json.dumps(doc, indent=2)
+
+
+def test_an_sma_cross_backtest_does_not_import_logging_machinery() -> None:
+    # sma-cross's own path logs nothing: no structlog (nor asyncio, which it brings) in the process; a strategy's
+    # code may log, so a backtest of one configures logging as before
+    code = ("import sys; from engine.cli import main; code = main(['backtest', '--data', sys.argv[1], *sys.argv[2:]]);"
+            " print(sorted({'structlog', 'asyncio'} & set(sys.modules)), code)")
+    data = str(sample_path("BTC_USDT-5m.csv"))
+    for extra, loaded in (([], "[]"), (["--strategy", "rsi-mean-reversion"], "['asyncio', 'structlog']")):
+        out = subprocess.run([sys.executable, "-c", code, data, "--no-progress", *extra], capture_output=True,
+                             text=True, timeout=120, check=True)
+        assert out.stdout.splitlines()[-1] == f"{loaded} 0", out.stdout + out.stderr
