@@ -8,7 +8,9 @@ declared space (fast 1..500, slow 2..1000) as its own process, on a fresh SQLite
 seed 42, no plots. Two rates per run: the search's own (trials over the seconds the command reports for its
 studies: the figure the goal is about) and the whole process's (trials over its wall time from start to exit:
 imports, the look-ahead check, the workers' start, the report). ``--walk-forward 0`` backtests every trial on all
-the candles; 5 folds search in-sample windows of 4/9 of them. The CPU column is the process's with its workers.
+the candles; 5 folds search in-sample windows of 4/9 of them. The CPU column is the process's with its workers;
+trials per CPU-minute (trials over that CPU time) is what the run would do on cores of its own, which a shared
+machine's wall time does not show.
 """
 
 from __future__ import annotations
@@ -61,13 +63,13 @@ def main() -> int:
                   f"{wall:.1f} s", file=sys.stderr)
     print(f"| {'storage':<7} | {'walk-forward':>12} | {'jobs':>4} | {'trials':>6} | {'search s':>8} | "
           f"{'trials/min (search)':>19} | {'whole s':>7} | {'trials/min (whole)':>18} | {'CPU s':>6} | "
-          f"{'peak RSS MB':>11} | {'load':>4} |")
+          f"{'trials/CPU-min':>14} | {'peak RSS MB':>11} | {'load':>4} |")
     print(f"|{'-' * 9}|{'-' * 14}|{'-' * 6}|{'-' * 8}|{'-' * 10}|{'-' * 21}|{'-' * 9}|{'-' * 20}|{'-' * 8}|"
-          f"{'-' * 13}|{'-' * 6}|")
+          f"{'-' * 16}|{'-' * 13}|{'-' * 6}|")
     for kind, k, j, trials, search, wall, cpu, peak, load in rows:
         print(f"| {kind:<7} | {k if k else 'in-sample':>12} | {j:>4} | {trials:>6} | {search:>8.1f} | "
               f"{trials / search * 60:>19,.0f} | {wall:>7.1f} | {trials / wall * 60:>18,.0f} | {cpu:>6.1f} | "
-              f"{peak:>11.0f} | {load:>4.1f} |")
+              f"{trials / cpu * 60:>14,.0f} | {peak:>11.0f} | {load:>4.1f} |")
     one = {(kind, k): t / s for kind, k, j, t, s, *_ in rows if j == jobs[0]}
     for kind, k, j, t, s, *_ in rows:
         if j != jobs[0] and (kind, k) in one:

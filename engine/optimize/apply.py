@@ -97,6 +97,17 @@ def _expected(before: dict[str, Any], spec: str, params: Mapping[str, Any], stud
     return after
 
 
+def check_target(path: Path) -> None:
+    """Before a search: ConfigError (one line) when ``--apply``'s file could not be written to afterwards."""
+    if path.is_dir():
+        raise ConfigError(f"--apply {path}: is a directory, not a TOML file")
+    if path.exists():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"--apply {path}: cannot read it as TOML ({exc})") from None
+
+
 def apply_params(path: Path, spec: str, params: Mapping[str, Any], study: str) -> str:
     """Write ``params`` of ``spec`` from ``study`` into the trading config at ``path`` (module docstring); one line
     saying what was done. ConfigError (one line) when the file cannot be read, parsed or safely edited."""

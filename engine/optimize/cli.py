@@ -132,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CsvFormatError, ValueError, OSError) as exc:  # StrategyError, StorageError: ConfigErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the studies keep every finished trial; run the same command again to continue them",
+              file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -149,6 +153,10 @@ def _run(args: argparse.Namespace) -> int:
     from engine.strategy_choice import lookahead_gate
 
     cfg = load_trading_config(args.config)
+    if args.apply is not None:
+        from engine.optimize.apply import check_target
+
+        check_target(args.apply)
     spec = (args.strategy or cfg.trading.strategy).strip()
     if spec == "model":
         raise StrategyError("--strategy model: the CatBoost models have no parameters to search; name a strategy")
@@ -200,11 +208,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from engine.optimize.run import optimise
 
-    t0 = time.perf_counter()
     try:
         with workers(args.jobs, setup, storage_url, args.log_level) as pool:
+            t0 = time.perf_counter()  # the search alone: the workers have started
             outcome, studies = optimise(evaluator, storage, folds, job, pool, None if args.no_progress else Bar)
-        seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
         return _report(args, outcome, studies, space, data, spec, label, name, shown(storage_url), folds, seconds)
     finally:
         close_storage(storage)  # the connections closed now, not when the process ends

@@ -40,7 +40,7 @@ from engine.strategy.loader import strategy_class
 from engine.strategy.model import StrategyModel, strategy_limits
 from engine.strategy.params import StrategyError
 
-CACHE_BYTES = 256 * 1024 * 1024  # sma-cross's moving averages kept per process
+CACHE_BYTES = 128 * 1024 * 1024  # sma-cross's moving averages kept per process
 
 
 class Infeasible(Exception):  # not an error: a point of the space the strategy refuses

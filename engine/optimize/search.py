@@ -141,6 +141,10 @@ class Workers:
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
                                          initargs=(setup, storage_url, level))
+        # every worker started (imports, the strategy loaded, the storage opened) before the first study: a task
+        # long enough that each one goes to a process of its own
+        for started in [self._pool.submit(time.sleep, 0.2) for _ in range(jobs)]:
+            started.result()
 
     def run(self, job: Job, watch: Callable[[], None]) -> int:
         """``job.trials`` split between the workers (exactly that many in all); ``watch`` is called twice a second

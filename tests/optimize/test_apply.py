@@ -53,6 +53,14 @@ def test_apply_switches_the_strategy_and_replaces_a_params_table(tmp_path: Path)
     assert doc["risk"] == {"stop_loss_pct": 0.02}
 
 
+def test_a_broken_apply_target_is_refused_before_the_search(optimize: Callable[..., Ran], tmp_path: Path) -> None:
+    config = tmp_path / "trading.toml"
+    config.write_text("[trading\n")
+    ran = optimize("--trials", "3", "--apply", str(config))
+    assert ran.code == 2 and ran.err.startswith(f"error: --apply {config}: cannot read it as TOML")
+    assert ran.err.count("\n") == 1 and not (ran.folder / "results.json").exists()
+
+
 def test_apply_to_a_broken_file_changes_nothing(tmp_path: Path) -> None:
     config = tmp_path / "trading.toml"
     config.write_text("[trading\nstrategy = 1\n")
