@@ -22,7 +22,7 @@ from telegram.ext import AIORateLimiter, Application
 from bot import auth
 from bot.confirm import wall_ms
 from bot.context import BotApplication, BotContext, context_types
-from bot.handlers import account, alerts, apitoken, basic, charts, insight, orders, risk, strategy, trading
+from bot.handlers import account, alerts, apitoken, basic, charts, insight, orders, reconcile, risk, strategy, trading
 from bot.handlers.commands import COMMANDS, Command, Role
 from bot.request import AiohttpRequest
 from config.settings import TelegramSettings
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("bot.app")
 
-HANDLER_MODULES = (basic, account, orders, trading, risk, strategy, insight, charts, alerts)
+HANDLER_MODULES = (basic, account, orders, trading, risk, strategy, reconcile, insight, charts, alerts)
 
 GENERIC_ERROR = "Sorry, something went wrong; it has been logged. Please try again."
 

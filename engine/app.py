@@ -287,14 +287,15 @@ def live_parts(venue: Venue, store: Store, clock: Clock, config: TradingConfig) 
     """What the live engine trades with (``engine.live.trader.LiveParts``): the order manager over ``store`` and
     ``venue``, and the ``[live]`` guards and timings."""
     from engine.live.orders import OrderManager
-    from engine.live.trader import Guards, LiveParts
+    from engine.live.parts import Guards, LiveParts
     from engine.live.types import OrderSettings
 
     section = config.live
     settings = OrderSettings(grace_s=section.unknown_grace, limit_timeout_s=section.limit_order_timeout)
     return LiveParts(manager=OrderManager(store, venue, clock, settings), venue=venue,
                      guards=Guards(section.max_order_notional, section.max_daily_notional),
-                     poll_interval=min(1.0, max(0.05, config.trading.update_interval)))
+                     poll_interval=min(1.0, max(0.05, config.trading.update_interval)),
+                     reconcile_interval=section.reconcile_interval)
 
 
 async def check_markets(venue: Venue, symbols: list[str]) -> bool:

@@ -21,6 +21,7 @@ from engine.core import kernel as K
 from engine.core.risk import RISK_BOUNDS
 from engine.core.types import DAY_MS, Action, OrderRequest, PositionView, Refusal, timeframe_ms
 from engine.events import ALERT_KINDS, DailySummary, EngineEvent
+from engine.live import views as live_views
 from engine.loop import LiveEngine
 from engine.ports import HasHealth, HealthReport, Records
 from engine.results import per_day, per_symbol, per_tag
@@ -39,6 +40,7 @@ from engine.views import (
     PnlView,
     PriceChartData,
     ProtectiveOrderView,
+    ReconcileView,
     SignalView,
     StatusView,
     SymbolPerformance,
@@ -123,7 +125,7 @@ class EngineFacade:
                                         max(0, now - market.ts) if market else None))
         return StatusView(self.mode, core.paused, core.state, core.state_reason, pf.equity(), pf.cash,
                           len(pf.positions), self._engine.started_ms, self.now_ms(), self.strategy,
-                          self._engine.timeframe, tuple(symbols))
+                          self._engine.timeframe, tuple(symbols), *live_views.status(self._engine.trader))
 
     def balance(self) -> BalanceView:
         core, pf = self._core, self._core.portfolio
@@ -430,6 +432,14 @@ class EngineFacade:
         return await self._commands.swap_strategy(name, params or {}, by)
 
     # ------------------------------------------------------------------ alerts
+
+    async def reconcile(self) -> ReconcileView | Refusal:
+        """Live: the books against the exchange now (``/reconcile``); paper: a refusal saying there is nothing to."""
+        return await live_views.reconcile(self._engine.trader)
+
+    async def accept_reconciliation(self, by: str = "operator") -> ReconcileView | Refusal:
+        """Live: adopt the exchange's figures where the books disagree (``/reconcile accept``); no order is sent."""
+        return await live_views.accept(self._engine.trader, by)
 
     async def daily_summary(self) -> DailySummary:
         """Build the daily summary event and put it in the outbox (the bot's JobQueue calls this)."""

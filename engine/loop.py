@@ -38,7 +38,8 @@ from engine.ports import Broker, Clock, MarketData, ReportsEvents, Store
 from engine.strategy_choice import PreparedStrategy, StrategyCatalog
 
 if TYPE_CHECKING:
-    from engine.live.trader import LiveParts, LiveTrader
+    from engine.live.parts import LiveParts
+    from engine.live.trader import LiveTrader
 
 log = structlog.get_logger("engine.loop")
 
@@ -104,12 +105,15 @@ class LiveEngine:
         self.lock = asyncio.Lock()
         self.trader: LiveTrader | None = None
         if live is not None:  # TRADING_MODE=live: the exchange fills the core's orders (engine.live.trader)
-            from engine.live.trader import LiveBroker, LiveTrader
+            from engine.live.parts import LiveBroker
+            from engine.live.trader import LiveTrader
 
             self.trader = LiveTrader(core=core, manager=live.manager, venue=live.venue, lock=self.lock,
-                                     commit=self._commit_result, clock=clock, price=self._price, guards=live.guards)
+                                     commit=self._commit_result, clock=clock, price=self._price, guards=live.guards,
+                                     symbols=tuple(feeds))
             broker = LiveBroker(core, self.trader)
             self.order_poll_interval = live.poll_interval
+            self.reconcile_interval = live.reconcile_interval
         self.broker: Broker = PaperBroker(core) if broker is None else broker
         self.clock = clock
         self.bus = bus
@@ -167,7 +171,10 @@ class LiveEngine:
             except Exception as exc:
                 log.warning("live_startup_incomplete", error=str(exc) or type(exc).__name__,
                             action="the order poll goes on asking")
-            self._tasks.append(asyncio.create_task(self._run_orders(), name="orders"))
+            self._tasks.append(asyncio.create_task(self.trader.run_orders(self._stopping, self.order_poll_interval),
+                                                   name="orders"))
+            self._tasks.append(asyncio.create_task(self.trader.run_reconcile(self._stopping, self.reconcile_interval),
+                                                   name="reconcile"))
         ticker_interval = self.ticker_interval or (self.poll_interval if self.trader is not None else 0.0)
         for symbol in self.symbols:
             self._tasks.append(asyncio.create_task(self._run_symbol(symbol), name=f"symbol:{symbol}"))
@@ -319,29 +326,6 @@ class LiveEngine:
                     log.warning("ticker_error", symbol=symbol, error=error)
                 st.ticker_error = error or "unknown error"
             await asyncio.sleep(interval)
-
-    async def _run_orders(self) -> None:
-        """Live: the orders not final asked about, their fills booked, and the orders waiting sent, every
-        ``order_poll_interval`` seconds or at once when a command queued one."""
-        assert self.trader is not None
-        trader = self.trader
-        failing = ""
-        while not self._stopping.is_set():
-            try:
-                await trader.poll()
-                if failing:
-                    log.info("order_poll_recovered")
-                failing = ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = str(exc) or type(exc).__name__
-                if error != failing:
-                    log.warning("order_poll_failed", error=error)
-                failing = error
-            trader.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(trader.wake.wait(), self.order_poll_interval)
 
     def _price(self, symbol: str) -> float | None:
         found = self.market_price(symbol)

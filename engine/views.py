@@ -33,6 +33,23 @@ class StatusView:
     strategy: str
     timeframe: str
     symbols: tuple[SymbolStatus, ...]
+    exchange: str = ""  # live: the exchange's name
+    books: str = ""  # live: the latest reconciliation in one line ("" before the first)
+    mismatches: tuple[str, ...] = ()  # live: what disagrees, one line each (entries of those symbols paused)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileView:
+    """Live: the latest reconciliation of the books with the exchange (``/reconcile``)."""
+
+    exchange: str
+    at_ms: int | None  # None: none yet
+    summary: str
+    mismatches: tuple[str, ...]
+    checks: tuple[tuple[str, float, float, bool], ...]  # asset, books, exchange, agrees
+    deferred: tuple[str, ...]
+    notes: tuple[str, ...]
+    paused: tuple[str, ...]  # symbols whose new entries are paused
 
 
 @dataclass(frozen=True, slots=True)

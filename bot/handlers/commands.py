@@ -59,6 +59,8 @@ COMMANDS: tuple[Command, ...] = (
             "show risk limits"),
     Command("strategy", "[set NAME [key=value ...]]", "the active strategy, or switch every symbol to another "
             "(open positions are kept)", Role.VIEWER, Role.ADMIN, "the active strategy, its parameters and stops"),
+    Command("reconcile", "[accept]", "live: the books against the exchange now, or adopt the exchange's figures "
+            "(no order is sent)", Role.VIEWER, Role.ADMIN, "live: the books against the exchange now"),
     Command("alerts", "[type on|silent|off]", "alert settings of this chat, or change one (viewers: in their "
             "private chat)", Role.VIEWER),
     Command("apitoken", "[revoke]", "your personal token for the HTTP API, shown once (in a private chat), or "

@@ -8,7 +8,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from bot.render.values import esc, money, pct, plural, price, qty, reason_text, signed, when
-from engine.core.events import StrategySwitched
+from engine.core.events import BooksAgree, BooksMismatch, StrategySwitched
 from engine.events import (
     DailySummary,
     EngineEvent,
@@ -126,6 +126,18 @@ def strategy_switched(e: StrategySwitched, tz: tzinfo, paper: bool) -> str:
             f"{_stamp(e.ts, tz)}")
 
 
+def books_mismatch(e: BooksMismatch, tz: tzinfo, paper: bool) -> str:
+    lines = "\n".join(f"• {esc(line)}" for line in e.lines)
+    return (f"⚠️ <b>Books disagree with {esc(e.exchange)}</b> — new entries paused for {esc(', '.join(e.symbols))}\n"
+            f"{lines}\nNo order is sent to fix it. /reconcile shows it; /reconcile accept adopts the exchange's "
+            f"figures.\n{_stamp(e.ts, tz)}")
+
+
+def books_agree(e: BooksAgree, tz: tzinfo, paper: bool) -> str:
+    by = f" · by {esc(e.by)}" if e.by else ""
+    return f"✅ <b>Books agree with {esc(e.exchange)}</b> — entries resume\n{esc(e.how)}{by}\n{_stamp(e.ts, tz)}"
+
+
 ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     OrderFilled: order_filled,
     OrderCancelled: order_cancelled,
@@ -142,6 +154,8 @@ ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     EngineStarted: engine_started,
     EngineStopped: engine_stopped,
     StrategySwitched: strategy_switched,
+    BooksMismatch: books_mismatch,
+    BooksAgree: books_agree,
 }
 
 

@@ -50,6 +50,9 @@ def status(v: StatusView, tz: tzinfo = UTC) -> str:
         f"Strategy: {esc(v.strategy)} on {esc(v.timeframe)} candles",
         f"Up since: {when(v.started_ms, tz)}",
     ]
+    if v.exchange:
+        lines.append(f"Exchange: {esc(v.exchange)} · books: {esc(v.books)}")
+        lines += [f"⚠️ {esc(line)}" for line in v.mismatches]
     for s in v.symbols:
         flags = " <b>STALE</b>" if s.stale else ""
         held = f", holding {qty(s.position_qty)}" if s.position_qty else ""

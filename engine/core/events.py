@@ -164,6 +164,28 @@ class StrategySwitched(EngineEvent):
     positions: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class BooksMismatch(EngineEvent):
+    """Live: the agent's books and the exchange disagree (``lines``: one per asset or order, naming both amounts);
+    new entries of ``symbols`` are paused until the books agree again or an admin accepts the exchange's figures."""
+
+    kind: ClassVar[str] = "reconcile"
+    exchange: str
+    lines: tuple[str, ...]
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BooksAgree(EngineEvent):
+    """Live: the books agree with the exchange again (``how``: reconciled, or the exchange's figures accepted by
+    ``by``); the paused entries resume."""
+
+    kind: ClassVar[str] = "reconcile"
+    exchange: str
+    how: str
+    by: str = ""
+
+
 EVENT_TYPES: dict[str, type[EngineEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -182,6 +204,8 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
         EngineStarted,
         EngineStopped,
         StrategySwitched,
+        BooksMismatch,
+        BooksAgree,
     )
 }
 
@@ -196,4 +220,7 @@ def to_payload(event: EngineEvent) -> dict[str, Any]:
 def event_from_payload(payload: dict[str, Any]) -> EngineEvent:
     data = dict(payload)
     cls = EVENT_TYPES[data.pop("type")]
+    for name in ("lines", "symbols"):  # tuples come back from JSON as lists
+        if isinstance(data.get(name), list):
+            data[name] = tuple(data[name])
     return cls(**data)

@@ -26,22 +26,25 @@ charged to the books' cash (the exchange did not take quote for them) and are ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
 
+from engine.core import kernel as K
 from engine.core.clock import Clock
-from engine.core.events import EngineEvent, OrderCancelled
+from engine.core.events import BooksAgree, BooksMismatch, EngineEvent, OrderCancelled
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import OrderRequest, Refusal, Side
 from engine.exchange.venue import Venue
 from engine.live.orders import OrderManager
+from engine.live.parts import Guards, SentOrder, TraderState
+from engine.live.reconcile import Accepted, Books, Reconciler, Reconciliation, accept
 from engine.live.types import LiveOrder, OrderIntent, OrderType
 
 log = structlog.get_logger(__name__)
@@ -50,54 +53,9 @@ BY_GUARD = "live guard"  # who withdrew an order the fat-finger guards refused (
 BY_EXCHANGE = "exchange"  # the exchange refused, cancelled or never placed it
 BY_RECONCILE = "reconciliation"  # entries paused by a mismatch of the books and the exchange
 EPS = 1e-12
+RECONCILE_RETRY_S = 30.0  # a reconciliation that could not be made is tried again this soon
 
 Commit = Callable[[StepResult | None, tuple[EngineEvent, ...], tuple[OrderRequest, ...]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Guards:
-    """The fat-finger guards (``[live]``): quote notional per order and per UTC day, on buys. Exits are never
-    refused by them: a stop must be able to sell what the agent holds."""
-
-    max_order_notional: float
-    max_daily_notional: float
-
-
-@dataclass(slots=True)
-class SentOrder:
-    """An order the books committed to send, and what of its fills they have booked."""
-
-    client_id: str
-    symbol: str
-    side: str
-    reason: str
-    booked: float = 0.0  # base amount filled on the exchange that the books have booked
-    cost: float = 0.0  # quote cost of that amount
-    fees: dict[str, float] = field(default_factory=dict)
-    parts: int = 0  # fills booked (a partly filled order books each part as it comes)
-
-
-@dataclass(slots=True)
-class TraderState:
-    """What the trader keeps in the engine's saved state (``state["live"]``), committed with the books."""
-
-    sent: dict[str, SentOrder] = field(default_factory=dict)  # by the engine's order id
-    day: str = ""  # the UTC day of ``day_notional``
-    day_notional: float = 0.0  # quote value of the buys sent that day
-    paused: dict[str, str] = field(default_factory=dict)  # symbol -> why new entries are paused (reconciliation)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sent": {k: asdict(v) for k, v in self.sent.items()}, "day": self.day,
-                "day_notional": self.day_notional, "paused": dict(self.paused)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> TraderState:
-        if not data:
-            return cls()
-        sent = {str(k): SentOrder(**{**v, "fees": {str(a): float(x) for a, x in (v.get("fees") or {}).items()}})
-                for k, v in (data.get("sent") or {}).items()}
-        return cls(sent=sent, day=str(data.get("day") or ""), day_notional=float(data.get("day_notional") or 0.0),
-                   paused={str(k): str(v) for k, v in (data.get("paused") or {}).items()})
 
 
 class LiveTrader:
@@ -108,9 +66,14 @@ class LiveTrader:
     ``price(symbol)`` is the market's price now (None before any)."""
 
     def __init__(self, *, core: TradingCore, manager: OrderManager, venue: Venue, lock: asyncio.Lock,
-                 commit: Commit, clock: Clock, price: Callable[[str], float | None], guards: Guards) -> None:
+                 commit: Commit, clock: Clock, price: Callable[[str], float | None], guards: Guards,
+                 symbols: tuple[str, ...] = (), reconciler: Reconciler | None = None) -> None:
         self.core = core
+        self.symbols = symbols  # the traded symbols (the core has a row for each once its first candle came)
         self.manager = manager
+        self.reconciler = reconciler or Reconciler(venue, manager.store, clock)
+        self.last: Reconciliation | None = None  # the latest reconciliation (for /status and /reconcile)
+        self._announced: tuple[str, ...] = ()  # the mismatch lines announced last (a changed set is announced)
         self.venue = venue
         self.lock = lock
         self.commit = commit
@@ -344,52 +307,152 @@ class LiveTrader:
         await self.manager.startup()
         await self.book_all()
 
+    # ------------------------------------------------------------------------------ reconciliation
+
+    def books(self) -> Books:
+        """The books as the reconciler compares them: the cash, and per base asset what the positions and dust of
+        its symbols hold (read under the lock)."""
+        holdings: dict[str, float] = {}
+        symbols: dict[str, tuple[str, str]] = {}
+        quotes = set()
+        for symbol in (*self.symbols, *(s for s in self.core.index if s not in self.symbols)):
+            market = self.venue.market(symbol)
+            symbols[symbol] = (market.base, market.quote)
+            quotes.add(market.quote)
+            i = self.core.index.get(symbol)
+            held = 0.0 if i is None else float(self.core.s[i, K.QTY]) + float(self.core.s[i, K.DUST])
+            holdings[market.base] = holdings.get(market.base, 0.0) + held
+        if len(quotes) != 1:
+            raise ValueError(f"the traded symbols are quoted in {', '.join(sorted(quotes)) or 'nothing'}: the books "
+                             "hold one cash asset, so they are reconciled only when every symbol has the same quote")
+        return Books(quote=quotes.pop(), cash=float(self.core.g[K.CASH]), holdings=holdings, symbols=symbols)
+
+    async def reconcile(self) -> Reconciliation:
+        """The books against the exchange now (the orders polled and booked first). A mismatch pauses new entries of
+        its symbols and is announced (once, until the mismatch changes); the books agreeing again resumes them."""
+        await self.poll()
+        async with self.lock:
+            books = self.books()
+        result = await self.reconciler.reconcile(books)
+        async with self.lock:
+            self.last = result
+            if not result.reconciled:
+                log.warning("reconcile_failed", error=result.error)
+                return result
+            before = dict(self.state.paused)
+            paused = {symbol: m.text for m in result.mismatches for symbol in m.symbols}
+            events: list[EngineEvent] = []
+            if result.mismatches and result.lines() != self._announced:
+                events.append(BooksMismatch(ts=self.clock.now_ms(), exchange=self.venue.name, lines=result.lines(),
+                                            symbols=result.affected_symbols()))
+                log.error("books_mismatch", exchange=self.venue.name, lines=list(result.lines()))
+            elif not result.mismatches and (before or self._announced):
+                events.append(BooksAgree(ts=self.clock.now_ms(), exchange=self.venue.name, how="reconciled"))
+                log.info("books_agree", exchange=self.venue.name)
+            self._announced = result.lines()
+            if paused != before or events:
+                self.state.paused = paused
+                await self.commit(None, tuple(events), ())
+        return result
+
+    async def accept(self, by: str) -> Accepted | Refusal:
+        """``/reconcile accept``: a fresh reconciliation, then its balance mismatches adopted into the books (the
+        exchange's holding of each base asset, its quote total for a short cash), committed with an announcement;
+        no order is sent. Order mismatches are left (the order manager or a person settles them)."""
+        result = await self.reconcile()
+        if not result.reconciled:
+            return Refusal("unreconciled", result.summary())
+        if result.ok:
+            return Refusal("nothing_to_accept", result.summary())
+        async with self.lock:
+            try:
+                accepted = accept(result, self.books())
+            except ValueError as exc:
+                return Refusal("changed", str(exc))
+            before = self.core.snapshot()
+            saved = self.state.to_dict()
+            self._adopt(accepted)
+            left = {symbol for m in accepted.left for symbol in m.symbols}
+            self.state.paused = {s: why for s, why in self.state.paused.items() if s in left}
+            self._announced = tuple(m.text for m in accepted.left)
+            event = BooksAgree(ts=self.clock.now_ms(), exchange=self.venue.name, by=by,
+                               how="the exchange's figures accepted: " + "; ".join(m.text for m in accepted.adopted))
+            try:
+                await self.commit(None, (event,), ())
+            except Exception:
+                self.core.restore(before)
+                self.state = TraderState.from_dict(saved)
+                raise
+        log.warning("books_accepted", by=by, adopted=[m.text for m in accepted.adopted])
+        return accepted
+
+    def _adopt(self, accepted: Accepted) -> None:
+        """Write the accepted figures into the core: a base asset's holding goes to its first symbol's position
+        (kept at its price, stops and entry) or, with no position, to its dust (held, not traded); the cash."""
+        books, s, now = accepted.books, self.core.s, self.clock.now_ms()
+        for m in accepted.adopted:
+            if m.asset == books.quote:
+                self.core.g[K.CASH] = books.cash
+                continue
+            symbols = [x for x in books.symbols_of(m.asset) if x in self.core.index]
+            for extra in symbols[1:]:  # one symbol holds the asset's figure; the others' holdings are folded in
+                j = self.core.index[extra]
+                s[j, K.QTY] = s[j, K.DUST] = 0.0
+            i = self.core.index[symbols[0]]
+            total = books.holdings.get(m.asset, 0.0)
+            mark = float(s[i, K.MARK])
+            if s[i, K.QTY] > 0.0 and total > s[i, K.DUST]:
+                s[i, K.QTY] = total - s[i, K.DUST]
+            else:
+                if s[i, K.QTY] > 0.0:
+                    s[i, K.QTY] = 0.0
+                if s[i, K.DUST] <= 0.0:
+                    s[i, K.DUST_AVG], s[i, K.DUST_FEE] = mark, 0.0
+                s[i, K.DUST] = max(total, 0.0)
+            log.warning("holding_adopted", asset=m.asset, symbol=symbols[0], books=m.ours, exchange=total, ts=now)
+
+
+    # ------------------------------------------------------------------------------ the engine's tasks
+
+    async def run_orders(self, stopping: asyncio.Event, interval: float) -> None:
+        """The orders not final asked about, their fills booked, and the orders waiting sent, every ``interval``
+        seconds or at once when a command queued one (``wake``), until ``stopping``."""
+        failing = ""
+        while not stopping.is_set():
+            try:
+                await self.poll()
+                if failing:
+                    log.info("order_poll_recovered")
+                failing = ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+                if error != failing:
+                    log.warning("order_poll_failed", error=error)
+                failing = error
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), interval)
+
+    async def run_reconcile(self, stopping: asyncio.Event, interval: float) -> None:
+        """The books against the exchange at start and every ``interval`` seconds (sooner again when the exchange
+        could not be read), until ``stopping``."""
+        while not stopping.is_set():
+            pause = min(interval, RECONCILE_RETRY_S)
+            try:
+                result = await self.reconcile()
+                log.info("reconciled", summary=result.summary())
+                if result.reconciled:
+                    pause = interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reconcile_error", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(pause)
+
 
 def _reason(reason: str) -> str:
     return reason if reason in ("signal", "manual", "stop_loss", "take_profit", "trailing_stop") else "manual"
 
 
-class LiveBroker:
-    """The ``engine.ports.Broker`` of live trading: an operator's order is queued in the core's pending slot as in
-    paper, and the trader sends it at once; one already sent cannot be withdrawn here (a market order fills on
-    arrival; its fills are booked as the exchange reports them)."""
-
-    def __init__(self, core: TradingCore, trader: LiveTrader) -> None:
-        self._core = core
-        self._trader = trader
-
-    def submit(self, order: OrderRequest) -> Refusal | None:
-        refusal = self._core.submit_manual(order)
-        if refusal is None:
-            self._trader.wake.set()
-        return refusal
-
-    def cancel(self, order_id: str) -> OrderRequest | Refusal:
-        sent = self._trader.state.sent.get(order_id)
-        if sent is not None:
-            return Refusal("sent", f"{order_id} was sent to the exchange as {sent.client_id}; a market order cannot "
-                                   "be withdrawn once sent (its fills are booked as they come)")
-        return self._core.cancel_manual(order_id)
-
-    def fetch_order(self, order_id: str) -> OrderRequest | None:
-        return next((o for o in self.open_orders() if o.order_id == order_id), None)
-
-    def open_orders(self) -> tuple[OrderRequest, ...]:
-        return tuple(sorted(self._core._orders.values(), key=lambda o: (o.decided_ts, o.order_id)))
-
-    def balances(self) -> dict[str, float]:
-        pf = self._core.portfolio
-        held = {symbol: p.quantity for symbol, p in pf.positions.items()}
-        held.update({symbol: d.quantity for symbol, d in pf.dust.items()})
-        return {"cash": pf.cash, **dict(sorted(held.items()))}
-
-
-@dataclass(frozen=True, slots=True)
-class LiveParts:
-    """What ``LiveEngine`` needs to trade live: the order manager, the exchange, the guards, and how often the
-    orders not final are asked about (seconds)."""
-
-    manager: OrderManager
-    venue: Venue
-    guards: Guards
-    poll_interval: float = 1.0

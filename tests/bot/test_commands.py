@@ -18,7 +18,7 @@ ADMIN_EXAMPLES = {
     "health": "/health", "version": "/version", "risk": "/risk", "alerts": "/alerts", "buy": "/buy BTCUSDT 100",
     "sell": "/sell BTCUSDT", "close": "/close BTCUSDT", "pause": "/pause", "resume": "/resume",
     "retrain": "/retrain BTCUSDT", "orders": "/orders", "cancel": "/cancel BTCUSDT-1-manual-buy",
-    "strategy": "/strategy", "apitoken": "/apitoken",
+    "strategy": "/strategy", "apitoken": "/apitoken", "reconcile": "/reconcile",
 }
 
 

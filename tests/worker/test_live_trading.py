@@ -18,6 +18,7 @@ import pytest
 from sim.botapi import BotApiEmulator
 from tests.worker.conftest import check_url, sqlite_url
 from tests.worker.rig import (
+    ADMIN,
     SYMBOLS,
     TOKEN,
     FakeExchangeProc,
@@ -27,6 +28,7 @@ from tests.worker.rig import (
     worker_env,
     write_market,
 )
+from tests.worker.test_sigterm import say, wait_texts
 
 KEY, SECRET = "AK-live-worker-5e1f", "SK-live-worker-9c0a7b"
 LIVE = {"TRADING_MODE": "live", "EXCHANGE_API_KEY": KEY, "EXCHANGE_API_SECRET": SECRET}
@@ -174,3 +176,52 @@ async def test_paper_and_live_make_the_same_trades_from_the_same_candles(
             assert live_price == pytest.approx(price, rel=1e-12), order_id
         compared += n
     assert compared >= 4, "too few trades to compare"
+
+
+async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_admin_accepts(
+        tmp_path: Path, emu: BotApiEmulator) -> None:
+    """A person moves coins on the account: the next reconciliation names the asset and both amounts (an alert and
+    /status), the symbol's entries are refused without reaching the exchange, and /reconcile accept (confirmed)
+    adopts the exchange's figure, after which the agent enters again."""
+    url = sqlite_url(tmp_path)
+    exchange = await FakeExchangeProc.start(write_market(tmp_path / "market", 3000), speed=240.0,
+                                            extra=["--account", f"{KEY}:{SECRET}", "--balance", f"{QUOTE}={FUNDS}"])
+    env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=None,
+                     trading_config=live_toml(tmp_path / "trading.toml", symbols=SYMBOLS[:1]), **LIVE)
+    base = SYMBOLS[0][:-len(QUOTE)]
+    try:
+        worker = await Worker.start(env, tmp_path)
+        await worker.wait_for("ready", 60)
+        await say(emu, "/start")
+        await worker.wait_for("reconciled", 30)
+        balances, _ = await exchange_state(exchange.base_url)
+        moved = balances.get(base, 0.0) + 0.5
+        await control(exchange.base_url, "POST", "/control/balances", api_key=KEY, balances={base: str(moved)})
+        since = len(emu.transcript(ADMIN))
+        await say(emu, "/reconcile")
+        texts = await wait_texts(emu, since, "Books disagree", "the exchange", timeout=30)
+        assert any(base in t and "+0.5" in t for t in texts), texts
+        assert base in await say(emu, "/status")
+
+        # the next entry is refused before it reaches the exchange
+        async with asyncio.timeout(90):
+            while not [e for e in worker.logged("live_order.refused") if "paused" in e.get("reason", "")]:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        _, orders = await exchange_state(exchange.base_url)
+        refused = next(e for e in worker.logged("live_order.refused") if "paused" in e.get("reason", ""))
+        assert refused["order_id"] not in {o["clientOrderId"] for o in orders}
+        buys = sum(1 for o in orders if o["side"] == "BUY")
+
+        since = len(emu.transcript(ADMIN))
+        await say(emu, "/reconcile accept", press=True)
+        await wait_texts(emu, since, "Books agree", timeout=30)
+        async with asyncio.timeout(90):  # trading resumes: the next entry reaches the exchange
+            while sum(1 for o in (await exchange_state(exchange.base_url))[1] if o["side"] == "BUY") <= buys:  # noqa: ASYNC110
+                await asyncio.sleep(0.3)
+        since = len(emu.transcript(ADMIN))
+        await say(emu, "/reconcile")
+        await wait_texts(emu, since, "the books agree with", timeout=30)
+        await stop(worker)
+    finally:
+        await exchange.stop()
+    assert await rows(url, "SELECT count(*) FROM live_orders WHERE state != 'FILLED'") == [(0,)]
