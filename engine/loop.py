@@ -300,7 +300,7 @@ class LiveEngine:
         for event in step.events:
             self.bus.publish(event)
         if self.trader is not None and step.orders:
-            await self.trader.send_pending()  # the decision's order goes out now, not at the next poll
+            await self.trader.send_pending(t0)  # the decision's order goes out now, not at the next poll
         return True
 
     # ------------------------------------------------------------------ prices between candles

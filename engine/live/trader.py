@@ -100,17 +100,18 @@ class LiveTrader:
 
     # ------------------------------------------------------------------------------ send
 
-    async def send_pending(self) -> int:
+    async def send_pending(self, decided_at: float | None = None) -> int:
         """Send every pending order not sent yet; how many went out."""
         sent = 0
         for order in self.unsent():
-            if await self.send(order.order_id):
+            if await self.send(order.order_id, decided_at):
                 sent += 1
         return sent
 
-    async def send(self, order_id: str) -> bool:
+    async def send(self, order_id: str, decided_at: float | None = None) -> bool:
         """Size, check and send the pending order ``order_id`` (see the module's docstring); False when it was
-        refused or is not pending any more."""
+        refused or is not pending any more. ``decided_at``: when the decision's step began (``time.perf_counter``),
+        for the latency logged (``live_order.latency``: to the create request, and its round trip)."""
         async with self.lock:
             order = next((o for o in self.core._orders.values() if o.order_id == order_id), None)
             if order is None or order_id in self.state.sent:
@@ -136,7 +137,12 @@ class LiveTrader:
             submitted = await self.manager.submit(ready)
         finally:
             self._sending.discard(order_id)
-        self.send_ms.append((time.perf_counter() - started) * 1000.0)
+        answered = time.perf_counter()
+        self.send_ms.append((answered - started) * 1000.0)
+        if decided_at is not None:  # a candle's decision: from its step's start (perf_counter) to the order sent
+            log.info("live_order.latency", order_id=order_id,
+                     decision_to_send_ms=round((started - decided_at) * 1e3, 3),
+                     round_trip_ms=round((answered - started) * 1e3, 3))
         await self.book(submitted.order)
         return submitted.sent
 
