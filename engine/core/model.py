@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.core.types import Candle
 
@@ -94,11 +93,58 @@ class TrainableModel(GenericTradingModel, Protocol):
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
-    """Simple moving average whose value at t uses exactly values[t-window+1 .. t] (NaN before)."""
+    """Simple moving average whose value at t uses exactly values[t-window+1 .. t] (NaN before).
+
+    Each window's sum is added in numpy's pairwise order (``_window_sums``), so the averages are, to the bit,
+    ``sliding_window_view(values, window).mean(axis=1)`` (tests/engine/test_series_signals.py), which this was:
+    summed a shifted column at a time over blocks of candles, 3-4x faster than that view's strided reduction."""
+    values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape[0], np.nan)
-    if values.shape[0] >= window:
-        out[window - 1:] = sliding_window_view(values, window).mean(axis=1)
+    rows = values.shape[0] - window + 1
+    for at in range(0, max(rows, 0), _SMA_BLOCK):
+        m = min(_SMA_BLOCK, rows - at)
+        block = out[window - 1 + at:window - 1 + at + m]
+        _window_sums(values, at, window, block)
+        block /= window
     return out
+
+
+_SMA_BLOCK = 65_536  # rows at a time: the shifted columns stay in the CPU's cache
+
+
+def _window_sums(values: np.ndarray, lo: int, n: int, out: np.ndarray) -> None:
+    """``out[r] = sum(values[lo + r:lo + r + n])`` for every row r, each added as numpy's pairwise_sum adds n
+    contiguous numbers: below 8 one by one from 0.0; up to 128 in eight running sums (element i into sum i % 8),
+    combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), then the last n % 8 one by one; above 128 the
+    first half (rounded down to a multiple of 8) plus the rest, each summed so."""
+    m = out.shape[0]
+    if n < 8:
+        out[:] = 0.0
+        for j in range(n):
+            out += values[lo + j:lo + j + m]
+        return
+    if n <= 128:
+        s = [values[lo + k:lo + k + m].copy() for k in range(8)]
+        i = 8
+        while i < n - n % 8:
+            for k in range(8):
+                s[k] += values[lo + i + k:lo + i + k + m]
+            i += 8
+        s[0] += s[1]
+        s[2] += s[3]
+        s[0] += s[2]
+        s[4] += s[5]
+        s[6] += s[7]
+        s[4] += s[6]
+        np.add(s[0], s[4], out=out)
+        for j in range(i, n):
+            out += values[lo + j:lo + j + m]
+        return
+    half = n // 2 - (n // 2) % 8
+    _window_sums(values, lo, half, out)
+    rest = np.empty(m)
+    _window_sums(values, lo + half, n - half, rest)
+    out += rest
 
 
 TIE_TOLERANCE = 1e-9

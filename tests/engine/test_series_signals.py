@@ -1,17 +1,31 @@
-"""sma-cross's signals over a whole series (``SmaCrossModel.series_signals``, what the backtest uses) are the model's
-own reading through ``features``, ``predict_proba`` and ``signals_from_proba`` in blocks (``block_signals``, the
-live loop's reading over a series), element for element: on real candles, across block boundaries, and on series
-built to make the two averages tie.
+"""The moving average is numpy's mean over each window to the bit; sma-cross's signals over a whole series
+(``SmaCrossModel.series_signals``, what the backtest uses) are the model's own reading through ``features``,
+``predict_proba`` and ``signals_from_proba`` in blocks (``block_signals``, the live loop's reading over a series),
+element for element: on real candles, across block boundaries, and on series built to make the two averages tie.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.backtest import BLOCK, block_signals, model_signals
-from engine.core.model import CandleArrays, SmaCrossModel
+from engine.core.model import CandleArrays, SmaCrossModel, sma
 from tests.engine.helpers import real_candles
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 26, 30, 50, 127, 128, 129, 136, 200, 300, 1000])
+def test_sma_is_numpys_mean_of_each_window_to_the_bit(window: int) -> None:
+    rng = np.random.default_rng(window)
+    walk = 20_000.0 * np.exp(np.cumsum(rng.normal(0, 0.003, 200_000)))  # more rows than one block of sma's
+    for values in (walk, real_candles("BTC_USDT-5m.csv").close, rng.random(window + 3) * 1e6):
+        for n in sorted({window - 1, window, window + 1, values.shape[0]}):
+            got, part = sma(values[:n], window), values[:n]
+            want = np.full(n, np.nan)
+            if n >= window:
+                want[window - 1:] = sliding_window_view(part, window).mean(axis=1)
+            assert np.array_equal(got, want, equal_nan=True), (window, n)
 
 
 def _candles(close: np.ndarray) -> CandleArrays:
