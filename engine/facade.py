@@ -137,7 +137,8 @@ class EngineFacade:
             dust.append(DustView(symbol, rules.base or symbol, d.quantity, d.mark_price, d.value, rules.quote))
             unrealized += (d.mark_price - d.avg_price) * d.quantity - d.fee  # dust is held at its cost, as a position
         return BalanceView(self.mode, pf.cash, equity, pf.exposure(), core.starting_cash, pf.realized_pnl,
-                           unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms(), tuple(dust))
+                           unrealized, pf.fees_paid, equity / core.starting_cash - 1.0, self.now_ms(), tuple(dust),
+                           *live_views.balances(self._engine.trader))
 
     def positions(self) -> tuple[PositionView, ...]:
         """Open positions, marked at the ticker's price when it is newer than the last candle's close."""

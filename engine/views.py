@@ -77,6 +77,9 @@ class BalanceView:
     total_return: float
     now_ms: int
     dust: tuple[DustView, ...] = ()  # by symbol; empty when there is none
+    exchange: str = ""  # live: the exchange's name
+    exchange_at: int | None = None  # live: when its balances were read (the latest reconciliation)
+    exchange_balances: tuple[tuple[str, float, float], ...] = ()  # live: asset, the books' figure, the exchange's
 
 
 @dataclass(frozen=True, slots=True)

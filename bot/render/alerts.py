@@ -1,5 +1,5 @@
 """The alert of each engine event (``alert_text``), as Telegram HTML; every trade alert says PAPER while the
-agent paper-trades."""
+agent paper-trades, and LIVE when it trades on the exchange."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from bot.render.values import esc, money, pct, plural, price, qty, reason_text, signed, when
-from engine.core.events import BooksAgree, BooksMismatch, StrategySwitched
+from engine.core.events import BooksAgree, BooksMismatch, LiveStarted, StrategySwitched
 from engine.events import (
     DailySummary,
     EngineEvent,
@@ -28,11 +28,13 @@ from engine.events import (
 )
 
 ALERT_PAPER = "🧪 <b>PAPER</b>"
+ALERT_LIVE = "⚡ <b>LIVE</b>"
 TRIGGERS = {"stop_loss": "Stop-loss", "take_profit": "Take-profit", "trailing_stop": "Trailing stop"}
 
 
 def _paper(paper: bool) -> str:
-    return f"{ALERT_PAPER} · " if paper else ""
+    """Every trade alert says which money it is about: PAPER, or LIVE (real orders on the exchange)."""
+    return f"{ALERT_PAPER} · " if paper else f"{ALERT_LIVE} · "
 
 
 def _stamp(ts: int | None, tz: tzinfo) -> str:
@@ -138,6 +140,12 @@ def books_agree(e: BooksAgree, tz: tzinfo, paper: bool) -> str:
     return f"✅ <b>Books agree with {esc(e.exchange)}</b> — entries resume\n{esc(e.how)}{by}\n{_stamp(e.ts, tz)}"
 
 
+def live_started(e: LiveStarted, tz: tzinfo, paper: bool) -> str:
+    balances = "\n".join(f"• {esc(line)}" for line in e.balances) or "• (no balance of the traded assets)"
+    return (f"{ALERT_LIVE} <b>trading started on {esc(e.exchange)}</b> — real orders from now on\n"
+            f"Account (traded assets):\n{balances}\nLimits: {esc(e.limits)}\n{_stamp(e.ts, tz)}")
+
+
 ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     OrderFilled: order_filled,
     OrderCancelled: order_cancelled,
@@ -156,6 +164,7 @@ ALERTS: dict[type[EngineEvent], Callable[[Any, tzinfo, bool], str]] = {
     StrategySwitched: strategy_switched,
     BooksMismatch: books_mismatch,
     BooksAgree: books_agree,
+    LiveStarted: live_started,
 }
 
 

@@ -75,6 +75,13 @@ def balance(v: BalanceView, tz: tzinfo = UTC) -> str:
     if v.dust:
         lines.append("Dust (below the exchange's minimum order, in equity, not a position):")
         lines += [dust_line(d) for d in v.dust]
+    if v.exchange:
+        if v.exchange_at is None:
+            lines.append(f"{esc(v.exchange)}: balances not read yet (/reconcile reads them now)")
+        else:
+            lines.append(f"On {esc(v.exchange)} (read {when(v.exchange_at, tz)}) · the agent's books:")
+            lines += [f"• {esc(asset)} {qty(theirs)} · books {qty(ours)}{'' if abs(theirs - ours) <= 1e-9 else ' ⚠️'}"
+                      for asset, ours, theirs in v.exchange_balances]
     lines.append(f"<i>As of {when(v.now_ms, tz)}</i>")
     return "\n".join(lines)
 

@@ -186,6 +186,17 @@ class BooksAgree(EngineEvent):
     by: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStarted(EngineEvent):
+    """The first start of live trading on this agent's books: real orders from now on. ``balances``: the account's
+    balances of the traded assets (one "ASSET amount" each); ``limits``: the guards and risk limits, in words."""
+
+    kind: ClassVar[str] = "lifecycle"
+    exchange: str
+    balances: tuple[str, ...]
+    limits: str
+
+
 EVENT_TYPES: dict[str, type[EngineEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -206,6 +217,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
         StrategySwitched,
         BooksMismatch,
         BooksAgree,
+        LiveStarted,
     )
 }
 
@@ -220,7 +232,7 @@ def to_payload(event: EngineEvent) -> dict[str, Any]:
 def event_from_payload(payload: dict[str, Any]) -> EngineEvent:
     data = dict(payload)
     cls = EVENT_TYPES[data.pop("type")]
-    for name in ("lines", "symbols"):  # tuples come back from JSON as lists
+    for name in ("lines", "symbols", "balances"):  # tuples come back from JSON as lists
         if isinstance(data.get(name), list):
             data[name] = tuple(data[name])
     return cls(**data)

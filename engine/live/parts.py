@@ -45,10 +45,11 @@ class TraderState:
     day: str = ""  # the UTC day of ``day_notional``
     day_notional: float = 0.0  # quote value of the buys sent that day
     paused: dict[str, str] = field(default_factory=dict)  # symbol -> why new entries are paused (reconciliation)
+    announced: bool = False  # the first live start was announced (with the account's balances and the limits)
 
     def to_dict(self) -> dict[str, Any]:
         return {"sent": {k: asdict(v) for k, v in self.sent.items()}, "day": self.day,
-                "day_notional": self.day_notional, "paused": dict(self.paused)}
+                "day_notional": self.day_notional, "paused": dict(self.paused), "announced": self.announced}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TraderState:
@@ -57,7 +58,8 @@ class TraderState:
         sent = {str(k): SentOrder(**{**v, "fees": {str(a): float(x) for a, x in (v.get("fees") or {}).items()}})
                 for k, v in (data.get("sent") or {}).items()}
         return cls(sent=sent, day=str(data.get("day") or ""), day_notional=float(data.get("day_notional") or 0.0),
-                   paused={str(k): str(v) for k, v in (data.get("paused") or {}).items()})
+                   paused={str(k): str(v) for k, v in (data.get("paused") or {}).items()},
+                   announced=bool(data.get("announced")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ import structlog
 
 from engine.core import kernel as K
 from engine.core.clock import Clock
-from engine.core.events import BooksAgree, BooksMismatch, EngineEvent, OrderCancelled
+from engine.core.events import BooksAgree, BooksMismatch, EngineEvent, LiveStarted, OrderCancelled
+from engine.core.rules import plain
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import OrderRequest, Refusal, Side
 from engine.exchange.venue import Venue
@@ -356,10 +357,23 @@ class LiveTrader:
                 events.append(BooksAgree(ts=self.clock.now_ms(), exchange=self.venue.name, how="reconciled"))
                 log.info("books_agree", exchange=self.venue.name)
             self._announced = result.lines()
+            if not self.state.announced:  # the first live start: to every admin, with the account and the limits
+                events.insert(0, self._live_started(result))
+                self.state.announced = True
             if paused != before or events:
                 self.state.paused = paused
                 await self.commit(None, tuple(events), ())
         return result
+
+    def _live_started(self, result: Reconciliation) -> LiveStarted:
+        g, limits = self.guards, self.core.limits
+        balances = tuple(f"{c.asset} {plain(c.theirs, 10)}" for c in result.checks)
+        words = (f"max order {g.max_order_notional:g} {result.books.quote}, max {g.max_daily_notional:g} "
+                 f"{result.books.quote} of buys a day; position {limits.position_fraction:.0%} of equity (at most "
+                 f"{limits.max_position_fraction:.0%}), stop-loss {limits.stop_loss_pct:.0%}, daily loss limit "
+                 f"{limits.max_daily_loss_pct:.0%}, drawdown limit {limits.max_drawdown_pct:.0%}")
+        log.warning("live_started", exchange=self.venue.name, balances=list(balances), limits=words)
+        return LiveStarted(ts=self.clock.now_ms(), exchange=self.venue.name, balances=balances, limits=words)
 
     async def accept(self, by: str) -> Accepted | Refusal:
         """``/reconcile accept``: a fresh reconciliation, then its balance mismatches adopted into the books (the

@@ -23,6 +23,17 @@ def status(trader: LiveTrader | None) -> tuple[str, str, tuple[str, ...]]:
             last.lines() if last and last.reconciled else ())
 
 
+def balances(trader: LiveTrader | None) -> tuple[str, int | None, tuple[tuple[str, float, float], ...]]:
+    """``BalanceView``'s live fields: the exchange's name, when its balances were read (the latest reconciliation)
+    and, per asset compared, the books' figure beside the exchange's."""
+    if trader is None:
+        return "", None, ()
+    last = trader.last
+    if last is None or not last.reconciled:
+        return trader.venue.name, None, ()
+    return trader.venue.name, last.at, tuple((c.asset, c.ours, c.theirs) for c in last.checks)
+
+
 def reconcile_view(trader: LiveTrader, result: Reconciliation | None) -> ReconcileView:
     paused = tuple(sorted(trader.state.paused))
     if result is None:

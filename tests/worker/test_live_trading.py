@@ -180,8 +180,8 @@ async def test_paper_and_live_make_the_same_trades_from_the_same_candles(
 
 async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_admin_accepts(
         tmp_path: Path, emu: BotApiEmulator) -> None:
-    """A person moves coins on the account: the next reconciliation names the asset and both amounts (an alert and
-    /status), the symbol's entries are refused without reaching the exchange, and /reconcile accept (confirmed)
+    """The first live start is announced (the account's balances, the limits). A person moves coins on the account:
+    the next reconciliation names the asset and both amounts (an alert and /status), the symbol's entries are refused without reaching the exchange, and /reconcile accept (confirmed)
     adopts the exchange's figure, after which the agent enters again."""
     url = sqlite_url(tmp_path)
     exchange = await FakeExchangeProc.start(write_market(tmp_path / "market", 3000), speed=240.0,
@@ -194,6 +194,12 @@ async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_ad
         await worker.wait_for("ready", 60)
         await say(emu, "/start")
         await worker.wait_for("reconciled", 30)
+        announced = await wait_texts(emu, 0, "trading started on", timeout=30)  # the first live start, to admins
+        assert any(f"{QUOTE} 10000" in t and "max order 5000" in t for t in announced), announced
+        since = len(emu.transcript(ADMIN))
+        await say(emu, "/balance")  # the exchange's balances beside the books'
+        texts = await wait_texts(emu, since, "LIVE balance", timeout=30)
+        assert any("On Binance (read" in t and f"• {QUOTE} " in t and "books" in t for t in texts), texts
         balances, _ = await exchange_state(exchange.base_url)
         moved = balances.get(base, 0.0) + 0.5
         await control(exchange.base_url, "POST", "/control/balances", api_key=KEY, balances={base: str(moved)})
