@@ -42,6 +42,12 @@ Figured = tuple[int, str, int, float, float, float, "str | None", "str | None", 
 exit_reason (``engine.store.ledger.FIGURE_COLUMNS``)."""
 
 
+FOLDS = sum([1e16, 1.0, -1e16]) == 0.0
+"""Whether this Python's ``sum`` of floats is a plain left fold (``((0 + a) + b) + c``, CPython before 3.12), so that
+adding the newest trade's value to a group's sum gives ``sum`` of the whole group to the last bit. Otherwise
+(3.12's compensated ``sum``) a group's sums are recomputed with ``sum`` after each change, on the next read."""
+
+
 class _Group:
     """One group's trades in the store's order (exit time, then id), as columns."""
 
@@ -84,7 +90,14 @@ class _Group:
         self.fee.insert(i, t.fee)
         self.pct.insert(i, t.pnl_pct)
         self.won.insert(i, t.pnl > 0)
-        self._figures = None
+        f = self._figures
+        if f is not None and i == n and FOLDS:  # the newest: the figures' fold one step on (as sum, max, min do)
+            best = f.best_pnl_pct if f.best_pnl_pct is not None and not t.pnl_pct > f.best_pnl_pct else t.pnl_pct
+            worst = f.worst_pnl_pct if f.worst_pnl_pct is not None and not t.pnl_pct < f.worst_pnl_pct else t.pnl_pct
+            self._figures = Figures(n + 1, f.wins + (t.pnl > 0), f.pnl + t.pnl, f.fees + t.fee,
+                                    f.pnl_pct_sum + t.pnl_pct, best, worst)
+        else:
+            self._figures = None
 
     def figures(self, end_ms: int | None = None) -> Figures:
         """The group's figures; only of the trades that closed before ``end_ms`` when given."""
@@ -182,6 +195,8 @@ class ClosedTrades:
     def between(self, start_ms: int, end_ms: int) -> Figures:
         """The figures of the trades that closed in ``[start_ms, end_ms)``."""
         span = self._all.span(start_ms, end_ms)
+        if span == (0, len(self._all)):
+            return self._all.figures()
         found = self._periods.get(span)
         if found is None:
             if len(self._periods) > 64:
