@@ -111,12 +111,13 @@ async def test_a_client_that_never_reads_is_dropped_and_the_others_get_every_eve
 
             reader = asyncio.create_task(read_fast())
             await wait_until(lambda: hub.clients == 2)
-            slowest, sent = 0.0, 0
+            took: list[float] = []
+            sent = 0
             while hub.dropped == 0 and sent < 20_000:
                 for _ in range(4):
                     t0 = time.perf_counter()
                     rig.bot.engine.bus.publish(stale(sent))  # what the engine calls after each commit
-                    slowest = max(slowest, time.perf_counter() - t0)
+                    took.append(time.perf_counter() - t0)
                     sent += 1
                 await wait_until(lambda n=sent: len(got) == n, timeout=10.0)
             assert hub.dropped == 1 and hub.clients == 1, (sent, hub.dropped)
@@ -126,6 +127,9 @@ async def test_a_client_that_never_reads_is_dropped_and_the_others_get_every_eve
                     sent += 1
                 await wait_until(lambda n=sent: len(got) == n, timeout=10.0)
             assert got == list(range(sent))
-            assert slowest < 0.005  # publishing never waited for a client
+            # publishing never waited for a client: a call is microseconds (p99; one call can still lose the CPU to
+            # another process on a busy machine, so the slowest is only bounded far below a client's timeouts)
+            took.sort()
+            assert took[int(0.99 * (len(took) - 1))] < 0.005 and took[-1] < 0.5, (took[-5:], len(took))
             await rig.bot.candle()  # the engine goes on
             reader.cancel()
