@@ -12,7 +12,8 @@ the API is measured. The load comes from this process, over loopback.
    trades, orders, pnl, performance, risk, strategy) with a viewer token. A request's latency runs from its
    scheduled start to the end of its response body, so a client or server that falls behind is counted.
    Target p99 <= 10 ms. The reads of closed trades (trades, pnl, performance) are reported apart too, with the
-   trades and steps the worker had recorded by the end, and the machine's load average before and after.
+   trades and steps the worker had recorded by the end, and the machine's load average and CPU pressure before
+   and after.
 2. WebSocket: ``--clients`` clients on ``/api/v1/ws`` for ``--duration`` s. The delivery time of an event runs
    from the engine publishing it to a client having parsed it. Method: the worker is started through this file
    (``--serve``), which runs ``bot.__main__.main`` unchanged except that the hub's ``event_message`` (called
@@ -24,7 +25,7 @@ the API is measured. The load comes from this process, over loopback.
    trading; and the RSS of the worker of parts 1 and 2 right after its load. Target: the API adds <= 30 MB.
 
 ``--reads-only`` runs part 1 alone. Prints a table. The numbers depend on the machine (and on what else runs on
-it: see the load average); the bench prints them whatever they are.
+it: see the load average and the CPU pressure); the bench prints them whatever they are.
 """
 
 from __future__ import annotations
@@ -70,8 +71,14 @@ CLOSED_TRADE_READS = ("trades", "pnl?period=day", "performance")  # the figures 
 
 
 def loadavg() -> str:
-    """The machine's 1- and 5-minute load averages (runnable processes; the bench's own included)."""
-    return " / ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:2])
+    """The machine's 1- and 5-minute load averages (runnable processes; the bench's own included), and its CPU
+    pressure (Linux PSI: the share of the last 10 s in which some runnable task waited for a CPU)."""
+    text = " / ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:2])
+    psi = Path("/proc/pressure/cpu")
+    if psi.exists():
+        some = psi.read_text(encoding="utf-8").split()[1]  # "avg10=92.69"
+        text += f", CPU pressure {float(some.split('=')[1]):.0f} %"
+    return text
 
 
 def recorded(db: Path) -> tuple[int, int]:
@@ -277,8 +284,8 @@ def main() -> int:
     rows = [
         (f"API reads at {args.rate:.0f}/s for {args.duration:.0f} s (10 symbols trading)",
          f"{len(every):,} ok, {len(failed)} failed", f"{int(args.rate * args.duration):,}"),
-        ("machine load average (1 / 5 min) before the reads", out["load_before"], ""),
-        ("machine load average (1 / 5 min) after the reads", out["load_after"], ""),
+        ("machine load (1 / 5 min), CPU pressure: before the reads", out["load_before"], ""),
+        ("machine load (1 / 5 min), CPU pressure: after the reads", out["load_after"], ""),
         ("load run: closed trades / engine steps recorded", f"{trades:,} / {steps:,}", ""),
         ("read latency p50", f"{pct(every, 0.5):.2f} ms", ""),
         ("read latency p99", f"{pct(every, 0.99):.2f} ms", "<= 10 ms"),
