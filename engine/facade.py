@@ -322,8 +322,9 @@ class EngineFacade:
                 if level is not None:
                     protective.append(ProtectiveOrderView(f"{pos.symbol}-{kind}", pos.symbol, kind, level,
                                                           pos.quantity, pos.mark_price))
-        return OrdersView(tuple(_pending_view(o) for o in self._engine.broker.open_orders()), tuple(protective),
-                          self.now_ms())
+        sent = {} if self._engine.trader is None else self._engine.trader.state.sent
+        return OrdersView(tuple(_pending_view(o, sent.get(o.order_id)) for o in self._engine.broker.open_orders()),
+                          tuple(protective), self.now_ms())
 
     async def check_cancel(self, order_id: str) -> Refusal | PendingOrderView:
         """Validate a cancel without changing anything: the pending operator order it would withdraw, or why not
@@ -489,9 +490,10 @@ class EngineFacade:
         await self._store.set_chat_active(chat_id, False)
 
 
-def _pending_view(o: OrderRequest) -> PendingOrderView:
+def _pending_view(o: OrderRequest, sent: Any = None) -> PendingOrderView:
+    """``sent``: live, the order's entry in the trader's sent table (``engine.live.parts.SentOrder``), if sent."""
     return PendingOrderView(o.order_id, o.symbol, o.side.value, o.reason, o.decided_ts, o.quantity, o.notional,
-                            o.fraction)
+                            o.fraction, sent.client_id if sent else "", sent.booked if sent else 0.0)
 
 
 def _model_health(h: HealthReport) -> ModelHealthView:

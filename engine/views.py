@@ -183,6 +183,8 @@ class PendingOrderView:
     quantity: float | None  # exactly one of quantity, notional, fraction sizes it (see OrderRequest)
     notional: float | None
     fraction: float | None
+    sent_as: str = ""  # live: the client order id it was sent to the exchange with ("" not sent yet)
+    filled: float = 0.0  # live: what the exchange filled of it so far (booked)
 
     @property
     def cancellable(self) -> bool:

@@ -31,10 +31,14 @@ def size(o: PendingOrderView) -> str:
 
 def pending_lines(o: PendingOrderView, zone: tzinfo) -> list[str]:
     who = WHO.get(o.reason, render.esc(o.reason))
-    how = f"/cancel {render.esc(o.order_id)}" if o.cancellable else "cannot be cancelled"
-    return [f"• {render.esc(o.side.upper())} <b>{render.esc(o.symbol)}</b> {size(o)}: {who} "
-            f"placed {render.when(o.decided_ts, zone)}",
-            f"  id <code>{render.esc(o.order_id)}</code> ({how})"]
+    how = f"/cancel {render.esc(o.order_id)}" if o.cancellable and not o.sent_as else "cannot be cancelled"
+    lines = [f"• {render.esc(o.side.upper())} <b>{render.esc(o.symbol)}</b> {size(o)}: {who} "
+             f"placed {render.when(o.decided_ts, zone)}",
+             f"  id <code>{render.esc(o.order_id)}</code> ({how})"]
+    if o.sent_as:
+        lines.append(f"  sent to the exchange as <code>{render.esc(o.sent_as)}</code>, filled "
+                     f"{render.qty(o.filled)} so far")
+    return lines
 
 
 def protective_lines(p: ProtectiveOrderView) -> list[str]:
@@ -49,11 +53,14 @@ def orders_text(v: OrdersView, mode: str, zone: tzinfo) -> str:
         return (f"{tag}: no pending orders, and no open position with a stop-loss, take-profit or trailing stop."
                 f"\nAs of {render.when(v.now_ms, zone)}")
     lines = [f"{tag} orders"]
+    paper = mode == "paper"
     if v.pending:
-        lines.append(f"Pending ({len(v.pending)}), filled at the next candle's open:")
+        when_filled = "filled at the next candle's open" if paper else "sent to the exchange at once"
+        lines.append(f"Pending ({len(v.pending)}), {when_filled}:")
         lines += [line for o in v.pending for line in pending_lines(o, zone)]
     if v.protective:
-        lines.append(f"Protective exits ({len(v.protective)}), checked within every candle:")
+        checked = "within every candle" if paper else "on every ticker price"
+        lines.append(f"Protective exits ({len(v.protective)}), checked {checked}:")
         lines += [line for p in v.protective for line in protective_lines(p)]
         lines.append("They belong to their position: /risk changes the levels of positions opened after it, "
                      "/close SYMBOL leaves one now.")
