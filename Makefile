@@ -23,8 +23,12 @@ install: $(STAMP) $(AOT)
 demo: $(STAMP) $(AOT)
 	printf '/start\n/status\n/balance\n/positions\n/help\n' | $(BIN)/trading-agent chat
 
+# the suite in TEST_JOBS processes (pytest-xdist; each starts its own PostgreSQL cluster): much of it waits on
+# subprocesses, sockets and timers, so two processes keep both cores busy. TEST_JOBS=0 runs it in this process.
+TEST_JOBS ?= 2
+
 test: $(STAMP) $(AOT)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 bench: $(STAMP) $(AOT)
 	$(BIN)/pip install --quiet -e '.[bench]'
