@@ -139,13 +139,14 @@ def our_command(csv: Path, config: Path, *extra: str) -> list[str]:
 
 
 def repeat(label: str, n: int, times: int, run: object) -> dict[str, object]:
-    walls, peaks, trades = [], [], -1
+    walls, cpus, peaks, trades = [], [], [], -1
     for _ in range(times):
-        seconds, peak, trades = run()  # type: ignore[operator]
+        seconds, cpu, peak, trades = run()  # type: ignore[operator]
         walls.append(seconds)
+        cpus.append(cpu)
         peaks.append(peak)
-        print(f"  {label}: {seconds:.2f} s, {peak:.0f} MB", file=sys.stderr)
-    return {"label": label, "walls": walls, "peaks": peaks, "trades": trades, "n": n}
+        print(f"  {label}: {seconds:.2f} s, CPU {cpu:.2f} s, {peak:.0f} MB", file=sys.stderr)
+    return {"label": label, "walls": walls, "cpus": cpus, "peaks": peaks, "trades": trades, "n": n}
 
 
 def span(values: list[float], fmt: str) -> str:
@@ -195,15 +196,15 @@ def main() -> int:
         cache = folder / f".{csv.name}.arrow"
         model = train_model(folder)
 
-        def ours(cold: bool, *extra: str) -> tuple[float, float, int]:
+        def ours(cold: bool, *extra: str) -> tuple[float, float, float, int]:
             if cold:
                 cache.unlink(missing_ok=True)
-            seconds, _, peak, out = timed(our_command(csv, config, *extra))
-            return seconds, peak, our_trades(out)
+            seconds, cpu, peak, out = timed(our_command(csv, config, *extra))
+            return seconds, cpu, peak, our_trades(out)
 
-        def peer(name: str) -> tuple[float, float, int]:
-            seconds, _, peak, out = timed([sys.executable, __file__, "--child", name, "--csv", str(csv)])
-            return seconds, peak, int(json.loads(out.strip().splitlines()[-1])["trades"])
+        def peer(name: str) -> tuple[float, float, float, int]:
+            seconds, cpu, peak, out = timed([sys.executable, __file__, "--child", name, "--csv", str(csv)])
+            return seconds, cpu, peak, int(json.loads(out.strip().splitlines()[-1])["trades"])
 
         rows = [repeat("trading-agent backtest, cold (parses the CSV)", n, args.repeat, lambda: ours(True)),
                 repeat("trading-agent backtest, warm (columnar cache)", n, args.repeat, lambda: ours(False)),
@@ -211,17 +212,22 @@ def main() -> int:
                 repeat("vectorbt", n, args.repeat, lambda: peer("vectorbt")),
                 repeat("trading-agent backtest --model (CatBoost), warm", n, args.repeat,
                        lambda: ours(False, "--model", str(model), "--force"))]
-    print(f"| {'whole process':<48} | {'seconds':>11} | {'candles/s (best)':>16} | {'peak RSS MB':>11} | "
-          f"{'trades':>6} |")
-    print(f"|{'-' * 50}|{'-' * 13}|{'-' * 18}|{'-' * 13}|{'-' * 8}|")
+    print(f"| {'whole process':<48} | {'wall s':>11} | {'CPU s':>11} | {'candles/s (best)':>16} | "
+          f"{'peak RSS MB':>11} | {'trades':>6} |")
+    print(f"|{'-' * 50}|{'-' * 13}|{'-' * 13}|{'-' * 18}|{'-' * 13}|{'-' * 8}|")
     for r in rows:
-        walls, peaks = r["walls"], r["peaks"]
-        print(f"| {r['label']:<48} | {span(walls, '.2f'):>11} | {n / min(walls):>16,.0f} | "  # type: ignore[arg-type]
-              f"{span(peaks, '.0f'):>11} | {r['trades']:>6} |")
+        walls, cpus, peaks = r["walls"], r["cpus"], r["peaks"]
+        print(f"| {r['label']:<48} | {span(walls, '.2f'):>11} | {span(cpus, '.2f'):>11} | "  # type: ignore[arg-type]
+              f"{n / min(walls):>16,.0f} | {span(peaks, '.0f'):>11} | "  # type: ignore[call-overload, arg-type]
+              f"{r['trades']:>6} |")
     cold, warm, bt, vbt = (statistics.median(r["walls"]) for r in rows[:4])  # type: ignore[arg-type]
     peer_best = min(bt, vbt)
     print(f"\nmedian ratio against the faster peer ({peer_best:.2f} s): warm {peer_best / warm:.1f}x "
           f"(goal >= 20x), cold {peer_best / cold:.1f}x (goal >= 8x); peak RSS goal <= 200 MB")
+    c_cold, c_warm, c_bt, c_vbt = (statistics.median(r["cpus"]) for r in rows[:4])  # type: ignore[arg-type]
+    c_peer = min(c_bt, c_vbt)
+    print(f"in CPU seconds (steadier than wall time on a shared machine), against the peer using less "
+          f"({c_peer:.2f} s): warm {c_peer / c_warm:.1f}x, cold {c_peer / c_cold:.1f}x")
     print("vectorbt fills at the signal candle's close (its default), backtesting.py and ours at the next open;")
     print("trade counts differ slightly where the two averages are equal up to float noise.")
     lat = json.loads(subprocess.run([sys.executable, __file__, "--child", "latency"], check=True, capture_output=True,
