@@ -59,13 +59,14 @@ class LedgerReads:
             self._pending = []
             try:
                 order = (TradeRow.exit_time, TradeRow.id)
-                async with sessions.begin() as session:  # one snapshot for both
+                async with sessions.begin() as session:  # one snapshot on SQLite; PostgreSQL: one per statement
                     rows = (await session.execute(select(*FIGURE_COLUMNS).order_by(*order))).all()
                     newest = (await session.execute(select(*TRADE_COLUMNS).order_by(*(c.desc() for c in order))
                                                     .limit(RECENT))).all()
-                closed = ClosedTrades.loaded(rows, [(row.id, trade_from_row(row)) for row in reversed(newest)])
+                loaded = {row[0] for row in rows}  # a trade committed between the two is fed below, once
+                closed = ClosedTrades.loaded(rows, [(row.id, trade_from_row(row)) for row in reversed(newest)
+                                                    if row.id in loaded])
                 if self._pending:  # committed during the load: some may be in it already
-                    loaded = {row[0] for row in rows}
                     closed.add(r for r in self._pending if r[0] not in loaded)
                 self.closed = closed
             finally:

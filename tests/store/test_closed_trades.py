@@ -5,6 +5,7 @@ no query however many trades there are."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -125,6 +126,14 @@ async def test_figures_read_after_every_step_stay_exact(store: Store) -> None:
         if i + 1 == len(later):  # every one the newest so far
             await assert_matches(store, closed)
     await assert_matches(store, closed)
+
+
+async def test_trades_committed_while_the_model_loads_are_in_it_once(store: Store) -> None:
+    await record(store, make_trades(600, seed=21))
+    loading = asyncio.create_task(store.closed_trades())  # its queries and these steps' commits interleave
+    for i, t in enumerate(make_trades(12, seed=22)):
+        assert await store.record_step(f.step(f.T0 + (5000 + i) * f.MINUTE, trades=[t]))
+    await assert_matches(store, await loading)
 
 
 async def test_a_step_that_fails_feeds_nothing(store: Store) -> None:
