@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.cli import non_negative_int, positive_float, positive_int
+from engine.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from engine.optimize.objectives import LABELS, OBJECTIVES
 
 DEFAULT_FOLDS = 5
@@ -62,8 +62,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apply", type=Path, metavar="FILE.toml",
                    help="write the chosen parameters (and the study's name) into this trading config")
     p.add_argument("--config", type=Path, help="trading config TOML (risk and signal filters); default: embedded")
-    p.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in basis points (default 10)")
-    p.add_argument("--slippage-bps", type=float, default=0.0, help="slippage per fill in basis points (default 0)")
+    p.add_argument("--fee-bps", type=non_negative_float, default=10.0, help="fee per side in basis points (default 10)")
+    p.add_argument("--slippage-bps", type=non_negative_float, default=0.0,
+                   help="slippage per fill in basis points (default 0)")
     p.add_argument("--cash", type=positive_float, default=10_000.0, help="starting cash (default 10,000)")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its end (no median pruner)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
