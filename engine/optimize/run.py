@@ -19,7 +19,7 @@ import optuna
 from engine.backtest import BacktestResult, compute_metrics
 from engine.core.model import CandleArrays
 from engine.optimize.evaluate import Evaluator, Setup, Window
-from engine.optimize.objectives import comparable
+from engine.optimize.objectives import LABELS, comparable
 from engine.optimize.search import TRIAL_STATES, Job, Workers, open_study, run_here
 from engine.optimize.walkforward import Fold, Stitched, stitch
 from engine.strategy.params import StrategyError
@@ -141,20 +141,21 @@ def verdict(outcome: Outcome, objective: str) -> tuple[str, float | None]:
     """One line on how much of the in-sample result survived out of sample, and the walk-forward efficiency
     (mean out-of-sample over mean in-sample, of the comparable objective; None where it means nothing)."""
     pairs = [f.comparable(objective) for f in outcome.folds]
+    name = LABELS[objective] if objective != "return" else "annual return"
     if all(oos is None for _, oos in pairs):
         return ("IN-SAMPLE: these numbers come from the candles the parameters were chosen on; they are not a "
                 "forecast (the default walk-forward gives out-of-sample numbers)"), None
     is_mean = sum(i for i, _ in pairs) / len(pairs)
     oos_mean = sum(o for _, o in pairs if o is not None) / len(pairs)
     if not math.isfinite(is_mean) or is_mean <= 0:
-        return (f"nothing worked in-sample (mean in-sample {objective} {is_mean:.3g}): the strategy has no edge "
+        return (f"nothing worked in-sample (mean in-sample {name} {is_mean:.3g}): the strategy has no edge "
                 "on these candles in this space"), None
     efficiency = oos_mean / is_mean
     if efficiency < OVERFIT_EFFICIENCY:
-        return (f"OVERFITTING: out-of-sample {objective} averages {oos_mean:.3g} against {is_mean:.3g} in-sample "
+        return (f"OVERFITTING: out-of-sample {name} averages {oos_mean:.3g} against {is_mean:.3g} in-sample "
                 f"(walk-forward efficiency {efficiency * 100:.0f} %, below {OVERFIT_EFFICIENCY * 100:.0f} %): the "
                 "in-sample best does not carry over; do not trust the in-sample numbers"), efficiency
-    return (f"out-of-sample {objective} averages {oos_mean:.3g} against {is_mean:.3g} in-sample (walk-forward "
+    return (f"out-of-sample {name} averages {oos_mean:.3g} against {is_mean:.3g} in-sample (walk-forward "
             f"efficiency {efficiency * 100:.0f} %): the search generalised across these folds"), efficiency
 
 
