@@ -175,7 +175,8 @@ def _run(args: argparse.Namespace) -> int:
     setup = Setup(spec, candles, data.symbol, fixed, ranges, cfg.risk.to_core(), costs,
                   cfg.signal_filters.to_core(), args.cash, args.objective)
     evaluator = Evaluator(setup)
-    start_params = [space.defaults(declared), {**{n: p.default for n, p in declared.items()}, **fixed}]
+    # the look-ahead check's point: the declared defaults (the author's), else the defaults moved into the ranges
+    start_params = [{**{n: p.default for n, p in declared.items()}, **fixed}, space.defaults(declared)]
     strategy = None
     for params in start_params:
         try:

@@ -14,7 +14,7 @@ import optuna
 
 from engine.feeds.candle_file import iso_utc
 from engine.optimize.objectives import LABELS, score
-from engine.optimize.run import FoldOutcome, Outcome, verdict, window_dict
+from engine.optimize.run import OVERFIT_EFFICIENCY, FoldOutcome, Outcome, verdict, window_dict
 from engine.optimize.space import Space
 
 STABLE, VARIES = 0.10, 0.30  # spread of a numeric parameter's choices, as a share of its searched range
@@ -82,7 +82,7 @@ def render(outcome: Outcome, *, head: str, objective: str, space: Space) -> str:
         oos_span = (f"{_day(int(f.out_of_sample.ts[0]))} .. {_day(int(f.out_of_sample.ts[-1]))}"
                     if f.out_of_sample.ts.size else "(none)")
         is_c, oos_c = f.comparable(objective)
-        flag = "  (overfit)" if is_c > 0 and oos_c is not None and oos_c < 0.5 * is_c else ""
+        flag = "  (overfit)" if is_c > 0 and oos_c is not None and oos_c < OVERFIT_EFFICIENCY * is_c else ""
         lines.append(f"  {f.fold.index:>4}  {is_span:<36}  {oos_span:<36}  {trials}  {_num(score(objective, is_m)):>13}"
                      f"  {_num(score(objective, o)):>14}  {_pct(is_m['total_return']):>10}  "
                      f"{_pct(o['total_return']):>10}  {_pct(o['buy_and_hold_return']):>9}  {params_text(f.params)}"
@@ -97,6 +97,10 @@ def render(outcome: Outcome, *, head: str, objective: str, space: Space) -> str:
         lines += ["", f"Out-of-sample, stitched ({len(outcome.folds)} windows, {s.equity.size:,} candles): return "
                       f"{_pct(s.total_return)} against buy & hold {_pct(s.buy_and_hold_return)}; Sharpe "
                       f"{_num(m['sharpe'])}; max drawdown {s.max_drawdown * 100:.2f} %; {int(m['trades'])} trades"]
+    failed = [t for f in outcome.folds for t in f.trials if t.state == optuna.trial.TrialState.FAIL]
+    if failed:
+        lines += ["", f"{len(failed)} trials failed in the strategy's own code (results.json has each); the first: "
+                      f"{failed[0].user_attrs.get('error', '?')}"]
     text, _ = verdict(outcome, objective)
     lines += ["", text]
     chosen = outcome.chosen
@@ -116,7 +120,7 @@ def _trial(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
                            "params": t.params}
     if t.intermediate_values:
         out["intermediate"] = {str(k): _finite(v) for k, v in t.intermediate_values.items()}
-    reason = t.user_attrs.get("infeasible") or t.system_attrs.get("fail_reason")
+    reason = t.user_attrs.get("error") or t.user_attrs.get("infeasible")
     if reason:
         out["reason"] = reason
     if t.datetime_start is not None and t.datetime_complete is not None:

@@ -65,7 +65,7 @@ def _best(study: optuna.Study, name: str) -> optuna.trial.FrozenTrial:
     if trials:
         return max(trials, key=lambda t: (float(t.value or 0.0), -t.number))
     everything = study.get_trials(deepcopy=False)
-    reasons = [str(t.user_attrs.get("infeasible") or t.system_attrs.get("fail_reason") or "")
+    reasons = [str(t.user_attrs.get("error") or t.user_attrs.get("infeasible") or "")
                for t in everything if t.state != optuna.trial.TrialState.COMPLETE]
     first = next((r for r in reasons if r), "")
     detail = f"; the first said: {first}" if first else ""

@@ -55,6 +55,9 @@ def quiet_optuna(level: str) -> None:
     optuna.logging.enable_propagation()
     logging.getLogger("optuna").setLevel(max(logging.getLevelName(level), logging.WARNING)
                                          if level != "DEBUG" else logging.DEBUG)
+    # its two warnings per failed trial would repeat for every trial a strategy fails on: each failure is kept in
+    # results.json and counted in the report instead (shown again with --log-level DEBUG)
+    logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR if level != "DEBUG" else logging.DEBUG)
 
 
 def sampler(seed: int) -> optuna.samplers.TPESampler:
@@ -90,6 +93,9 @@ def objective(evaluator: Evaluator, job: Job) -> Callable[[optuna.Trial], float]
         except Infeasible as exc:
             trial.set_user_attr("infeasible", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
+        except StrategyError as exc:  # the strategy's own code failed on these parameters: the trial fails
+            trial.set_user_attr("error", str(exc))
+            raise
 
     return run
 

@@ -74,3 +74,49 @@ def test_a_strategy_failing_the_lookahead_check_is_refused(optimize: Callable[..
     path.write_text(LEAKY)
     _one_line(optimize("--strategy", f"{path}:Peek", "--trials", "3"), "Peek(n=2) fails the look-ahead check",
               "column 'action' looks ahead")
+
+
+FRAGILE = '''
+from engine.strategy import IntParam, Strategy, sma
+
+
+class Fragile(Strategy):
+    startup_candles = 10
+    n = IntParam(2, 9, default=5)
+
+    def populate_indicators(self, df):
+        if self.n {op} 5:
+            raise ValueError(f"cannot use n={{self.n}}")
+        df["avg"] = sma(df["close"], self.n)
+        return df
+
+    def populate_entry_trend(self, df):
+        df["enter_long"] = (df["close"] > df["avg"]).astype(int)
+        return df
+
+    def populate_exit_trend(self, df):
+        df["exit_long"] = (df["close"] < df["avg"]).astype(int)
+        return df
+'''
+
+
+def test_a_trial_whose_strategy_fails_is_kept_as_failed_and_the_search_goes_on(optimize: Callable[..., Ran],
+                                                                               tmp_path: Path) -> None:
+    path = tmp_path / "fragile.py"
+    path.write_text(FRAGILE.format(op=">"))
+    ran = optimize("--strategy", f"{path}:Fragile", "--walk-forward", "0", "--trials", "12")
+    assert ran.code == 0, ran.err
+    trials = ran.results()["folds"][0]["trials"]
+    failed = [t for t in trials if t["state"] == "fail"]
+    assert failed and all(t["params"]["n"] > 5 and "cannot use n=" in t["reason"] for t in failed)
+    assert ran.results()["chosen"]["params"]["n"] <= 5
+    assert f"{len(failed)} trials failed in the strategy's own code" in ran.out
+    assert ran.err == ""  # no log line per failed trial
+
+
+def test_a_search_where_every_trial_fails_is_one_line(optimize: Callable[..., Ran], tmp_path: Path) -> None:
+    path = tmp_path / "fragile.py"
+    path.write_text(FRAGILE.format(op=">"))
+    ran = optimize("--strategy", f"{path}:Fragile", "--walk-forward", "0", "--trials", "4", "--range", "n=6..9")
+    assert ran.code == 2 and ran.err.count("\n") == 1, ran.err
+    assert "none of its 4 trials completed" in ran.err and "cannot use n=" in ran.err
