@@ -37,6 +37,8 @@ def write_plots(outcome: Outcome, studies: list[optuna.Study], out: Path, title:
     with warnings.catch_warnings():
         # Optuna marks its matplotlib plots experimental (their look may change); they are what we want
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # matplotlib widens an axis of a parameter searched at one value (--range NAME=a): nothing to warn about
+        warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
         written.append(_save(ovm.plot_optimization_history(studies if len(studies) > 1 else newest),
                              out / "history.png", f"{title}: optimisation history"))
         if len(complete) >= 2:

@@ -91,3 +91,16 @@ def test_a_resumed_study_continues_its_count(optimize: Callable[..., Ran], tmp_p
     changed = optimize(*args, "--objective", "return", out=folder)
     assert changed.code == 2 and changed.err.count("\n") == 1
     assert "study 'mine:in-sample' was made for objective 'sharpe', not 'return'" in changed.err
+
+
+def test_a_users_strategy_with_float_and_choice_parameters(optimize: Callable[..., Ran], tmp_path: Path) -> None:
+    from engine.strategy.template import write_template
+
+    path = write_template("my-strat", tmp_path)
+    ran = optimize("--strategy", f"{path}:MyStrat", "--walk-forward", "1", "--trials", "6", "--range",
+                   "confirm=True", "--range", "rsi_max=60..80", "--objective", "calmar", plots=True)
+    assert ran.code == 0, ran.err
+    chosen = ran.results()["chosen"]["params"]
+    assert chosen["confirm"] is True and 60.0 <= chosen["rsi_max"] <= 80.0 and isinstance(chosen["rsi_max"], float)
+    assert all(t["params"]["confirm"] is True for t in ran.results()["folds"][0]["trials"])
+    assert (ran.folder / "params.png").is_file() and (ran.folder / "oos_equity.png").is_file()
