@@ -104,3 +104,12 @@ def test_a_users_strategy_with_float_and_choice_parameters(optimize: Callable[..
     assert chosen["confirm"] is True and 60.0 <= chosen["rsi_max"] <= 80.0 and isinstance(chosen["rsi_max"], float)
     assert all(t["params"]["confirm"] is True for t in ran.results()["folds"][0]["trials"])
     assert (ran.folder / "params.png").is_file() and (ran.folder / "oos_equity.png").is_file()
+
+
+def test_jobs_share_the_default_sqlite_study(optimize: Callable[..., Ran]) -> None:
+    ran = optimize("--walk-forward", "1", "--trials", "8", "--jobs", "2")
+    assert ran.code == 0, ran.err
+    trials = ran.results()["folds"][0]["trials"]
+    assert sorted(t["number"] for t in trials) == list(range(8))
+    assert ran.results()["folds"][0]["trials_now"] == 8
+    assert "2 jobs" in ran.out
