@@ -159,15 +159,18 @@ async def test_a_buy_below_the_minimum_order_value_is_refused_without_reaching_t
         texts = [m.text or "" for m in emu.transcript(ADMIN)[since:]]
         _, after = await exchange_state(exchange.base_url)
         rows_after = await rows(url, "SELECT count(*) FROM live_orders")
+        requests = [e for e in worker.events if e.get("event") in ("live_order.submitted", "live_order.send_failed")]
         await stop(worker)
     finally:
         await exchange.stop()
     assert after == before, "an order reached the exchange"
-    assert rows_after == rows_before
+    assert rows_after == rows_before  # (a row is committed before any create request)
+    assert requests == [], requests  # the fake would refuse it too (-1013): no request was made at all
     refusals = [t for t in texts if "minimum" in t.lower()]
     assert len(refusals) == 1, texts
     assert len(refusals[0].strip().splitlines()) == 1, refusals[0]
     assert "5" in refusals[0] and "USDT" in refusals[0], refusals[0]
+    print(f"\n/buy BTCUSDT 1 (live): {refusals[0]!r}; exchange orders {len(before)} before, {len(after)} after")
 
 
 @pytest.mark.timeout(240)
