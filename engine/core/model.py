@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.core.types import Candle
 
@@ -101,6 +102,9 @@ def sma(values: np.ndarray, window: int) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape[0], np.nan)
     rows = values.shape[0] - window + 1
+    if 0 < rows < 256:  # a live window: the view's one call costs less than a column at a time
+        out[window - 1:] = sliding_window_view(values, window).mean(axis=1)
+        return out
     for at in range(0, max(rows, 0), _SMA_BLOCK):
         m = min(_SMA_BLOCK, rows - at)
         block = out[window - 1 + at:window - 1 + at + m]
