@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.optimize.space import build_space, parse_ranges
     from engine.optimize.storage import close_storage, normalise, open_storage, shown, sqlite_url
     from engine.optimize.walkforward import make_folds
-    from engine.strategy.cli import cli_params, strategy_params
+    from engine.strategy.cli import cli_params, strategy_params, timeframe_warning
     from engine.strategy.loader import strategy_class
     from engine.strategy.params import StrategyError
     from engine.strategy_choice import lookahead_gate
@@ -195,7 +195,8 @@ def _run(args: argparse.Namespace) -> int:
     storage = open_storage(storage_url)
     for line in data.notes:
         print(f"note: {line}", file=sys.stderr)
-    for line in data.warnings:
+    other = timeframe_warning(strategy, data.timeframe, data.path.name)
+    for line in (*data.warnings, *([other] if other else [])):
         print(f"warning: {line}", file=sys.stderr)
     per_fold = None if args.timeout is None else args.timeout / len(folds)
     base_attrs = {"strategy": spec, "data": data.path.name, "symbol": data.symbol, "timeframe": data.timeframe,
@@ -229,8 +230,8 @@ def _report(args: argparse.Namespace, outcome: Any, studies: list[Any], space: A
     n = len(data.arrays)
     ran = sum(f.ran for f in outcome.folds)
     if args.walk_forward:
-        how = (f"walk-forward, {len(folds)} folds (in-sample {args.in_sample}x out-of-sample), {args.trials} trials "
-               "per fold")
+        how = (f"walk-forward, {len(folds)} fold{'s' if len(folds) > 1 else ''} (in-sample {args.in_sample}x "
+               f"out-of-sample), {args.trials} trials per fold")
     else:
         how = f"IN-SAMPLE search, {args.trials} trials"
     head = (f"Optimise {label} on {data.symbol} {data.timeframe} · {n:,} candles · {how} · objective "
