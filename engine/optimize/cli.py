@@ -139,68 +139,89 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
-    from config.trading import load_trading_config
-    from engine.core.risk import Costs
-    from engine.feeds.candle_file import load_candles
-    from engine.optimize.evaluate import Evaluator, Infeasible, Setup
-    from engine.optimize.search import Job, workers
+def _space(args: argparse.Namespace, default_spec: str) -> tuple[str, Any, Any]:
+    """The strategy's spec, its class and the search space: the bad-input lines before any data is read."""
     from engine.optimize.space import build_space, parse_ranges
-    from engine.optimize.storage import close_storage, normalise, open_storage, shown, sqlite_url
-    from engine.optimize.walkforward import make_folds
-    from engine.strategy.cli import cli_params, strategy_params, timeframe_warning
+    from engine.strategy.cli import cli_params, strategy_params
     from engine.strategy.loader import strategy_class
     from engine.strategy.params import StrategyError
-    from engine.strategy_choice import lookahead_gate
 
-    cfg = load_trading_config(args.config)
-    if args.apply is not None:
-        from engine.optimize.apply import check_target
-
-        check_target(args.apply)
-    spec = (args.strategy or cfg.trading.strategy).strip()
+    spec = (args.strategy or default_spec).strip()
     if spec == "model":
         raise StrategyError("--strategy model: the CatBoost models have no parameters to search; name a strategy")
     cls = strategy_class(spec)
     label, declared = cls.label(), cls.parameters()
     given = strategy_params([spec], [cls], cli_params(args.params))[0]
     fixed = {name: declared[name].convert(value, label) for name, value in given.items()}
-    ranges = parse_ranges(args.ranges)
-    space = build_space(label, declared, fixed, ranges)  # the bad-input lines before the data is read
-    storage_url = normalise(args.storage) if args.storage else None
-    data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe, min_candles=3,
-                        needed_by=f"optimising {label}")
-    candles = data.arrays
-    costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
-    setup = Setup(spec, candles, data.symbol, fixed, ranges, cfg.risk.to_core(), costs,
-                  cfg.signal_filters.to_core(), args.cash, args.objective)
-    evaluator = Evaluator(setup)
-    # the look-ahead check's point: the declared defaults (the author's), else the defaults moved into the ranges
-    start_params = [{**{n: p.default for n, p in declared.items()}, **fixed}, space.defaults(declared)]
-    strategy = None
-    for params in start_params:
+    return spec, cls, build_space(label, declared, fixed, parse_ranges(args.ranges))
+
+
+def _causal_start(evaluator: Any, timeframe: str) -> Any:
+    """A strategy made at the declared defaults (else at the defaults moved into the ranges), after the look-ahead
+    check: StrategyError naming the leak, before any trial."""
+    from engine.optimize.evaluate import Infeasible
+    from engine.strategy.params import StrategyError
+    from engine.strategy_choice import lookahead_gate
+
+    declared, space = evaluator.declared, evaluator.space
+    problem = ""
+    for params in ({**{n: p.default for n, p in declared.items()}, **space.fixed}, space.defaults(declared)):
         try:
             strategy = evaluator.strategy(params)
-            break
         except Infeasible as exc:
             problem = str(exc)
-    if strategy is None:
-        raise StrategyError(f"{label} refuses its defaults inside the searched ranges ({problem}); adjust --range")
-    lookahead_gate(strategy, data.timeframe)  # StrategyError naming the leak: refused before any trial
-    folds = make_folds(len(candles), args.walk_forward, args.in_sample, int(strategy.startup_candles),
-                       what=str(data.path))
-    name = args.study or _study_name(label, data.path)
-    out = args.out or Path("optimize") / name
-    storage_url = storage_url or sqlite_url(out / "study.db")
-    storage = open_storage(storage_url)
+            continue
+        lookahead_gate(strategy, timeframe)
+        return strategy
+    raise StrategyError(f"{evaluator.cls.label()} refuses its defaults inside the searched ranges ({problem}); "
+                        "adjust --range")
+
+
+def _say(data: Any, strategy: Any) -> None:
+    from engine.strategy.cli import timeframe_warning
+
     for line in data.notes:
         print(f"note: {line}", file=sys.stderr)
     other = timeframe_warning(strategy, data.timeframe, data.path.name)
     for line in (*data.warnings, *([other] if other else [])):
         print(f"warning: {line}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from config.trading import load_trading_config
+    from engine.core.risk import Costs
+    from engine.feeds.candle_file import load_candles
+    from engine.optimize.evaluate import Evaluator, Setup
+    from engine.optimize.run import optimise
+    from engine.optimize.search import Job, workers
+    from engine.optimize.space import parse_ranges
+    from engine.optimize.storage import close_storage, normalise, open_storage, shown, sqlite_url
+    from engine.optimize.walkforward import make_folds
+
+    cfg = load_trading_config(args.config)
+    if args.apply is not None:
+        from engine.optimize.apply import check_target
+
+        check_target(args.apply)
+    spec, cls, space = _space(args, cfg.trading.strategy)
+    storage_url = normalise(args.storage) if args.storage else None
+    data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe, min_candles=3,
+                        needed_by=f"optimising {cls.label()}")
+    candles = data.arrays
+    costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
+    setup = Setup(spec, candles, data.symbol, space.fixed, parse_ranges(args.ranges), cfg.risk.to_core(), costs,
+                  cfg.signal_filters.to_core(), args.cash, args.objective)
+    evaluator = Evaluator(setup)
+    strategy = _causal_start(evaluator, data.timeframe)
+    folds = make_folds(len(candles), args.walk_forward, args.in_sample, int(strategy.startup_candles),
+                       what=str(data.path))
+    name = args.study or _study_name(cls.label(), data.path)
+    storage_url = storage_url or sqlite_url((args.out or Path("optimize") / name) / "study.db")
+    storage = open_storage(storage_url)
+    _say(data, strategy)
     per_fold = None if args.timeout is None else args.timeout / len(folds)
     base_attrs = {"strategy": spec, "data": data.path.name, "symbol": data.symbol, "timeframe": data.timeframe,
-                  "objective": args.objective, "space": space.describe(), "fixed": {k: v for k, v in fixed.items()},
+                  "objective": args.objective, "space": space.describe(), "fixed": dict(space.fixed),
                   "costs": [args.fee_bps, args.slippage_bps, args.cash]}
 
     def job(fold: Any) -> Job:
@@ -209,14 +230,13 @@ def _run(args: argparse.Namespace) -> int:
         attrs = {**base_attrs, "window": [int(candles.ts[w.start]), int(candles.ts[w.end - 1])]}
         return Job(study, w, args.trials, per_fold, args.seed, not args.no_prune, attrs)
 
-    from engine.optimize.run import optimise
-
     try:
         with workers(args.jobs, setup, storage_url, args.log_level) as pool:
             t0 = time.perf_counter()  # the search alone: the workers have started
             outcome, studies = optimise(evaluator, storage, folds, job, pool, None if args.no_progress else Bar)
             seconds = time.perf_counter() - t0
-        return _report(args, outcome, studies, space, data, spec, label, name, shown(storage_url), folds, seconds)
+        return _report(args, outcome, studies, space, data, spec, cls.label(), name, shown(storage_url), folds,
+                       seconds)
     finally:
         close_storage(storage)  # the connections closed now, not when the process ends
 
