@@ -7,9 +7,10 @@ optimize/test_evaluate.py compares with ``run_backtest`` to the last bit):
 
 - the window is run in ``chunks`` consecutive kernel calls (the kernel's state carries over between them), and
   after each but the last the objective so far is reported to the trial, so the pruner can stop a poor one early;
-- sma-cross's moving averages are kept per (window, length) in a bounded cache: a length seen by an earlier trial
-  is not averaged again (``engine.core.model.sma``, the same function; its value at a candle depends on that
-  candle's window alone).
+- sma-cross's moving averages are kept per length, over the whole series, in a bounded cache: a length seen by an
+  earlier trial (of any fold) is not averaged again. A window's average is the whole series' cut to the window,
+  its first length - 1 values blanked: ``engine.core.model.sma``'s value at a candle depends on that candle's
+  ``length`` closes alone, bit for bit (the backtest's blocks rely on the same; the tests compare).
 
 The first ``startup_candles`` of a window are the strategy's warm-up: no signal can be acted on there, and the
 metrics (``scored``) are computed from the candle after them, in-sample and out-of-sample alike.
@@ -96,7 +97,7 @@ class Evaluator:
         self.cls = strategy_class(setup.spec)
         self.declared = self.cls.parameters()
         self.space: Space = build_space(self.cls.label(), self.declared, setup.fixed, setup.ranges)
-        self._sma: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._sma: OrderedDict[int, np.ndarray] = OrderedDict()
         self._sma_bytes = 0
 
     def strategy(self, params: Mapping[str, Any]) -> Strategy:
@@ -167,23 +168,25 @@ class Evaluator:
         if type(strategy) is not SmaCross:
             signals = strategy.signals(candles)
             return signals.action.astype(np.int64), np.asarray(signals.confidence, dtype=np.float64)
-        fast, slow = self._average(candles, window, strategy.fast), self._average(candles, window, strategy.slow)
+        fast, slow = self._average(window, strategy.fast), self._average(window, strategy.slow)
         x = np.full((len(candles), 4), np.nan)  # SmaCrossModel.features' layout
         x[:, 0], x[:, 1] = fast, slow
         x[1:, 2], x[1:, 3] = fast[:-1], slow[:-1]
         model = SmaCrossModel(strategy.fast, strategy.slow)
         return signals_from_proba(model.predict_proba(x))
 
-    def _average(self, candles: CandleArrays, window: Window, length: int) -> np.ndarray:
-        key = (window.start, window.end, length)
-        found = self._sma.get(key)
-        if found is not None:
-            self._sma.move_to_end(key)
-            return found
-        value = sma(candles.close, length)
-        self._sma[key] = value
-        self._sma_bytes += value.nbytes
-        while self._sma_bytes > CACHE_BYTES and len(self._sma) > 1:
-            _, old = self._sma.popitem(last=False)
-            self._sma_bytes -= old.nbytes
-        return value
+    def _average(self, window: Window, length: int) -> np.ndarray:
+        """``sma(close[window], length)``, from the whole series' average of that length (module docstring)."""
+        whole = self._sma.get(length)
+        if whole is None:
+            whole = sma(self.setup.candles.close, length)
+            self._sma[length] = whole
+            self._sma_bytes += whole.nbytes
+            while self._sma_bytes > CACHE_BYTES and len(self._sma) > 1:
+                _, old = self._sma.popitem(last=False)
+                self._sma_bytes -= old.nbytes
+        else:
+            self._sma.move_to_end(length)
+        out = whole[window.start:window.end].copy()
+        out[:length - 1] = np.nan
+        return out

@@ -3,6 +3,7 @@ or run in chunks with reports to the pruner, for sma-cross (its cached moving av
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -61,3 +62,14 @@ def test_refused_parameters_and_a_warm_up_too_long_are_infeasible() -> None:
         evaluator.trial({"fast": 50, "slow": 20}, Window(0, 5_000, 1_000))
     with pytest.raises(Infeasible, match="warms up on 1000 candles"):
         evaluator.trial({"fast": 5, "slow": 1_000}, Window(0, 5_000, 999))
+
+
+def test_a_windows_average_cut_from_the_whole_series_is_the_windows_own_to_the_bit() -> None:
+    from engine.core.model import sma
+
+    evaluator = Evaluator(_setup("sma-cross"))
+    close = evaluator.setup.candles.close
+    for start, end in ((0, 10_999), (1, 4_000), (1_222, 6_110), (10_000, 10_999)):
+        for length in (1, 2, 7, 8, 9, 30, 128, 129, 611, 999):
+            own = sma(close[start:end], length)
+            assert np.array_equal(evaluator._average(Window(start, end, end), length), own, equal_nan=True)
