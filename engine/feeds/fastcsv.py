@@ -19,38 +19,28 @@ from collections.abc import Sequence
 import numpy as np
 
 CHUNK = 2 << 20  # bytes of text parsed at a time: bounds the parser's memory
-COUNT_CHUNK = 4 << 20
-
-
-def _body_rows(path: str | os.PathLike[str], start: int) -> int:
-    """Lines after byte ``start``, counting a last line without its newline (as the careful path counts)."""
-    count = 0
-    last = b""
-    with open(path, "rb") as f:
-        f.seek(start)
-        while chunk := f.read(COUNT_CHUNK):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count + (1 if last not in (b"", b"\n") else 0)
 
 
 def fast_columns(path: str | os.PathLike[str], start: int, names: Sequence[str]) -> list[np.ndarray] | None:
-    """The columns (float64, in ``names`` order) of the text after byte ``start``; None to take the careful path."""
+    """The columns (float64, in ``names`` order) of the text after byte ``start``; None to take the careful path.
+
+    Each piece of text parsed must give exactly as many rows as it has lines (the last one counted without its
+    newline), so a blank line or a split row sends the file to the careful path. The columns are sized for the
+    most rows the text could hold (a field of one character and its separator each): only the pages written
+    become memory, and the file is read once."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
     except ImportError:  # pragma: no cover - pyarrow is a dependency; numpy reads the file without it
         return None
-    rows = _body_rows(path, start)
-    if rows == 0:
-        return None
+    most = (os.path.getsize(path) - start) // (2 * len(names)) + 1
     read = pacsv.ReadOptions(column_names=list(names), use_threads=False, block_size=CHUNK)
     parse = pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
     convert = pacsv.ConvertOptions(column_types={name: pa.float64() for name in names}, null_values=[],
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     # malloc's pool: the chunks' buffers go back when freed (mimalloc, pyarrow's default, kept ~8 MB of them)
     pool = pa.system_memory_pool()
-    out = [np.empty(rows) for _ in names]
+    out = [np.empty(max(most, 0)) for _ in names]
     at = 0
     try:
         with open(path, "rb") as f:
@@ -62,18 +52,19 @@ def fast_columns(path: str | os.PathLike[str], start: int, names: Sequence[str])
                 cut = len(text) if not chunk else text.rfind(b"\n") + 1
                 text, rest = text[:cut], text[cut:]
                 if text:
+                    lines = text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
                     table = pacsv.read_csv(pa.py_buffer(text), read_options=read, parse_options=parse,
                                            convert_options=convert, memory_pool=pool)
-                    if at + table.num_rows > rows:
+                    if table.num_rows != lines or at + lines > most:
                         return None
                     for k, column in enumerate(table.columns):
                         _copy_into(out[k], at, column.chunks)
-                    at += table.num_rows
+                    at += lines
                 if not chunk:
                     break
     except (pa.ArrowException, ValueError):
         return None
-    return out if at == rows else None
+    return [column[:at] for column in out] if at else None
 
 
 def _copy_into(target: np.ndarray, at: int, chunks: Sequence[object]) -> None:
