@@ -65,8 +65,9 @@ COMMANDS: tuple[Command, ...] = (
             "private chat)", Role.VIEWER),
     Command("apitoken", "[revoke]", "your personal token for the HTTP API, shown once (in a private chat), or "
             "revoke it", Role.VIEWER),
-    Command("buy", "SYMBOL AMOUNT", "paper buy for AMOUNT in the quote currency", Role.ADMIN),
-    Command("sell", "SYMBOL [AMOUNT]", "paper sell AMOUNT (quote currency) or the whole position", Role.ADMIN),
+    Command("buy", "SYMBOL AMOUNT", "buy for AMOUNT in the quote currency (paper or live, as the agent runs)",
+            Role.ADMIN),
+    Command("sell", "SYMBOL [AMOUNT]", "sell AMOUNT (quote currency) or the whole position", Role.ADMIN),
     Command("close", "SYMBOL|all", "close one position or all", Role.ADMIN),
     Command("cancel", "ID", "cancel a pending order placed with /buy, /sell or /close", Role.ADMIN),
     Command("pause", "", "stop new automatic entries", Role.ADMIN),
