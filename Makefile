@@ -33,7 +33,7 @@ test: $(STAMP) $(AOT)
 bench: $(STAMP) $(AOT)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/backtest.py
-	@for b in bench/models.py bench/commands.py bench/worker.py bench/strategy.py bench/api.py bench/live.py; do \
+	@for b in bench/models.py bench/commands.py bench/worker.py bench/strategy.py bench/api.py bench/optimize.py bench/live.py; do \
 		if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
 
 lint: $(STAMP)
