@@ -110,7 +110,7 @@ class LiveEngine:
 
             self.trader = LiveTrader(core=core, manager=live.manager, venue=live.venue, lock=self.lock,
                                      commit=self._commit_result, clock=clock, price=self._price, guards=live.guards,
-                                     symbols=tuple(feeds))
+                                     symbols=tuple(feeds), timeframe_ms=timeframe_ms(timeframe))
             broker = LiveBroker(core, self.trader)
             self.order_poll_interval = live.poll_interval
             self.reconcile_interval = live.reconcile_interval
@@ -194,6 +194,8 @@ class LiveEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.trader is not None:
+            await self.trader.close()  # the submits under way get their answers recorded
         await self.commit_action((EngineStopped(ts=self.clock.now_ms(), mode=self.mode),))
         for st in self.symbols.values():
             with contextlib.suppress(Exception):
@@ -285,12 +287,24 @@ class LiveEngine:
             await self.commit_action(model_events)
         async with self.lock:
             before = self.core.snapshot()
+            trader, saved = self.trader, None if self.trader is None else self.trader.state.to_dict()
             step = self.core.on_candle(st.symbol, candle, proba, signal_tag(st.model, proba))
+            prepared = []
+            if trader is not None:  # live: the decision's order sized and recorded as sent in the step's own commit
+                for order in step.orders:
+                    intent, refused = trader.prepare_locked(order)
+                    step.events.extend(refused)
+                    if intent is not None:
+                        prepared.append((order.order_id, intent))
             st.decision_ms.append((time.perf_counter() - t0) * 1000.0)
             try:
                 await self.store.record_step(self._record(step))
             except Exception:
                 self.core.restore(before)
+                if trader is not None and saved is not None:
+                    trader.restore(saved)
+                    for order_id, _ in prepared:
+                        trader.forget_locked(order_id)
                 st.window.pop()
                 st.recent.pop()
                 st.last_seen = st.window[-1].ts if st.window else None  # the candle before: retried next poll
@@ -299,8 +313,9 @@ class LiveEngine:
         st.last_signal = step.signal
         for event in step.events:
             self.bus.publish(event)
-        if self.trader is not None and step.orders:
-            await self.trader.send_pending(t0)  # the decision's order goes out now, not at the next poll
+        for order_id, intent in prepared:  # live: out now, in a task of its own (a hung create holds up nothing)
+            assert trader is not None
+            trader.spawn(order_id, intent, t0)
         return True
 
     # ------------------------------------------------------------------ prices between candles

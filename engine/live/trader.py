@@ -36,16 +36,15 @@ from typing import Any
 
 import structlog
 
-from engine.core import kernel as K
 from engine.core.clock import Clock
-from engine.core.events import BooksAgree, BooksMismatch, EngineEvent, LiveStarted, OrderCancelled
-from engine.core.rules import plain
+from engine.core.events import EngineEvent, OrderCancelled
 from engine.core.trading import StepResult, TradingCore
 from engine.core.types import OrderRequest, Refusal, Side
 from engine.exchange.venue import Venue
+from engine.live.books import Reconciling
 from engine.live.orders import OrderManager
 from engine.live.parts import Guards, SentOrder, TraderState
-from engine.live.reconcile import Accepted, Books, Reconciler, Reconciliation, accept
+from engine.live.reconcile import Reconciler, Reconciliation
 from engine.live.types import LiveOrder, OrderIntent, OrderType
 
 log = structlog.get_logger(__name__)
@@ -53,13 +52,15 @@ log = structlog.get_logger(__name__)
 BY_GUARD = "live guard"  # who withdrew an order the fat-finger guards refused (``OrderCancelled.by``)
 BY_EXCHANGE = "exchange"  # the exchange refused, cancelled or never placed it
 BY_RECONCILE = "reconciliation"  # entries paused by a mismatch of the books and the exchange
+BY_STALE = "live: not sent late"  # an entry decided on a candle long closed (a catch-up after a restart)
 EPS = 1e-12
+STALE_CANDLES = 3  # a signal's entry is sent only within this many candles of its candle's close
 RECONCILE_RETRY_S = 30.0  # a reconciliation that could not be made is tried again this soon
 
 Commit = Callable[[StepResult | None, tuple[EngineEvent, ...], tuple[OrderRequest, ...]], Awaitable[None]]
 
 
-class LiveTrader:
+class LiveTrader(Reconciling):
     """Sends ``core``'s pending orders through ``manager`` and books their fills; see the module's docstring.
 
     ``lock`` is the engine's lock (a step, a command and a booking never interleave); ``commit`` persists a step
@@ -68,8 +69,9 @@ class LiveTrader:
 
     def __init__(self, *, core: TradingCore, manager: OrderManager, venue: Venue, lock: asyncio.Lock,
                  commit: Commit, clock: Clock, price: Callable[[str], float | None], guards: Guards,
-                 symbols: tuple[str, ...] = (), reconciler: Reconciler | None = None) -> None:
+                 symbols: tuple[str, ...] = (), timeframe_ms: int = 0, reconciler: Reconciler | None = None) -> None:
         self.core = core
+        self.timeframe_ms = timeframe_ms  # the candles' length (0: no staleness check of entries)
         self.symbols = symbols  # the traded symbols (the core has a row for each once its first candle came)
         self.manager = manager
         self.reconciler = reconciler or Reconciler(venue, manager.store, clock)
@@ -83,6 +85,7 @@ class LiveTrader:
         self.guards = guards
         self.state = TraderState()
         self._sending: set[str] = set()  # orders between their commit in ``sent`` and the submit's answer
+        self._submits: set[asyncio.Task[bool]] = set()  # submits running in tasks of their own (``spawn``)
         self.wake = asyncio.Event()  # set when an order may be waiting to be sent (a decision, a command)
         self.send_ms: deque[float] = deque(maxlen=1000)  # the latest submits (request and answer), ms
 
@@ -119,23 +122,42 @@ class LiveTrader:
                 return False
             before = self.core.snapshot()
             saved = self.state.to_dict()
-            ready = self._prepare(order)
+            intent, events = self.prepare_locked(order)
             try:
-                if isinstance(ready, Refusal):
-                    self.core.order_done(order.symbol, order.order_id)
-                    by = BY_RECONCILE if ready.code == "reconcile_paused" else BY_GUARD
-                    log.warning("live_order.refused", order_id=order_id, symbol=order.symbol, reason=ready.reason)
-                    await self.commit(None, (self._cancelled(order, by, ready.reason),), ())
-                    return False
-                await self.commit(None, (), ())
+                await self.commit(None, events, ())
             except Exception:
                 self.core.restore(before)
                 self.state = TraderState.from_dict(saved)
+                self._sending.discard(order_id)
                 raise
-            self._sending.add(order_id)
+        if intent is None:
+            return False
+        return await self.submit(order_id, intent, decided_at)
+
+    def prepare_locked(self, order: OrderRequest) -> tuple[OrderIntent | None, tuple[EngineEvent, ...]]:
+        """Under the held lock: size and check the pending ``order`` and record it in ``sent`` (the caller commits
+        the engine's state, and sends the intent with ``submit`` once it is committed): the intent and no event, or
+        None and the ``OrderCancelled`` of its refusal (its slot freed). The intent's order is marked as being sent
+        (the order poll leaves it alone until ``submit`` has its answer)."""
+        ready = self._prepare(order)
+        if isinstance(ready, Refusal):
+            self.core.order_done(order.symbol, order.order_id)
+            by = BY_RECONCILE if ready.code == "reconcile_paused" else BY_STALE if ready.code == "stale" else BY_GUARD
+            log.warning("live_order.refused", order_id=order.order_id, symbol=order.symbol, reason=ready.reason)
+            return None, (self._cancelled(order, by, ready.reason),)
+        self._sending.add(order.order_id)
+        return ready, ()
+
+    def forget_locked(self, order_id: str) -> None:
+        """The commit after ``prepare_locked`` failed (the caller restored the core and ``state``): not being sent."""
+        self._sending.discard(order_id)
+
+    async def submit(self, order_id: str, intent: OrderIntent, decided_at: float | None = None) -> bool:
+        """Send a prepared order (its ``sent`` entry committed) once through the order manager and book the answer;
+        whether a request went out."""
         started = time.perf_counter()
         try:
-            submitted = await self.manager.submit(ready)
+            submitted = await self.manager.submit(intent)
         finally:
             self._sending.discard(order_id)
         answered = time.perf_counter()
@@ -147,12 +169,37 @@ class LiveTrader:
         await self.book(submitted.order)
         return submitted.sent
 
+    def spawn(self, order_id: str, intent: OrderIntent, decided_at: float | None = None) -> None:
+        """``submit`` in a task of its own: a create that hangs (up to ccxt's timeout) does not hold up the symbol's
+        next candles. ``close`` waits for them."""
+        task = asyncio.create_task(self.submit(order_id, intent, decided_at), name=f"submit:{order_id}")
+        self._submits.add(task)
+        task.add_done_callback(self._submitted)
+
+    def _submitted(self, task: asyncio.Task[bool]) -> None:
+        self._submits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.warning("live_order.submit_failed", error=str(exc) or type(exc).__name__,
+                        action="the order poll asks about it")
+
+    async def close(self) -> None:
+        """Wait for the submits under way (a stop lets an order's answer be recorded; a kill leaves it SUBMITTING,
+        resolved at the next start)."""
+        if self._submits:
+            await asyncio.gather(*list(self._submits), return_exceptions=True)
+
     def _prepare(self, order: OrderRequest) -> OrderIntent | Refusal:
         """The intent to send ``order`` with, recorded in ``sent`` (and the day's notional), or why not."""
         buy = order.side is Side.BUY
         if buy and order.symbol in self.state.paused:
             why = self.state.paused[order.symbol]
             return Refusal("reconcile_paused", f"new {order.symbol} entries are paused: {why} (see /reconcile)")
+        if buy and self.timeframe_ms > 0:
+            age = self.clock.now_ms() - (order.decided_ts + self.timeframe_ms)  # since the decision's candle closed
+            if order.reason == "signal" and age > STALE_CANDLES * self.timeframe_ms:
+                return Refusal("stale", f"{order.symbol} entry decided on a candle that closed {age / 60_000:.0f} min "
+                                        "ago (caught up after a pause or restart): entries are not sent late")
         price = self.price(order.symbol)
         if price is None or not (math.isfinite(price) and price > 0):
             return Refusal("no_price", f"no market price for {order.symbol} to size the order with")
@@ -313,124 +360,6 @@ class LiveTrader:
         """After a (re)start: every order not final asked about, then the books brought up to the rows."""
         await self.manager.startup()
         await self.book_all()
-
-    # ------------------------------------------------------------------------------ reconciliation
-
-    def books(self) -> Books:
-        """The books as the reconciler compares them: the cash, and per base asset what the positions and dust of
-        its symbols hold (read under the lock)."""
-        holdings: dict[str, float] = {}
-        symbols: dict[str, tuple[str, str]] = {}
-        quotes = set()
-        for symbol in (*self.symbols, *(s for s in self.core.index if s not in self.symbols)):
-            market = self.venue.market(symbol)
-            symbols[symbol] = (market.base, market.quote)
-            quotes.add(market.quote)
-            i = self.core.index.get(symbol)
-            held = 0.0 if i is None else float(self.core.s[i, K.QTY]) + float(self.core.s[i, K.DUST])
-            holdings[market.base] = holdings.get(market.base, 0.0) + held
-        if len(quotes) != 1:
-            raise ValueError(f"the traded symbols are quoted in {', '.join(sorted(quotes)) or 'nothing'}: the books "
-                             "hold one cash asset, so they are reconciled only when every symbol has the same quote")
-        return Books(quote=quotes.pop(), cash=float(self.core.g[K.CASH]), holdings=holdings, symbols=symbols)
-
-    async def reconcile(self) -> Reconciliation:
-        """The books against the exchange now (the orders polled and booked first). A mismatch pauses new entries of
-        its symbols and is announced (once, until the mismatch changes); the books agreeing again resumes them."""
-        await self.poll()
-        async with self.lock:
-            books = self.books()
-        result = await self.reconciler.reconcile(books)
-        async with self.lock:
-            self.last = result
-            if not result.reconciled:
-                log.warning("reconcile_failed", error=result.error)
-                return result
-            before = dict(self.state.paused)
-            paused = {symbol: m.text for m in result.mismatches for symbol in m.symbols}
-            events: list[EngineEvent] = []
-            if result.mismatches and result.lines() != self._announced:
-                events.append(BooksMismatch(ts=self.clock.now_ms(), exchange=self.venue.name, lines=result.lines(),
-                                            symbols=result.affected_symbols()))
-                log.error("books_mismatch", exchange=self.venue.name, lines=list(result.lines()))
-            elif not result.mismatches and (before or self._announced):
-                events.append(BooksAgree(ts=self.clock.now_ms(), exchange=self.venue.name, how="reconciled"))
-                log.info("books_agree", exchange=self.venue.name)
-            self._announced = result.lines()
-            if not self.state.announced:  # the first live start: to every admin, with the account and the limits
-                events.insert(0, self._live_started(result))
-                self.state.announced = True
-            if paused != before or events:
-                self.state.paused = paused
-                await self.commit(None, tuple(events), ())
-        return result
-
-    def _live_started(self, result: Reconciliation) -> LiveStarted:
-        g, limits = self.guards, self.core.limits
-        balances = tuple(f"{c.asset} {plain(c.theirs, 10)}" for c in result.checks)
-        words = (f"max order {g.max_order_notional:g} {result.books.quote}, max {g.max_daily_notional:g} "
-                 f"{result.books.quote} of buys a day; position {limits.position_fraction:.0%} of equity (at most "
-                 f"{limits.max_position_fraction:.0%}), stop-loss {limits.stop_loss_pct:.0%}, daily loss limit "
-                 f"{limits.max_daily_loss_pct:.0%}, drawdown limit {limits.max_drawdown_pct:.0%}")
-        log.warning("live_started", exchange=self.venue.name, balances=list(balances), limits=words)
-        return LiveStarted(ts=self.clock.now_ms(), exchange=self.venue.name, balances=balances, limits=words)
-
-    async def accept(self, by: str) -> Accepted | Refusal:
-        """``/reconcile accept``: a fresh reconciliation, then its balance mismatches adopted into the books (the
-        exchange's holding of each base asset, its quote total for a short cash), committed with an announcement;
-        no order is sent. Order mismatches are left (the order manager or a person settles them)."""
-        result = await self.reconcile()
-        if not result.reconciled:
-            return Refusal("unreconciled", result.summary())
-        if result.ok:
-            return Refusal("nothing_to_accept", result.summary())
-        async with self.lock:
-            try:
-                accepted = accept(result, self.books())
-            except ValueError as exc:
-                return Refusal("changed", str(exc))
-            before = self.core.snapshot()
-            saved = self.state.to_dict()
-            self._adopt(accepted)
-            left = {symbol for m in accepted.left for symbol in m.symbols}
-            self.state.paused = {s: why for s, why in self.state.paused.items() if s in left}
-            self._announced = tuple(m.text for m in accepted.left)
-            event = BooksAgree(ts=self.clock.now_ms(), exchange=self.venue.name, by=by,
-                               how="the exchange's figures accepted: " + "; ".join(m.text for m in accepted.adopted))
-            try:
-                await self.commit(None, (event,), ())
-            except Exception:
-                self.core.restore(before)
-                self.state = TraderState.from_dict(saved)
-                raise
-        log.warning("books_accepted", by=by, adopted=[m.text for m in accepted.adopted])
-        return accepted
-
-    def _adopt(self, accepted: Accepted) -> None:
-        """Write the accepted figures into the core: a base asset's holding goes to its first symbol's position
-        (kept at its price, stops and entry) or, with no position, to its dust (held, not traded); the cash."""
-        books, s, now = accepted.books, self.core.s, self.clock.now_ms()
-        for m in accepted.adopted:
-            if m.asset == books.quote:
-                self.core.g[K.CASH] = books.cash
-                continue
-            symbols = [x for x in books.symbols_of(m.asset) if x in self.core.index]
-            for extra in symbols[1:]:  # one symbol holds the asset's figure; the others' holdings are folded in
-                j = self.core.index[extra]
-                s[j, K.QTY] = s[j, K.DUST] = 0.0
-            i = self.core.index[symbols[0]]
-            total = books.holdings.get(m.asset, 0.0)
-            mark = float(s[i, K.MARK])
-            if s[i, K.QTY] > 0.0 and total > s[i, K.DUST]:
-                s[i, K.QTY] = total - s[i, K.DUST]
-            else:
-                if s[i, K.QTY] > 0.0:
-                    s[i, K.QTY] = 0.0
-                if s[i, K.DUST] <= 0.0:
-                    s[i, K.DUST_AVG], s[i, K.DUST_FEE] = mark, 0.0
-                s[i, K.DUST] = max(total, 0.0)
-            log.warning("holding_adopted", asset=m.asset, symbol=symbols[0], books=m.ours, exchange=total, ts=now)
-
 
     # ------------------------------------------------------------------------------ the engine's tasks
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from sim.botapi import BotApiEmulator
-from tests.worker.rig import TOKEN, FakeExchangeProc, write_market
+from tests.worker.rig import STARTED, TOKEN, FakeExchangeProc, write_market
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left() -> Iterator[None]:
+    """A worker a failed test left running is killed (it would trade on, and load the machine, for ever)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.returncode is None:  # (its event loop is gone: signal the pid itself)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture

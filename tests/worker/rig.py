@@ -115,6 +115,9 @@ def worker_env(tmp_path: Path, *, emulator_url: str, exchange_url: str, db: str 
     return env
 
 
+STARTED: list[asyncio.subprocess.Process] = []  # every worker started; tests/worker/conftest.py kills leftovers
+
+
 @dataclass
 class Worker:
     """One ``python -m bot`` process; its stdout (JSON lines) is collected as it comes."""
@@ -129,6 +132,7 @@ class Worker:
     async def start(cls, env: dict[str, str], cwd: Path) -> Worker:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", cwd=cwd, env=env,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        STARTED.append(proc)
         worker = cls(proc)
         worker._reader = asyncio.create_task(worker._read())
         return worker

@@ -70,6 +70,14 @@ async def second_emulator() -> AsyncIterator[BotApiEmulator]:
         yield emulator
 
 
+def paused_refusals(worker: Worker) -> list[dict[str, Any]]:
+    return [e for e in worker.logged("live_order.refused") if "paused" in e.get("reason", "")]
+
+
+async def exchange_buys(url: str) -> int:
+    return sum(1 for o in (await exchange_state(url))[1] if o["side"] == "BUY")
+
+
 async def stop(worker: Worker) -> None:
     if worker.proc.returncode is None:
         worker.proc.send_signal(signal.SIGTERM)
@@ -93,6 +101,7 @@ async def test_live_worker_sends_each_order_once_and_its_books_equal_the_exchang
                                             extra=["--account", f"{KEY}:{SECRET}", "--balance", f"{QUOTE}={FUNDS}"])
     env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=worker_db,
                      trading_config=live_toml(tmp_path / "trading.toml"), **LIVE)
+    worker: Worker | None = None
     try:
         worker = await Worker.start(env, tmp_path)
         await worker.wait_for("ready", 60)
@@ -100,6 +109,8 @@ async def test_live_worker_sends_each_order_once_and_its_books_equal_the_exchang
         await stop(worker)
         balances, orders = await exchange_state(exchange.base_url)
     finally:
+        if worker is not None:
+            worker.kill()  # a failure above must not leave the worker running
         await exchange.stop()
 
     ours = await rows(url, "SELECT client_id, symbol, side, state, filled FROM live_orders")
@@ -181,7 +192,8 @@ async def test_paper_and_live_make_the_same_trades_from_the_same_candles(
 async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_admin_accepts(
         tmp_path: Path, emu: BotApiEmulator) -> None:
     """The first live start is announced (the account's balances, the limits). A person moves coins on the account:
-    the next reconciliation names the asset and both amounts (an alert and /status), the symbol's entries are refused without reaching the exchange, and /reconcile accept (confirmed)
+    the next reconciliation names the asset and both amounts (an alert and /status), the symbol's entries are
+    refused without reaching the exchange, and /reconcile accept (confirmed)
     adopts the exchange's figure, after which the agent enters again."""
     url = sqlite_url(tmp_path)
     exchange = await FakeExchangeProc.start(write_market(tmp_path / "market", 3000), speed=240.0,
@@ -189,6 +201,7 @@ async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_ad
     env = worker_env(tmp_path, emulator_url=emu.base_url, exchange_url=exchange.base_url, db=None,
                      trading_config=live_toml(tmp_path / "trading.toml", symbols=SYMBOLS[:1]), **LIVE)
     base = SYMBOLS[0][:-len(QUOTE)]
+    worker: Worker | None = None
     try:
         worker = await Worker.start(env, tmp_path)
         await worker.wait_for("ready", 60)
@@ -211,10 +224,10 @@ async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_ad
 
         # the next entry is refused before it reaches the exchange
         async with asyncio.timeout(90):
-            while not [e for e in worker.logged("live_order.refused") if "paused" in e.get("reason", "")]:  # noqa: ASYNC110
+            while not paused_refusals(worker):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         _, orders = await exchange_state(exchange.base_url)
-        refused = next(e for e in worker.logged("live_order.refused") if "paused" in e.get("reason", ""))
+        refused = paused_refusals(worker)[0]
         assert refused["order_id"] not in {o["clientOrderId"] for o in orders}
         buys = sum(1 for o in orders if o["side"] == "BUY")
 
@@ -222,12 +235,14 @@ async def test_balances_changed_behind_the_agents_back_pause_entries_until_an_ad
         await say(emu, "/reconcile accept", press=True)
         await wait_texts(emu, since, "Books agree", timeout=30)
         async with asyncio.timeout(90):  # trading resumes: the next entry reaches the exchange
-            while sum(1 for o in (await exchange_state(exchange.base_url))[1] if o["side"] == "BUY") <= buys:  # noqa: ASYNC110
+            while await exchange_buys(exchange.base_url) <= buys:  # noqa: ASYNC110
                 await asyncio.sleep(0.3)
         since = len(emu.transcript(ADMIN))
         await say(emu, "/reconcile")
         await wait_texts(emu, since, "the books agree with", timeout=30)
         await stop(worker)
     finally:
+        if worker is not None:
+            worker.kill()  # a failure above must not leave the worker running
         await exchange.stop()
     assert await rows(url, "SELECT count(*) FROM live_orders WHERE state != 'FILLED'") == [(0,)]
