@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,10 @@ def toml(path: Path, symbols: tuple[str, ...], interval: float) -> Path:
         '[signal_filters]\ncooldown = 0\n'
         '[risk]\nposition_fraction = 0.1\nmax_daily_loss_pct = 0.9\nmax_drawdown_pct = 0.9\n'
         '[feed]\nsource = "exchange"\nstale_after = 1000\nhistory = 300\n'
-        '[live]\nmax_order_notional = 1000000\nmax_daily_notional = 1000000000\n', encoding="utf-8")
+        # at 600x a 0.5 s poll is 5 candles: entries may be sent up to 30 candles after their candle (every one is
+        # timed; a real 1m market polled each 0.5 s is a hundredth of a candle behind)
+        '[live]\nmax_order_notional = 1000000\nmax_daily_notional = 1000000000\nentry_deadline = 30\n',
+        encoding="utf-8")
     return path
 
 
@@ -122,7 +126,9 @@ async def run(root: Path, csvs: list[Path], symbols: tuple[str, ...], *, mode: s
     return {"decided": n, "took_s": took, "peak_mb": peak, "load": f"{load_before} -> {load_after}",
             "to_send": [float(e["decision_to_send_ms"]) for e in latency],
             "round_trip": [float(e["round_trip_ms"]) for e in latency],
-            "refused": len(worker.logged("live_order.refused")), "failed": len(worker.logged("live_order.send_failed"))}
+            "refused": len(worker.logged("live_order.refused")), "failed": len(worker.logged("live_order.send_failed")),
+            "why": Counter(str(e.get("reason", "")).split(":")[0].split(" (")[0][:60]
+                           for e in worker.logged("live_order.refused"))}
 
 
 def main() -> int:
@@ -167,6 +173,7 @@ def main() -> int:
         ("submit round trip, p99", f"{percentile(trip, 0.99):.2f} ms", ""),
         ("decision to answer (sum), p99", f"{percentile(total, 0.99):.2f} ms", ""),
         ("orders refused / failed", f"{live['refused']} / {live['failed']}", "0 / 0"),
+        *((f"  refused: {why}", str(n), "") for why, n in live["why"].most_common(3)),
         ("candles decided: live / paper", f"{live['decided']:,} / {paper['decided']:,}", "equal"),
         ("peak RSS, live worker", f"{live['peak_mb']:.1f} MB", ""),
         ("peak RSS, paper worker (same market)", f"{paper['peak_mb']:.1f} MB", ""),

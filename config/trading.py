@@ -129,6 +129,9 @@ class LiveSection(_Section):
     limit_order_timeout: float = Field(60.0, gt=0, le=7 * 86_400)  # seconds before an unfilled limit is cancelled
     unknown_grace: float = Field(30.0, ge=5, le=3600)  # seconds before an order the exchange never saw is NOT_PLACED
     reconcile_interval: float = Field(300.0, ge=10, le=86_400)  # seconds between reconciliations
+    # candles after a signal's candle closed within which its entry may still be sent: a later one (a catch-up after
+    # a restart or a pause of the feed) is refused, not sent at today's price; exits are always sent
+    entry_deadline: int = Field(3, ge=1, le=10_000)
     stoploss_on_exchange: bool = False  # also place the stop on the exchange where ccxt supports it
 
 

@@ -295,7 +295,7 @@ def live_parts(venue: Venue, store: Store, clock: Clock, config: TradingConfig) 
     return LiveParts(manager=OrderManager(store, venue, clock, settings), venue=venue,
                      guards=Guards(section.max_order_notional, section.max_daily_notional),
                      poll_interval=min(1.0, max(0.05, config.trading.update_interval)),
-                     reconcile_interval=section.reconcile_interval)
+                     reconcile_interval=section.reconcile_interval, entry_deadline=section.entry_deadline)
 
 
 async def check_markets(venue: Venue, symbols: list[str]) -> bool:

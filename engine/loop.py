@@ -110,7 +110,8 @@ class LiveEngine:
 
             self.trader = LiveTrader(core=core, manager=live.manager, venue=live.venue, lock=self.lock,
                                      commit=self._commit_result, clock=clock, price=self._price, guards=live.guards,
-                                     symbols=tuple(feeds), timeframe_ms=timeframe_ms(timeframe))
+                                     symbols=tuple(feeds), timeframe_ms=timeframe_ms(timeframe),
+                                     entry_deadline=live.entry_deadline)
             broker = LiveBroker(core, self.trader)
             self.order_poll_interval = live.poll_interval
             self.reconcile_interval = live.reconcile_interval

@@ -72,6 +72,7 @@ class LiveParts:
     guards: Guards
     poll_interval: float = 1.0
     reconcile_interval: float = 300.0
+    entry_deadline: int = 3  # candles (``[live] entry_deadline``)
 
 
 class Sends(Protocol):

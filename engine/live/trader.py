@@ -54,7 +54,7 @@ BY_EXCHANGE = "exchange"  # the exchange refused, cancelled or never placed it
 BY_RECONCILE = "reconciliation"  # entries paused by a mismatch of the books and the exchange
 BY_STALE = "live: not sent late"  # an entry decided on a candle long closed (a catch-up after a restart)
 EPS = 1e-12
-STALE_CANDLES = 3  # a signal's entry is sent only within this many candles of its candle's close
+STALE_CANDLES = 3  # by default a signal's entry is sent only within this many candles of its candle's close
 RECONCILE_RETRY_S = 30.0  # a reconciliation that could not be made is tried again this soon
 
 Commit = Callable[[StepResult | None, tuple[EngineEvent, ...], tuple[OrderRequest, ...]], Awaitable[None]]
@@ -69,8 +69,10 @@ class LiveTrader(Reconciling):
 
     def __init__(self, *, core: TradingCore, manager: OrderManager, venue: Venue, lock: asyncio.Lock,
                  commit: Commit, clock: Clock, price: Callable[[str], float | None], guards: Guards,
-                 symbols: tuple[str, ...] = (), timeframe_ms: int = 0, reconciler: Reconciler | None = None) -> None:
+                 symbols: tuple[str, ...] = (), timeframe_ms: int = 0, entry_deadline: int = STALE_CANDLES,
+                 reconciler: Reconciler | None = None) -> None:
         self.core = core
+        self.entry_deadline = entry_deadline  # candles after its candle's close a signal's entry may still be sent
         self.timeframe_ms = timeframe_ms  # the candles' length (0: no staleness check of entries)
         self.symbols = symbols  # the traded symbols (the core has a row for each once its first candle came)
         self.manager = manager
@@ -197,9 +199,10 @@ class LiveTrader(Reconciling):
             return Refusal("reconcile_paused", f"new {order.symbol} entries are paused: {why} (see /reconcile)")
         if buy and self.timeframe_ms > 0:
             age = self.clock.now_ms() - (order.decided_ts + self.timeframe_ms)  # since the decision's candle closed
-            if order.reason == "signal" and age > STALE_CANDLES * self.timeframe_ms:
+            if order.reason == "signal" and age > self.entry_deadline * self.timeframe_ms:
                 return Refusal("stale", f"{order.symbol} entry decided on a candle that closed {age / 60_000:.0f} min "
-                                        "ago (caught up after a pause or restart): entries are not sent late")
+                                        "ago (caught up after a pause or restart): entries are not sent late "
+                                        "([live] entry_deadline)")
         price = self.price(order.symbol)
         if price is None or not (math.isfinite(price) and price > 0):
             return Refusal("no_price", f"no market price for {order.symbol} to size the order with")
