@@ -132,7 +132,15 @@ class LiveSection(_Section):
     # candles after a signal's candle closed within which its entry may still be sent: a later one (a catch-up after
     # a restart or a pause of the feed) is refused, not sent at today's price; exits are always sent
     entry_deadline: int = Field(3, ge=1, le=10_000)
-    stoploss_on_exchange: bool = False  # also place the stop on the exchange where ccxt supports it
+    stoploss_on_exchange: bool = False  # (not available yet: true is refused rather than silently ignored)
+
+    @field_validator("stoploss_on_exchange")
+    @classmethod
+    def _stops_on_exchange(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("stops placed on the exchange are not available yet: the agent checks its stops on every "
+                             "ticker price; set it to false")
+        return value
 
 
 class TradingConfig(_Section):

@@ -155,3 +155,12 @@ def test_a_command_refuses_an_unknown_jit_switch_in_one_line() -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         "configuration error: invalid environment variable TRADING_AGENT_JIT: must be 0 or 1 (got 'banana')"]
+
+
+def test_stops_on_the_exchange_are_refused_until_they_exist(tmp_path: Path) -> None:
+    """``[live] stoploss_on_exchange = true`` would otherwise be a setting that silently does nothing."""
+    with pytest.raises(ConfigError) as info:
+        load_trading_config(write(tmp_path, "[live]\nstoploss_on_exchange = true\n"))
+    message = str(info.value)
+    assert "\n" not in message and "live.stoploss_on_exchange" in message and "not available yet" in message
+    assert load_trading_config(write(tmp_path, "[live]\nstoploss_on_exchange = false\n")).live.entry_deadline == 3
