@@ -300,11 +300,10 @@ def main() -> int:
     if not args.reads_only:
         rows += ws_rows(args, out)
     rows.append(("load run: libraries loaded", ", ".join(out["heavy"]) or "none of pandas/matplotlib/numba", ""))
-    print(f"\nHTTP API in the worker ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>22}  {target}")
+    from bench.common import print_table
+
+    print_table(f"\nHTTP API in the worker ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)",
+                rows)
     return 0
 
 

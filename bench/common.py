@@ -98,3 +98,12 @@ def our_trades(report: str) -> int:
     """The trade count of a ``trading-agent backtest`` report (-1 when it has none)."""
     found = re.search(r"^\s+Trades\s+(\d+)", report, re.MULTILINE)
     return int(found.group(1)) if found else -1
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    """A bench's result: its title line, then one measure per row with its value and target, aligned."""
+    print(title)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>22}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>22}  {target}")

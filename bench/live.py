@@ -179,13 +179,12 @@ def main() -> int:
         ("peak RSS, paper worker (same market)", f"{paper['peak_mb']:.1f} MB", ""),
         ("order path's RSS cost (live - paper)", f"{live['peak_mb'] - paper['peak_mb']:+.1f} MB", ""),
     ]
-    print(f"\nlive order path ({sys.platform}, Python {sys.version.split()[0]}, {len(symbols)} symbols polled every "
-          f"{args.interval:g} s, fake exchange at {args.speed:g}x, {os.cpu_count()} CPUs; load average live "
-          f"{live['load']}, paper {paper['load']})")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>22}  {target}")
+    from bench.common import print_table
+
+    title = (f"\nlive order path ({sys.platform}, Python {sys.version.split()[0]}, {len(symbols)} symbols polled "
+             f"every {args.interval:g} s, fake exchange at {args.speed:g}x, {os.cpu_count()} CPUs; load average live "
+             f"{live['load']}, paper {paper['load']})")
+    print_table(title, rows)
     return 0
 
 

@@ -212,11 +212,9 @@ def main() -> int:
         ("RSS growth over the second half", f"{mem['growth_2nd_half']:+.1f} MB", "~0"),
         ("RSS growth over the last quarter", f"{mem['growth_last_quarter']:+.1f} MB", "~0"),
     ]
-    print(f"\nworker process ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>22}  {target}")
+    from bench.common import print_table
+
+    print_table(f"\nworker process ({sys.platform}, Python {sys.version.split()[0]}, TRADING_AGENT_JIT=0)", rows)
     return 0
 
 

@@ -26,14 +26,13 @@ from typing import Any
 
 import pytest
 
-from engine.store.repo import Store
 from sim.botapi import BotApiEmulator
-from tests.store.queries import ledger_invariants
 from tests.worker.conftest import check_url
 from tests.worker.rig import (
     SYMBOLS,
     FakeExchangeProc,
     Worker,
+    ledger_checks,
     rows,
     worker_env,
     write_market,
@@ -121,16 +120,7 @@ async def live_consistency(url: str) -> dict[str, int]:
     """The ledger's invariants (as ``rig.consistency``), the positions plus the dust (what a sale of the whole
     position left under the amount step, kept in the saved state) equal to the net fills, and no duplicate
     orders, fills, decisions or deliveries; a few counts."""
-    store = await Store.open(url, migrate=False)
-    try:
-        inv = await ledger_invariants(store)
-    finally:
-        await store.close()
-    assert abs(inv["ledger_sum"] - inv["last_balance"]) < 1e-6, inv
-    if inv["fill_count"]:
-        assert abs(inv["last_balance"] - inv["cash"]) < 1e-6, inv
-    assert abs(inv["ledger_fees"] - inv["fill_fees"]) < 1e-6, inv
-    assert inv["ledger_fill_rows"] == inv["fill_count"], inv
+    await ledger_checks(url)
     net: dict[str, float] = {}
     for symbol, side, qty in await rows(url, "SELECT symbol, side, quantity FROM fills"):
         net[symbol] = net.get(symbol, 0.0) + (float(qty) if side.upper() == "BUY" else -float(qty))
