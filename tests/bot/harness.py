@@ -39,7 +39,7 @@ TF = "5m"
 STEP_MS = 300_000
 WARMUP = 60  # candles closed before the engine starts (history, never traded)
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-SETTLE_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 30.0  # a wait, not a timing check: the first test of a busy xdist process pays for cold starts
 
 
 @dataclass

@@ -48,15 +48,16 @@ def intent(side: Side = Side.BUY, type_: OrderType = OrderType.MARKET, amount: f
 
 
 async def open_venue(url: str, timeout_s: float = TIMEOUT_S) -> Venue:
-    exchange = create(ExchangeSpec(id="binance", base_url=url, timeout_s=timeout_s, rate_limit=False),
+    exchange = create(ExchangeSpec(id="binance", base_url=url, timeout_s=10.0, rate_limit=False),
                       credentials={"apiKey": KEY, "secret": SECRET})
     exchange.timeout_on_exit = 0
     venue = Venue(ExchangeSpec(id="binance", base_url=url), exchange=exchange, attempts=1)
     try:
-        await venue.load_markets()
+        await venue.load_markets()  # with an ordinary timeout: the markets are not what these tests time
     except BaseException:
         await venue.close()
         raise
+    exchange.timeout = int(timeout_s * 1000)  # the orders' requests: a hang after accept times out this soon
     return venue
 
 

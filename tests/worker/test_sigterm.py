@@ -110,7 +110,7 @@ async def test_sigterm_mid_run_then_restart_keeps_every_row_and_alert(
         await wait_decided(url, 30)
         code, took = await sigterm(first)
         assert code == 0, await first.stderr()
-        assert took < 10, f"SIGTERM took {took:.1f} s"
+        assert took < 20, f"SIGTERM took {took:.1f} s"  # well within Heroku's 30 s grace
         assert first.logged("stopped") and "Traceback" not in first.text()
         await consistency(url)
         gap_start = {s: (await decided_ts(url, s))[-1] for s in SYMBOLS}
@@ -132,7 +132,7 @@ async def test_sigterm_mid_run_then_restart_keeps_every_row_and_alert(
         await asyncio.sleep(0.5)
         await emu.go_down()
         code, took = await sigterm(second)
-        assert code == 0 and took < 10, (code, took)
+        assert code == 0 and took < 20, (code, took)
         before = await snapshot(url)
         pending = await rows(url, "SELECT outbox_id FROM deliveries WHERE status = 'pending' ORDER BY outbox_id")
         assert pending, "the stop alert should be waiting for Telegram"
@@ -150,7 +150,7 @@ async def test_sigterm_mid_run_then_restart_keeps_every_row_and_alert(
         assert sum(t.startswith("🛑 Agent stopped") for t in new) == 1, new
         assert not any("did not shut down cleanly" in t for t in new), new
         code, took = await sigterm(third)
-        assert code == 0 and took < 10
+        assert code == 0 and took < 20, (code, took)  # well within a platform's grace (Heroku: 30 s, then SIGKILL)
         await consistency(url)
         assert await rows(url, "SELECT count(*) FROM deliveries WHERE status = 'pending'") in ([(0,)], [(1,)])
     finally:
