@@ -175,7 +175,7 @@ class Worker:
         if self.proc.returncode is None:
             self.proc.kill()
 
-    async def finish(self, timeout: float = 15.0) -> int:
+    async def finish(self, timeout: float = 30.0) -> int:  # a platform's grace (Heroku: 30 s, then SIGKILL)
         code = await asyncio.wait_for(self.proc.wait(), timeout)
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 5)

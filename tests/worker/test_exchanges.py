@@ -51,7 +51,7 @@ async def test_the_worker_trades_on_okx_as_on_binance(tmp_path: Path, emu: BotAp
         (reply, *_) = await emu.wait_for_messages(ADMIN, 1, since=before, timeout=15)
         assert "BTCUSDT" in (reply.text or "")
         worker.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(worker.finish(), 15) == 0
+        assert await worker.finish() == 0
         assert "Traceback" not in worker.text() and not worker.logged("feed_error")
     finally:
         worker.kill()
@@ -87,7 +87,7 @@ async def test_a_paper_order_meets_the_exchanges_rules_before_it_is_placed(tmp_p
         step = 0.00001  # the fake's default lot step for a market priced like these
         assert all(abs(q / step - round(q / step)) < 1e-6 for (q,) in fills), fills
         worker.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(worker.finish(), 15) == 0
+        assert await worker.finish() == 0
     finally:
         worker.kill()
         await exchange.stop()
