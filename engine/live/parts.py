@@ -3,11 +3,11 @@ day's notional, the paused symbols), the fat-finger guards, the parts the engine
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from engine.core.broker import PaperBroker
 from engine.core.trading import TradingCore
 from engine.core.types import OrderRequest, Refusal
 from engine.exchange.venue import Venue
@@ -76,42 +76,24 @@ class LiveParts:
 
 
 class Sends(Protocol):
-    """What of ``engine.live.trader.LiveTrader`` the broker uses: the orders sent, and the nudge to send one."""
+    """What of ``engine.live.trader.LiveTrader`` the broker uses: the orders it sent."""
 
     state: TraderState
-    wake: asyncio.Event
 
 
-class LiveBroker:
-    """The ``engine.ports.Broker`` of live trading: an operator's order is queued in the core's pending slot as in
-    paper, and the trader sends it at once; one already sent cannot be withdrawn here (a market order fills on
-    arrival; its fills are booked as the exchange reports them)."""
+class LiveBroker(PaperBroker):
+    """The ``engine.ports.Broker`` of live trading: the paper broker's face over the core (an operator's order is
+    queued in the core's pending slot; the engine wakes the trader to send it once it is committed), except that
+    an order already sent cannot be withdrawn here (a market order fills on arrival; its fills are booked as the
+    exchange reports them)."""
 
     def __init__(self, core: TradingCore, trader: Sends) -> None:
-        self._core = core
+        super().__init__(core)
         self._trader = trader
-
-    def submit(self, order: OrderRequest) -> Refusal | None:
-        refusal = self._core.submit_manual(order)
-        if refusal is None:
-            self._trader.wake.set()
-        return refusal
 
     def cancel(self, order_id: str) -> OrderRequest | Refusal:
         sent = self._trader.state.sent.get(order_id)
         if sent is not None:
             return Refusal("sent", f"{order_id} was sent to the exchange as {sent.client_id}; a market order cannot "
                                    "be withdrawn once sent (its fills are booked as they come)")
-        return self._core.cancel_manual(order_id)
-
-    def fetch_order(self, order_id: str) -> OrderRequest | None:
-        return next((o for o in self.open_orders() if o.order_id == order_id), None)
-
-    def open_orders(self) -> tuple[OrderRequest, ...]:
-        return tuple(sorted(self._core._orders.values(), key=lambda o: (o.decided_ts, o.order_id)))
-
-    def balances(self) -> dict[str, float]:
-        pf = self._core.portfolio
-        held = {symbol: p.quantity for symbol, p in pf.positions.items()}
-        held.update({symbol: d.quantity for symbol, d in pf.dust.items()})
-        return {"cash": pf.cash, **dict(sorted(held.items()))}
+        return super().cancel(order_id)

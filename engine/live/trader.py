@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -89,7 +88,6 @@ class LiveTrader(Reconciling):
         self._sending: set[str] = set()  # orders between their commit in ``sent`` and the submit's answer
         self._submits: set[asyncio.Task[bool]] = set()  # submits running in tasks of their own (``spawn``)
         self.wake = asyncio.Event()  # set when an order may be waiting to be sent (a decision, a command)
-        self.send_ms: deque[float] = deque(maxlen=1000)  # the latest submits (request and answer), ms
 
     # ------------------------------------------------------------------------------ state
 
@@ -106,18 +104,17 @@ class LiveTrader(Reconciling):
 
     # ------------------------------------------------------------------------------ send
 
-    async def send_pending(self, decided_at: float | None = None) -> int:
+    async def send_pending(self) -> int:
         """Send every pending order not sent yet; how many went out."""
         sent = 0
         for order in self.unsent():
-            if await self.send(order.order_id, decided_at):
+            if await self.send(order.order_id):
                 sent += 1
         return sent
 
-    async def send(self, order_id: str, decided_at: float | None = None) -> bool:
+    async def send(self, order_id: str) -> bool:
         """Size, check and send the pending order ``order_id`` (see the module's docstring); False when it was
-        refused or is not pending any more. ``decided_at``: when the decision's step began (``time.perf_counter``),
-        for the latency logged (``live_order.latency``: to the create request, and its round trip)."""
+        refused or is not pending any more. (A candle's decision is prepared in its step's commit and ``spawn``ed.)"""
         async with self.lock:
             order = next((o for o in self.core._orders.values() if o.order_id == order_id), None)
             if order is None or order_id in self.state.sent:
@@ -134,7 +131,7 @@ class LiveTrader(Reconciling):
                 raise
         if intent is None:
             return False
-        return await self.submit(order_id, intent, decided_at)
+        return await self.submit(order_id, intent)
 
     def prepare_locked(self, order: OrderRequest) -> tuple[OrderIntent | None, tuple[EngineEvent, ...]]:
         """Under the held lock: size and check the pending ``order`` and record it in ``sent`` (the caller commits
@@ -156,14 +153,14 @@ class LiveTrader(Reconciling):
 
     async def submit(self, order_id: str, intent: OrderIntent, decided_at: float | None = None) -> bool:
         """Send a prepared order (its ``sent`` entry committed) once through the order manager and book the answer;
-        whether a request went out."""
+        whether a request went out. ``decided_at``: when a candle's decision step began (``time.perf_counter``), for
+        the latency logged (``live_order.latency``: to the create request, and its round trip)."""
         started = time.perf_counter()
         try:
             submitted = await self.manager.submit(intent)
         finally:
             self._sending.discard(order_id)
         answered = time.perf_counter()
-        self.send_ms.append((answered - started) * 1000.0)
         if decided_at is not None:  # a candle's decision: from its step's start (perf_counter) to the order sent
             log.info("live_order.latency", order_id=order_id,
                      decision_to_send_ms=round((started - decided_at) * 1e3, 3),
@@ -371,6 +368,7 @@ class LiveTrader(Reconciling):
         seconds or at once when a command queued one (``wake``), until ``stopping``."""
         failing = ""
         while not stopping.is_set():
+            self.wake.clear()  # before the poll: a nudge that comes during it is not lost
             try:
                 await self.poll()
                 if failing:
@@ -383,7 +381,6 @@ class LiveTrader(Reconciling):
                 if error != failing:
                     log.warning("order_poll_failed", error=error)
                 failing = error
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), interval)
 
